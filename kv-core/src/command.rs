@@ -1,0 +1,498 @@
+//! Commands, queries and responses of the store, and their versioned binary codec.
+//!
+//! Writes travel through the Raft log as a [`Write`]: a [`Command`] plus the leader's clock
+//! reading (`at_ms`) taken when it was proposed. Applying a write uses only that reading, never a
+//! local clock, so every replica computes the same result (TTL expiry included). Reads are
+//! [`Query`] values answered from a replica's state machine after the read-index check.
+//!
+//! ## Wire format
+//!
+//! ```text
+//! +---------+---------------------------+
+//! | version | postcard payload          |
+//! | 1 byte  | (serde encoding of T)     |
+//! +---------+---------------------------+
+//! ```
+//!
+//! [`encode`] writes [`FORMAT_VERSION`]; [`decode`] refuses any other version with
+//! [`CodecError::UnsupportedVersion`] rather than guessing.
+
+use std::ops::Bound;
+
+use serde::Deserialize;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A key: arbitrary bytes, ordered lexicographically.
+pub type Key = Vec<u8>;
+/// A value: arbitrary bytes.
+pub type Value = Vec<u8>;
+
+/// Version byte written in front of every encoded command, query and response.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Size limits on keys and values, checked before a command is proposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Longest key accepted, in bytes.
+    pub max_key_len: usize,
+    /// Longest value accepted, in bytes.
+    pub max_value_len: usize,
+    /// Most keys one command may touch (MSET, DEL with many keys).
+    pub max_keys_per_command: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_key_len: 16 * 1024,
+            max_value_len: 1024 * 1024,
+            max_keys_per_command: 10_000,
+        }
+    }
+}
+
+/// When a `Set` takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum SetCondition {
+    /// Always write.
+    #[default]
+    Always,
+    /// Only if the key is absent (Redis `NX`).
+    IfAbsent,
+    /// Only if the key is present (Redis `XX`).
+    IfPresent,
+}
+
+/// What happens to a key's expiry time on `Set`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Expiry {
+    /// The key never expires (a previous TTL is cleared).
+    #[default]
+    Never,
+    /// The key expires at this leader-clock time, in milliseconds.
+    At(u64),
+    /// Keep whatever expiry the key had (Redis `KEEPTTL`).
+    Keep,
+}
+
+/// A state-changing operation. Every variant is deterministic given the state and `Write::at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Write `value` at `key` if `condition` holds. Answers [`Response::Set`].
+    Set {
+        /// The key.
+        key: Key,
+        /// The new value.
+        value: Value,
+        /// Condition on the key's presence.
+        condition: SetCondition,
+        /// The new expiry time.
+        expiry: Expiry,
+    },
+    /// Write several keys at once, none of which expire. Answers [`Response::Ok`].
+    MultiSet {
+        /// Key/value pairs, applied in order.
+        pairs: Vec<(Key, Value)>,
+    },
+    /// Remove keys. Answers [`Response::Count`] with how many existed.
+    Delete {
+        /// Keys to remove.
+        keys: Vec<Key>,
+    },
+    /// Remove a key and return its value. Answers [`Response::Value`].
+    GetDelete {
+        /// The key.
+        key: Key,
+    },
+    /// Compare-and-swap: if the current value equals `expected` (`None` = absent), replace it
+    /// with `new` (`None` = delete). Answers [`Response::Cas`].
+    CompareAndSwap {
+        /// The key.
+        key: Key,
+        /// The value the key must hold, or `None` if it must be absent.
+        expected: Option<Value>,
+        /// The value to store, or `None` to delete the key.
+        new: Option<Value>,
+    },
+    /// Add `delta` to the decimal integer stored at `key` (absent counts as 0).
+    /// Answers [`Response::Integer`] or [`Response::Error`].
+    Increment {
+        /// The key.
+        key: Key,
+        /// Amount to add (negative to decrement).
+        delta: i64,
+    },
+    /// Append bytes to a value (absent counts as empty). Answers [`Response::Count`] with the
+    /// new length.
+    Append {
+        /// The key.
+        key: Key,
+        /// Bytes to append.
+        suffix: Value,
+    },
+    /// Set or clear a key's expiry. Answers [`Response::Count`]: 1 if the key exists, else 0.
+    SetExpiry {
+        /// The key.
+        key: Key,
+        /// New expiry time in leader-clock milliseconds, or `None` to persist the key.
+        at_ms: Option<u64>,
+    },
+    /// Remove every key. Answers [`Response::Ok`].
+    Clear,
+}
+
+/// A command as it travels through the Raft log: the leader's clock reading and the command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Write {
+    /// Leader clock at proposal time, in milliseconds. Apply uses only this as "now".
+    pub at_ms: u64,
+    /// The operation.
+    pub command: Command,
+}
+
+/// A read-only operation, answered by a replica's state machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Query {
+    /// The value at a key. Answers [`Response::Value`].
+    Get {
+        /// The key.
+        key: Key,
+    },
+    /// Several values at once. Answers [`Response::Values`].
+    MultiGet {
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// Keys and values in key order within a range. Answers [`Response::Entries`].
+    Range {
+        /// Lower bound.
+        start: Bound<Key>,
+        /// Upper bound.
+        end: Bound<Key>,
+        /// Most entries returned.
+        limit: usize,
+    },
+    /// Keys and values in key order that start with `prefix`. Answers [`Response::Entries`].
+    Prefix {
+        /// The prefix.
+        prefix: Key,
+        /// Most entries returned.
+        limit: usize,
+    },
+    /// Remaining time to live. Answers [`Response::Ttl`].
+    Ttl {
+        /// The key.
+        key: Key,
+    },
+    /// Number of live keys. Answers [`Response::Count`].
+    Count,
+}
+
+/// Deterministic, per-command failures (the command still occupies its log slot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CommandError {
+    /// `Increment` on a value that is not a decimal i64.
+    #[error("value is not an integer or out of range")]
+    NotAnInteger,
+    /// `Increment` would overflow i64.
+    #[error("increment or decrement would overflow")]
+    Overflow,
+    /// `Append` would make the value longer than the store's limit.
+    #[error("value would grow to {len} bytes, past the limit of {max} bytes")]
+    ValueTooLong {
+        /// The length the value would have.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// The answer to a [`Command`] or [`Query`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Done, nothing to report.
+    Ok,
+    /// Result of `Set`: whether it was written, and the previous value.
+    Set {
+        /// Whether the condition held and the value was written.
+        written: bool,
+        /// The value before the command.
+        previous: Option<Value>,
+    },
+    /// Result of `CompareAndSwap`: whether it swapped, and the value before the command.
+    Cas {
+        /// Whether the swap happened.
+        swapped: bool,
+        /// The value before the command.
+        previous: Option<Value>,
+    },
+    /// A single value, or `None` if absent.
+    Value(Option<Value>),
+    /// Several values, in the order asked.
+    Values(Vec<Option<Value>>),
+    /// Entries in key order.
+    Entries(Vec<(Key, Value)>),
+    /// A count (deleted keys, live keys, new length).
+    Count(u64),
+    /// An integer result.
+    Integer(i64),
+    /// Time to live: `Missing` key, `Persistent` key, or milliseconds left.
+    Ttl(TtlState),
+    /// The command failed deterministically.
+    Error(CommandError),
+}
+
+/// The expiry state of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TtlState {
+    /// No such key.
+    Missing,
+    /// The key has no expiry.
+    Persistent,
+    /// Milliseconds until the key expires.
+    Remaining(u64),
+}
+
+/// Errors from [`validate`]: the command is refused before it is proposed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    /// A key is longer than allowed.
+    #[error("key of {len} bytes exceeds the limit of {max} bytes")]
+    KeyTooLong {
+        /// The key's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A value is longer than allowed.
+    #[error("value of {len} bytes exceeds the limit of {max} bytes")]
+    ValueTooLong {
+        /// The value's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A command touches too many keys.
+    #[error("command touches {count} keys, more than the limit of {max}")]
+    TooManyKeys {
+        /// Keys in the command.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl Command {
+    /// Checks the command against `limits`. Appending checks the suffix only; the store checks
+    /// the resulting length when it applies.
+    pub fn validate(&self, limits: &Limits) -> Result<(), LimitError> {
+        let key = |k: &Key| check_len(k.len(), limits.max_key_len, true);
+        let value = |v: &Value| check_len(v.len(), limits.max_value_len, false);
+        let count = |n: usize| {
+            if n > limits.max_keys_per_command {
+                Err(LimitError::TooManyKeys {
+                    count: n,
+                    max: limits.max_keys_per_command,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Command::Set { key: k, value: v, .. } => key(k).and(value(v)),
+            Command::MultiSet { pairs } => {
+                count(pairs.len())?;
+                pairs.iter().try_for_each(|(k, v)| key(k).and(value(v)))
+            }
+            Command::Delete { keys } => {
+                count(keys.len())?;
+                keys.iter().try_for_each(key)
+            }
+            Command::CompareAndSwap { key: k, expected, new } => {
+                key(k)?;
+                expected.iter().chain(new.iter()).try_for_each(value)
+            }
+            Command::Append { key: k, suffix } => key(k).and(value(suffix)),
+            Command::GetDelete { key: k } | Command::Increment { key: k, .. } | Command::SetExpiry { key: k, .. } => {
+                key(k)
+            }
+            Command::Clear => Ok(()),
+        }
+    }
+}
+
+fn check_len(len: usize, max: usize, is_key: bool) -> Result<(), LimitError> {
+    match (len > max, is_key) {
+        (false, _) => Ok(()),
+        (true, true) => Err(LimitError::KeyTooLong { len, max }),
+        (true, false) => Err(LimitError::ValueTooLong { len, max }),
+    }
+}
+
+/// Errors decoding bytes that came from outside (disk, network, another version).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// Zero bytes: not even a version byte.
+    #[error("empty input: missing version byte")]
+    Empty,
+    /// A version this build does not understand.
+    #[error("unsupported format version {found} (this build reads version {FORMAT_VERSION})")]
+    UnsupportedVersion {
+        /// The version byte found.
+        found: u8,
+    },
+    /// The payload is not a valid encoding.
+    #[error("malformed payload: {0}")]
+    Malformed(String),
+}
+
+/// Encodes `value` as the version byte followed by its postcard encoding.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT_VERSION];
+    // Serializing our own types into a Vec cannot fail: they contain no maps with non-string
+    // keys or other constructs postcard rejects.
+    postcard::to_extend(value, out).expect("postcard encoding into a Vec cannot fail")
+}
+
+/// Decodes bytes produced by [`encode`]. Trailing bytes are an error.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (&version, payload) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != FORMAT_VERSION {
+        return Err(CodecError::UnsupportedVersion { found: version });
+    }
+    let (value, rest) = postcard::take_from_bytes(payload).map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(CodecError::Malformed(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_commands() -> Vec<Command> {
+        vec![
+            Command::Set {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                condition: SetCondition::IfAbsent,
+                expiry: Expiry::At(5),
+            },
+            Command::MultiSet {
+                pairs: vec![(b"a".to_vec(), b"1".to_vec())],
+            },
+            Command::Delete {
+                keys: vec![b"a".to_vec(), b"b".to_vec()],
+            },
+            Command::GetDelete { key: b"a".to_vec() },
+            Command::CompareAndSwap {
+                key: b"k".to_vec(),
+                expected: None,
+                new: Some(vec![0, 255]),
+            },
+            Command::Increment {
+                key: b"n".to_vec(),
+                delta: -3,
+            },
+            Command::Append {
+                key: b"k".to_vec(),
+                suffix: b"xyz".to_vec(),
+            },
+            Command::SetExpiry {
+                key: b"k".to_vec(),
+                at_ms: None,
+            },
+            Command::Clear,
+        ]
+    }
+
+    #[test]
+    fn every_command_round_trips() {
+        for command in sample_commands() {
+            let write = Write {
+                at_ms: 1_700_000_000_000,
+                command,
+            };
+            let bytes = encode(&write);
+            assert_eq!(bytes[0], FORMAT_VERSION);
+            assert_eq!(decode::<Write>(&bytes), Ok(write));
+        }
+    }
+
+    #[test]
+    fn queries_and_responses_round_trip() {
+        let q = Query::Range {
+            start: Bound::Included(b"a".to_vec()),
+            end: Bound::Unbounded,
+            limit: 7,
+        };
+        assert_eq!(decode::<Query>(&encode(&q)), Ok(q));
+        let r = Response::Entries(vec![(b"a".to_vec(), b"1".to_vec())]);
+        assert_eq!(decode::<Response>(&encode(&r)), Ok(r));
+        let e = Response::Error(CommandError::NotAnInteger);
+        assert_eq!(decode::<Response>(&encode(&e)), Ok(e));
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        assert_eq!(decode::<Write>(&[]), Err(CodecError::Empty));
+        assert_eq!(
+            decode::<Write>(&[9, 0]),
+            Err(CodecError::UnsupportedVersion { found: 9 })
+        );
+        assert!(matches!(
+            decode::<Write>(&[FORMAT_VERSION, 200, 200]),
+            Err(CodecError::Malformed(_))
+        ));
+        let mut bytes = encode(&Write {
+            at_ms: 1,
+            command: Command::Clear,
+        });
+        bytes.push(0);
+        assert!(matches!(decode::<Write>(&bytes), Err(CodecError::Malformed(_))));
+        // Every truncation of a valid encoding is rejected, never a panic.
+        let full = encode(&Write {
+            at_ms: 3,
+            command: sample_commands()[0].clone(),
+        });
+        for cut in 1..full.len() {
+            assert!(decode::<Write>(&full[..cut]).is_err(), "prefix of {cut} bytes decoded");
+        }
+    }
+
+    #[test]
+    fn limits_name_the_offending_part() {
+        let limits = Limits {
+            max_key_len: 3,
+            max_value_len: 4,
+            max_keys_per_command: 2,
+        };
+        let set = |k: &[u8], v: &[u8]| Command::Set {
+            key: k.to_vec(),
+            value: v.to_vec(),
+            condition: SetCondition::Always,
+            expiry: Expiry::Never,
+        };
+        assert_eq!(set(b"abc", b"1234").validate(&limits), Ok(()));
+        assert_eq!(
+            set(b"abcd", b"1").validate(&limits),
+            Err(LimitError::KeyTooLong { len: 4, max: 3 })
+        );
+        assert_eq!(
+            set(b"a", b"12345").validate(&limits),
+            Err(LimitError::ValueTooLong { len: 5, max: 4 })
+        );
+        let del = Command::Delete {
+            keys: vec![vec![1], vec![2], vec![3]],
+        };
+        assert_eq!(del.validate(&limits), Err(LimitError::TooManyKeys { count: 3, max: 2 }));
+        let cas = Command::CompareAndSwap {
+            key: b"k".to_vec(),
+            expected: Some(vec![0; 9]),
+            new: None,
+        };
+        assert_eq!(cas.validate(&limits), Err(LimitError::ValueTooLong { len: 9, max: 4 }));
+    }
+}
