@@ -349,7 +349,7 @@ pub enum CodecError {
 
 /// Encodes `value` as the version byte followed by its postcard encoding.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_VERSION];
+    let out = vec![FORMAT_VERSION];
     // Serializing our own types into a Vec cannot fail: they contain no maps with non-string
     // keys or other constructs postcard rejects.
     postcard::to_extend(value, out).expect("postcard encoding into a Vec cannot fail")
