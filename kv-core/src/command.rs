@@ -17,6 +17,7 @@
 //! [`encode`] writes [`FORMAT_VERSION`]; [`decode`] refuses any other version with
 //! [`CodecError::UnsupportedVersion`] rather than guessing.
 
+use std::fmt;
 use std::ops::Bound;
 
 use serde::Deserialize;
@@ -149,6 +150,39 @@ pub struct Write {
     pub at_ms: u64,
     /// The operation.
     pub command: Command,
+}
+
+impl fmt::Display for Write {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = Printable;
+        match &self.command {
+            Command::Set { key: k, value, .. } => write!(f, "SET {} ({} bytes)", key(k), value.len()),
+            Command::MultiSet { pairs } => write!(f, "MSET {} keys", pairs.len()),
+            Command::Delete { keys } => write!(f, "DEL {} keys", keys.len()),
+            Command::GetDelete { key: k } => write!(f, "GETDEL {}", key(k)),
+            Command::CompareAndSwap { key: k, .. } => write!(f, "CAS {}", key(k)),
+            Command::Increment { key: k, delta } => write!(f, "INCRBY {} {delta}", key(k)),
+            Command::Append { key: k, suffix } => write!(f, "APPEND {} ({} bytes)", key(k), suffix.len()),
+            Command::SetExpiry { key: k, at_ms } => write!(f, "EXPIRE {} {at_ms:?}", key(k)),
+            Command::Clear => write!(f, "FLUSHDB"),
+        }?;
+        write!(f, " @{}ms", self.at_ms)
+    }
+}
+
+/// Shows bytes as text where printable, escaped otherwise, cut after 32 bytes.
+pub struct Printable<'a>(pub &'a [u8]);
+
+impl fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0.iter().take(32) {
+            write!(f, "{}", std::ascii::escape_default(*b))?;
+        }
+        if self.0.len() > 32 {
+            write!(f, "…")?;
+        }
+        Ok(())
+    }
 }
 
 /// A read-only operation, answered by a replica's state machine.

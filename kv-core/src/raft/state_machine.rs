@@ -1,0 +1,211 @@
+//! The openraft state-machine adapter over [`Store`], with a pluggable durable snapshot slot.
+
+use std::fmt::Debug;
+use std::io;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::RwLock;
+use std::sync::RwLockReadGuard;
+
+use futures_util::Stream;
+use futures_util::TryStreamExt;
+use openraft::EntryPayload;
+use openraft::OptionalSend;
+use openraft::RaftSnapshotBuilder;
+use openraft::alias::LogIdOf;
+use openraft::alias::SnapshotMetaOf;
+use openraft::alias::SnapshotOf;
+use openraft::alias::StoredMembershipOf;
+use openraft::entry::RaftEntry;
+use openraft::storage::EntryResponder;
+use openraft::storage::RaftStateMachine;
+
+use super::KvTypeConfig;
+use crate::command::Limits;
+use crate::command::Response;
+use crate::command::Write;
+use crate::store::Store;
+
+/// A durable home for a node's latest snapshot: it must survive a crash of the node.
+pub trait SnapshotStore<C: KvTypeConfig>: Clone + Debug + Send + Sync + 'static {
+    /// Makes `data` with `meta` the current snapshot, replacing any older one, durably.
+    fn save(&mut self, meta: &SnapshotMetaOf<C>, data: &[u8]) -> io::Result<()>;
+    /// The current snapshot, if any.
+    fn load(&mut self) -> io::Result<Option<(SnapshotMetaOf<C>, Vec<u8>)>>;
+}
+
+/// A snapshot slot in memory; clones share it. The simulator keeps it across a node's crash.
+#[derive(Debug)]
+pub struct MemSnapshotStore<C: KvTypeConfig> {
+    slot: Arc<Mutex<Option<(SnapshotMetaOf<C>, Vec<u8>)>>>,
+}
+
+impl<C: KvTypeConfig> Clone for MemSnapshotStore<C> {
+    fn clone(&self) -> Self {
+        MemSnapshotStore {
+            slot: self.slot.clone(),
+        }
+    }
+}
+
+impl<C: KvTypeConfig> Default for MemSnapshotStore<C> {
+    fn default() -> Self {
+        MemSnapshotStore {
+            slot: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+impl<C: KvTypeConfig> SnapshotStore<C> for MemSnapshotStore<C> {
+    fn save(&mut self, meta: &SnapshotMetaOf<C>, data: &[u8]) -> io::Result<()> {
+        *self.slot.lock().expect("snapshot slot lock poisoned") = Some((meta.clone(), data.to_vec()));
+        Ok(())
+    }
+
+    fn load(&mut self) -> io::Result<Option<(SnapshotMetaOf<C>, Vec<u8>)>> {
+        Ok(self.slot.lock().expect("snapshot slot lock poisoned").clone())
+    }
+}
+
+/// A shared, read-only view of a node's [`Store`], for answering reads outside Raft.
+#[derive(Debug, Clone, Default)]
+pub struct StoreHandle(Arc<RwLock<Store>>);
+
+impl StoreHandle {
+    /// Locks the store for reading.
+    pub fn read(&self) -> RwLockReadGuard<'_, Store> {
+        self.0.read().expect("store lock poisoned")
+    }
+
+    fn replace(&self, store: Store) {
+        *self.0.write().expect("store lock poisoned") = store;
+    }
+
+    fn apply(&self, write: &Write) -> Response {
+        self.0.write().expect("store lock poisoned").apply(write)
+    }
+}
+
+/// Called with every applied log entry, in order: its log id and, for normal entries, the write.
+pub type ApplyObserver<C> = Arc<dyn Fn(&LogIdOf<C>, Option<&Write>) + Send + Sync>;
+
+/// openraft's state machine over a [`Store`]. Volatile: after a crash openraft rebuilds it from
+/// the last snapshot and the committed log.
+pub struct StateMachine<C: KvTypeConfig, S: SnapshotStore<C>> {
+    store: StoreHandle,
+    limits: Limits,
+    last_applied: Option<LogIdOf<C>>,
+    last_membership: StoredMembershipOf<C>,
+    snapshots: S,
+    observer: Option<ApplyObserver<C>>,
+}
+
+impl<C: KvTypeConfig, S: SnapshotStore<C>> StateMachine<C, S> {
+    /// An empty state machine that keeps its snapshots in `snapshots`.
+    pub fn new(limits: Limits, snapshots: S) -> Self {
+        StateMachine {
+            store: StoreHandle(Arc::new(RwLock::new(Store::new(limits)))),
+            limits,
+            last_applied: None,
+            last_membership: StoredMembershipOf::<C>::default(),
+            snapshots,
+            observer: None,
+        }
+    }
+
+    /// Registers a callback seeing every applied entry (used by the simulator's checkers).
+    pub fn with_observer(mut self, observer: ApplyObserver<C>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// A handle for reading the store while openraft owns the state machine.
+    pub fn store(&self) -> StoreHandle {
+        self.store.clone()
+    }
+}
+
+/// Builds a snapshot from a copy of the store taken when the builder was made.
+pub struct SnapshotBuilder<C: KvTypeConfig, S: SnapshotStore<C>> {
+    meta: SnapshotMetaOf<C>,
+    data: Vec<u8>,
+    snapshots: S,
+}
+
+impl<C: KvTypeConfig, S: SnapshotStore<C>> RaftSnapshotBuilder<C> for SnapshotBuilder<C, S> {
+    type SnapshotData = Vec<u8>;
+
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<C, Vec<u8>>, io::Error> {
+        self.snapshots.save(&self.meta, &self.data)?;
+        Ok(SnapshotOf::<C, Vec<u8>> {
+            meta: self.meta.clone(),
+            snapshot: std::mem::take(&mut self.data),
+        })
+    }
+}
+
+impl<C: KvTypeConfig, S: SnapshotStore<C>> RaftStateMachine<C> for StateMachine<C, S> {
+    type SnapshotData = Vec<u8>;
+    type SnapshotBuilder = SnapshotBuilder<C, S>;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>), io::Error> {
+        Ok((self.last_applied.clone(), self.last_membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<C>, io::Error>> + Unpin + OptionalSend,
+    {
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let log_id = entry.log_id();
+            let response = match &entry.payload {
+                EntryPayload::Blank => Response::Ok,
+                EntryPayload::Normal(write) => self.store.apply(write),
+                EntryPayload::Membership(membership) => {
+                    self.last_membership = StoredMembershipOf::<C>::new(Some(log_id.clone()), membership.clone());
+                    Response::Ok
+                }
+            };
+            if let Some(observer) = &self.observer {
+                let write = match &entry.payload {
+                    EntryPayload::Normal(write) => Some(write),
+                    _ => None,
+                };
+                observer(&log_id, write);
+            }
+            self.last_applied = Some(log_id);
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            meta: SnapshotMetaOf::<C> {
+                last_log_id: self.last_applied.clone(),
+                last_membership: self.last_membership.clone(),
+            },
+            data: self.store.read().to_bytes(),
+            snapshots: self.snapshots.clone(),
+        }
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMetaOf<C>, snapshot: Vec<u8>) -> Result<(), io::Error> {
+        let store = Store::from_bytes(&snapshot, self.limits)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("snapshot does not decode: {e}")))?;
+        self.snapshots.save(meta, &snapshot)?;
+        self.store.replace(store);
+        self.last_applied = meta.last_log_id.clone();
+        self.last_membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<C, Vec<u8>>>, io::Error> {
+        Ok(self
+            .snapshots
+            .load()?
+            .map(|(meta, snapshot)| SnapshotOf::<C, Vec<u8>> { meta, snapshot }))
+    }
+}
