@@ -5,3 +5,4 @@
 
 pub mod command;
 pub mod store;
+pub mod raft;
