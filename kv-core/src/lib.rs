@@ -4,5 +4,6 @@
 //! randomness come in through the async runtime openraft runs on.
 
 pub mod command;
+pub mod runtime;
 pub mod store;
 pub mod raft;
