@@ -3,7 +3,9 @@
 //! This crate performs no I/O: no files, sockets, threads or wall clock. Time and
 //! randomness come in through the async runtime openraft runs on.
 
+pub mod check;
 pub mod command;
-pub mod runtime;
-pub mod store;
 pub mod raft;
+pub mod runtime;
+pub mod sim;
+pub mod store;

@@ -12,6 +12,7 @@ use futures_util::TryStreamExt;
 use openraft::EntryPayload;
 use openraft::OptionalSend;
 use openraft::RaftSnapshotBuilder;
+use openraft::alias::EntryOf;
 use openraft::alias::LogIdOf;
 use openraft::alias::SnapshotMetaOf;
 use openraft::alias::SnapshotOf;
@@ -31,14 +32,17 @@ pub trait SnapshotStore<C: KvTypeConfig>: Clone + Debug + Send + Sync + 'static 
     /// Makes `data` with `meta` the current snapshot, replacing any older one, durably.
     fn save(&mut self, meta: &SnapshotMetaOf<C>, data: &[u8]) -> io::Result<()>;
     /// The current snapshot, if any.
-    fn load(&mut self) -> io::Result<Option<(SnapshotMetaOf<C>, Vec<u8>)>>;
+    fn load(&mut self) -> io::Result<Option<StoredSnapshot<C>>>;
 }
 
 /// A snapshot slot in memory; clones share it. The simulator keeps it across a node's crash.
 #[derive(Debug)]
 pub struct MemSnapshotStore<C: KvTypeConfig> {
-    slot: Arc<Mutex<Option<(SnapshotMetaOf<C>, Vec<u8>)>>>,
+    slot: Arc<Mutex<Option<StoredSnapshot<C>>>>,
 }
+
+/// A snapshot's metadata and its data, as a [`SnapshotStore`] keeps them.
+pub type StoredSnapshot<C> = (SnapshotMetaOf<C>, Vec<u8>);
 
 impl<C: KvTypeConfig> Clone for MemSnapshotStore<C> {
     fn clone(&self) -> Self {
@@ -62,7 +66,7 @@ impl<C: KvTypeConfig> SnapshotStore<C> for MemSnapshotStore<C> {
         Ok(())
     }
 
-    fn load(&mut self) -> io::Result<Option<(SnapshotMetaOf<C>, Vec<u8>)>> {
+    fn load(&mut self) -> io::Result<Option<StoredSnapshot<C>>> {
         Ok(self.slot.lock().expect("snapshot slot lock poisoned").clone())
     }
 }
@@ -86,8 +90,8 @@ impl StoreHandle {
     }
 }
 
-/// Called with every applied log entry, in order: its log id and, for normal entries, the write.
-pub type ApplyObserver<C> = Arc<dyn Fn(&LogIdOf<C>, Option<&Write>) + Send + Sync>;
+/// Called with every applied log entry, in order.
+pub type ApplyObserver<C> = Arc<dyn Fn(&EntryOf<C>) + Send + Sync>;
 
 /// openraft's state machine over a [`Store`]. Volatile: after a crash openraft rebuilds it from
 /// the last snapshot and the committed log.
@@ -167,11 +171,7 @@ impl<C: KvTypeConfig, S: SnapshotStore<C>> RaftStateMachine<C> for StateMachine<
                 }
             };
             if let Some(observer) = &self.observer {
-                let write = match &entry.payload {
-                    EntryPayload::Normal(write) => Some(write),
-                    _ => None,
-                };
-                observer(&log_id, write);
+                observer(&entry);
             }
             self.last_applied = Some(log_id);
             if let Some(responder) = responder {

@@ -1,0 +1,218 @@
+//! Seeded fault runs: concurrent clients against a cluster under a random fault schedule,
+//! then a quiet period, then every checker and a convergence check.
+
+use std::time::Duration;
+
+use openraft_rt::AsyncRuntime;
+use openraft_rt::Instant;
+use rand::Rng;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::Deserialize;
+use serde::Serialize;
+
+use super::CLIENT_GROUP;
+use super::CheckReport;
+use super::ClientCall;
+use super::SimError;
+use super::SimOptions;
+use super::Simulation;
+use super::ops;
+use crate::runtime::SimInstant;
+use crate::runtime::SimRuntime;
+
+/// Shape of a seeded run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// Cluster size, 3 to 7.
+    pub nodes: usize,
+    /// Virtual time with clients and faults, milliseconds.
+    pub duration_ms: u64,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Distinct keys the clients use (few keys, many conflicts).
+    pub keys: usize,
+    /// Whether to inject crashes, restarts, partitions and drops.
+    pub faults: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            nodes: 3,
+            duration_ms: 5_000,
+            clients: 3,
+            keys: 3,
+            faults: true,
+        }
+    }
+}
+
+/// The result of one seeded run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// Hash of the event trace.
+    pub trace_hash: u64,
+    /// Events in the trace.
+    pub events: u64,
+    /// Virtual time simulated, milliseconds.
+    pub virtual_ms: u64,
+    /// Faults injected.
+    pub faults: Vec<String>,
+    /// Every checker's verdict.
+    pub check: CheckReport,
+    /// Whether all replicas ended with the same applied index and state (or why not).
+    pub converged: Result<(), String>,
+}
+
+impl RunReport {
+    /// Whether the run found nothing wrong.
+    pub fn is_ok(&self) -> bool {
+        self.check.is_ok() && self.converged.is_ok()
+    }
+}
+
+/// Runs one seed: see the module docs.
+pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, SimError> {
+    let mut sim = Simulation::new(SimOptions {
+        seed,
+        nodes: options.nodes,
+        ..SimOptions::default()
+    })?;
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed.rotate_left(17) ^ 0xFA_u64);
+    let end = Duration::from_millis(options.duration_ms);
+    sim.spawn_clients(options.clients, options.keys, end);
+    let mut faults = Vec::new();
+    while sim.now() < end {
+        sim.run_for(Duration::from_millis(100 + rng.next_u64() % 900));
+        if options.faults
+            && let Some(fault) = inject_fault(&mut sim, &mut rng)?
+        {
+            faults.push(format!("{:?} {fault}", sim.now()));
+        }
+    }
+    // Quiet period: everything reconnected and running; wait for the replicas to agree.
+    sim.heal();
+    sim.set_drop_rate(0.0)?;
+    for node in 1..=options.nodes as u64 {
+        if !sim.is_up(node) {
+            sim.restart(node)?;
+        }
+    }
+    let mut converged = Err("not checked".to_string());
+    for _ in 0..40 {
+        sim.run_for(Duration::from_millis(500));
+        converged = convergence(&sim);
+        if converged.is_ok() {
+            break;
+        }
+    }
+    Ok(RunReport {
+        seed,
+        trace_hash: sim.trace_hash(),
+        events: sim.event_count(),
+        virtual_ms: sim.now().as_millis() as u64,
+        faults,
+        check: sim.check(),
+        converged,
+    })
+}
+
+fn inject_fault(sim: &mut Simulation, rng: &mut Xoshiro256PlusPlus) -> Result<Option<String>, SimError> {
+    let n = sim.options().nodes as u64;
+    let node = 1 + rng.next_u64() % n;
+    let crashed = (1..=n).filter(|&i| !sim.is_up(i)).count() as u64;
+    let fault = match rng.next_u64() % 8 {
+        0 | 1 if sim.is_up(node) && crashed < n / 2 => {
+            sim.crash(node)?;
+            format!("crash {node}")
+        }
+        0..=2 if !sim.is_up(node) => {
+            sim.restart(node)?;
+            format!("restart {node}")
+        }
+        3 => {
+            let mut groups = vec![Vec::new(), Vec::new()];
+            for i in 1..=n {
+                groups[(rng.next_u64() % 2) as usize].push(i);
+            }
+            sim.partition(&groups)?;
+            format!("partition {groups:?}")
+        }
+        4 | 5 => {
+            sim.heal();
+            "heal".to_string()
+        }
+        6 => {
+            let p = [0.0, 0.05, 0.2][(rng.next_u64() % 3) as usize];
+            sim.set_drop_rate(p)?;
+            format!("drop {p}")
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(fault))
+}
+
+fn convergence(sim: &Simulation) -> Result<(), String> {
+    let replicas = sim.replicas();
+    let mut iter = replicas.iter();
+    let Some((first_id, first)) = iter.next() else {
+        return Err("no replica running".to_string());
+    };
+    for (id, replica) in iter {
+        if replica.0 != first.0 {
+            return Err(format!(
+                "node {first_id} applied up to {}, node {id} up to {}",
+                first.0, replica.0
+            ));
+        }
+        if replica.1 != first.1 {
+            return Err(format!(
+                "nodes {first_id} and {id} applied up to {} but hold different data",
+                first.0
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Simulation {
+    /// Starts `clients` clients that issue random gets, puts, deletes and compare-and-swaps on
+    /// `keys` keys against random nodes, one operation at a time each, until virtual time `until`.
+    pub fn spawn_clients(&mut self, clients: usize, keys: usize, until: Duration) {
+        let timeout = Duration::from_millis(self.options().client_timeout_ms);
+        let nodes = self.options().nodes as u64;
+        for client in 0..clients as u64 {
+            let world = self.world.clone();
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.world.lock().rng.next_u64());
+            self.exec.spawn_in(CLIENT_GROUP, async move {
+                let mut n = 0u64;
+                while SimInstant::now().since_start() < until {
+                    n += 1;
+                    let key = format!("k{}", rng.next_u64() % keys.max(1) as u64).into_bytes();
+                    let value = format!("c{client}-{n}").into_bytes();
+                    let call = match rng.next_u64() % 10 {
+                        0..=3 => ClientCall::Get { key },
+                        4..=6 => ClientCall::Put { key, value },
+                        7 => ClientCall::Delete { key },
+                        _ => {
+                            let expected =
+                                (rng.next_u64() % 3 != 0).then(|| format!("c{client}-{}", n - 1).into_bytes());
+                            ClientCall::Cas {
+                                key,
+                                expected,
+                                new: Some(value),
+                            }
+                        }
+                    };
+                    let node = 1 + rng.next_u64() % nodes;
+                    let id = ops::start(&world, Some(client), node, call);
+                    ops::perform(world.clone(), id, timeout).await;
+                    SimRuntime::sleep(Duration::from_millis(rng.next_u64() % 50)).await;
+                }
+            });
+        }
+    }
+}

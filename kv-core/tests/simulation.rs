@@ -1,0 +1,182 @@
+//! The simulator end to end: elections, writes, crashes, partitions and seeded fault runs.
+
+use std::time::Duration;
+
+use kv_core::check::linearizability::Ret;
+use kv_core::sim::ClientCall;
+use kv_core::sim::OpState;
+use kv_core::sim::Role;
+use kv_core::sim::SimOptions;
+use kv_core::sim::Simulation;
+use kv_core::sim::workload::RunOptions;
+use kv_core::sim::workload::run_seed;
+
+/// The one node among `among` that considers itself leader, if exactly one does.
+fn leader_among(sim: &Simulation, among: &[u64]) -> Option<u64> {
+    let view = sim.view();
+    let leaders: Vec<u64> = view
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::Leader && among.contains(&n.id))
+        .map(|n| n.id)
+        .collect();
+    (leaders.len() == 1).then(|| leaders[0])
+}
+
+fn settle_among(sim: &mut Simulation, among: &[u64]) -> u64 {
+    for _ in 0..50 {
+        sim.run_for(Duration::from_millis(100));
+        if let Some(l) = leader_among(sim, among) {
+            return l;
+        }
+    }
+    panic!("no leader among {among:?} after 5 s: {:#?}", sim.view());
+}
+
+fn settle(sim: &mut Simulation) -> u64 {
+    let all: Vec<u64> = (1..=sim.options().nodes as u64).collect();
+    settle_among(sim, &all)
+}
+
+fn finish(sim: &mut Simulation, node: u64, call: ClientCall) -> OpState {
+    let id = sim.submit(node, call).unwrap();
+    for _ in 0..100 {
+        let state = sim.op(id).unwrap().state;
+        if state != OpState::Pending {
+            return state;
+        }
+        sim.run_for(Duration::from_millis(20));
+    }
+    panic!("operation {id:?} never finished");
+}
+
+fn ret(state: OpState) -> Ret {
+    match state {
+        OpState::Returned { ret, .. } => ret,
+        other => panic!("expected a return, got {other:?}"),
+    }
+}
+
+#[test]
+fn elects_a_leader_commits_and_survives_its_crash() {
+    let mut sim = Simulation::new(SimOptions {
+        seed: 7,
+        ..SimOptions::default()
+    })
+    .unwrap();
+    let first = settle(&mut sim);
+    let follower = if first == 1 { 2 } else { 1 };
+    // A put sent to a follower is routed to the leader and committed.
+    let put = ClientCall::Put {
+        key: b"x".to_vec(),
+        value: b"1".to_vec(),
+    };
+    assert_eq!(ret(finish(&mut sim, follower, put)), Ret::Put);
+    sim.crash(first).unwrap();
+    let second = settle(&mut sim);
+    assert_ne!(first, second);
+    assert_eq!(
+        ret(finish(&mut sim, second, ClientCall::Get { key: b"x".to_vec() })),
+        Ret::Get(Some(b"1".to_vec()))
+    );
+    sim.restart(first).unwrap();
+    sim.run_for(Duration::from_secs(2));
+    let view = sim.view();
+    let back = view.nodes.iter().find(|n| n.id == first).unwrap();
+    assert_eq!(back.role, Role::Follower);
+    assert_eq!(back.keys, 1, "restarted node caught up: {back:#?}");
+    let report = sim.check();
+    assert!(report.is_ok(), "{report:#?}");
+}
+
+#[test]
+fn the_minority_side_of_a_partition_cannot_commit() {
+    let mut sim = Simulation::new(SimOptions {
+        seed: 11,
+        nodes: 5,
+        ..SimOptions::default()
+    })
+    .unwrap();
+    let old = settle(&mut sim);
+    let others: Vec<u64> = (1..=5).filter(|&n| n != old).collect();
+    sim.partition(&[vec![old, others[0]], others[1..].to_vec()]).unwrap();
+    let put = ClientCall::Put {
+        key: b"k".to_vec(),
+        value: b"minority".to_vec(),
+    };
+    let id = sim.submit(old, put).unwrap();
+    sim.run_for(Duration::from_secs(3));
+    assert!(
+        matches!(
+            sim.op(id).unwrap().state,
+            OpState::Unknown { .. } | OpState::Failed { .. }
+        ),
+        "a write on the minority side must not be acknowledged: {:?}",
+        sim.op(id)
+    );
+    let new_leader = settle_among(&mut sim, &others[1..]);
+    // The old leader still believes it leads, in an older term, and commits nothing.
+    let view = sim.view();
+    let old_view = view.nodes.iter().find(|n| n.id == old).unwrap();
+    let new_view = view.nodes.iter().find(|n| n.id == new_leader).unwrap();
+    assert!(new_view.term > old_view.term, "{view:#?}");
+    assert!(new_view.commit_index > old_view.commit_index, "{view:#?}");
+    let put = ClientCall::Put {
+        key: b"k".to_vec(),
+        value: b"majority".to_vec(),
+    };
+    assert_eq!(ret(finish(&mut sim, new_leader, put)), Ret::Put);
+    sim.heal();
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(
+        ret(finish(&mut sim, old, ClientCall::Get { key: b"k".to_vec() })),
+        Ret::Get(Some(b"majority".to_vec()))
+    );
+    assert!(sim.check().is_ok(), "{:#?}", sim.check());
+}
+
+#[test]
+fn same_seed_same_trace() {
+    let run = |seed| {
+        let report = run_seed(
+            seed,
+            &RunOptions {
+                duration_ms: 2_000,
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+        (report.trace_hash, report.events)
+    };
+    assert_eq!(run(3), run(3));
+    assert_ne!(run(3).0, run(4).0);
+}
+
+#[test]
+fn seeded_fault_runs_hold_every_invariant() {
+    let seeds = std::env::var("KV_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200u64);
+    let mut failures = Vec::new();
+    for seed in 0..seeds {
+        let nodes = 3 + (seed % 3) as usize;
+        let report = run_seed(
+            seed,
+            &RunOptions {
+                nodes,
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+        if !report.is_ok() {
+            failures.push(format!("seed {seed}: {:?} {:?}", report.check, report.converged));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failing seeds:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
