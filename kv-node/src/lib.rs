@@ -1,0 +1,25 @@
+//! QuorumKV's native node.
+//!
+//! [`storage`] holds what a node keeps on disk: a segmented, checksummed, group-committed Raft
+//! log ([`storage::LogStore`]), file snapshots ([`storage::FileSnapshotStore`]) and an embedded
+//! single-node store on top of both ([`storage::Embedded`]).
+//!
+//! [`NodeConfig`] is the native openraft type configuration: kv-core's commands, responses and
+//! node type on the tokio runtime. It differs from the simulator's configuration only in the
+//! runtime.
+
+pub mod storage;
+
+use kv_core::command::Response;
+use kv_core::command::Write;
+use kv_core::raft::KvNode;
+
+openraft::declare_raft_types!(
+    /// The openraft type configuration of a native QuorumKV node (tokio runtime).
+    pub NodeConfig:
+        D = Write,
+        R = Response,
+        NodeId = u64,
+        Node = KvNode,
+        AsyncRuntime = openraft_rt_tokio::TokioRuntime,
+);

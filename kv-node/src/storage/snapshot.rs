@@ -1,0 +1,179 @@
+//! Snapshots in files: kv-core's [`SnapshotStore`] on disk.
+//!
+//! A snapshot is written to `<seq>.snap.tmp`, synced, renamed to `<seq>.snap` and the directory
+//! synced; only then are older snapshots removed. A crash at any point leaves either the old
+//! snapshot or the new one current, never neither. Leftover temporary files and superseded
+//! snapshots are removed on open.
+
+use std::fmt::Debug;
+use std::io;
+use std::marker::PhantomData;
+use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use openraft::alias::SnapshotMetaOf;
+
+use kv_core::raft::KvTypeConfig;
+use kv_core::raft::state_machine::SnapshotStore;
+
+use super::FsyncPolicy;
+use super::error::StorageError;
+use super::format::decode_snapshot;
+use super::format::encode_snapshot;
+use super::fs::Fs;
+
+const SNAPSHOT_SUFFIX: &str = ".snap";
+const TEMP_SUFFIX: &str = ".snap.tmp";
+
+/// A node's snapshots, one current file in a directory. Clones share the directory.
+pub struct FileSnapshotStore<C: KvTypeConfig> {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    fsync: FsyncPolicy,
+    /// The sequence number of the next snapshot; held while saving, so saves do not interleave.
+    next: Arc<Mutex<u64>>,
+    _config: PhantomData<fn() -> C>,
+}
+
+impl<C: KvTypeConfig> Clone for FileSnapshotStore<C> {
+    fn clone(&self) -> Self {
+        FileSnapshotStore {
+            fs: self.fs.clone(),
+            dir: self.dir.clone(),
+            fsync: self.fsync,
+            next: self.next.clone(),
+            _config: PhantomData,
+        }
+    }
+}
+
+impl<C: KvTypeConfig> Debug for FileSnapshotStore<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSnapshotStore")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn snapshot_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}{SNAPSHOT_SUFFIX}"))
+}
+
+fn parse_snapshot_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SNAPSHOT_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+impl<C: KvTypeConfig> FileSnapshotStore<C> {
+    /// Opens the snapshot directory `dir`, which must exist. Checks that the current snapshot,
+    /// if any, is intact (a damaged one is [`StorageError::Corrupt`]: the log before it may be
+    /// purged, so no older state can stand in for it) and removes leftovers of interrupted saves.
+    pub fn open(fs: Arc<dyn Fs>, dir: &Path, fsync: FsyncPolicy) -> Result<Self, StorageError> {
+        let store = FileSnapshotStore {
+            fs,
+            dir: dir.to_path_buf(),
+            fsync,
+            next: Arc::new(Mutex::new(1)),
+            _config: PhantomData,
+        };
+        let names = store.list()?;
+        for name in names.iter().filter(|n| n.ends_with(TEMP_SUFFIX)) {
+            tracing::info!(file = %name, "removing a snapshot left unfinished by a crash");
+            store.remove(&dir.join(name));
+        }
+        let mut seqs: Vec<u64> = names.iter().filter_map(|n| parse_snapshot_name(n)).collect();
+        seqs.sort_unstable();
+        if let Some((&newest, older)) = seqs.split_last() {
+            store.read(newest)?;
+            for &seq in older {
+                store.remove(&snapshot_path(dir, seq));
+            }
+            *store.lock_next() = newest + 1;
+        }
+        Ok(store)
+    }
+
+    fn list(&self) -> Result<Vec<String>, StorageError> {
+        self.fs.list(&self.dir).map_err(|source| StorageError::DataDir {
+            path: self.dir.clone(),
+            source,
+        })
+    }
+
+    fn lock_next(&self) -> std::sync::MutexGuard<'_, u64> {
+        // A poisoned lock means a panic while holding it: a bug, not an input error.
+        self.next.lock().expect("snapshot sequence lock poisoned")
+    }
+
+    fn newest(&self) -> Result<Option<u64>, StorageError> {
+        Ok(self.list()?.iter().filter_map(|n| parse_snapshot_name(n)).max())
+    }
+
+    fn read(&self, seq: u64) -> Result<(SnapshotMetaOf<C>, Vec<u8>), StorageError> {
+        let path = snapshot_path(&self.dir, seq);
+        let bytes = self.fs.read(&path).map_err(|e| StorageError::io("read", &path, e))?;
+        let (meta, data) = decode_snapshot::<C>(&bytes).map_err(|e| StorageError::format(&path, e))?;
+        Ok((meta, data.to_vec()))
+    }
+
+    /// Removes a superseded file; failing to only leaves it for the next open, so it is logged.
+    fn remove(&self, path: &Path) {
+        if let Err(error) = self.fs.remove(path) {
+            tracing::warn!(file = %path.display(), %error, "cannot remove an old snapshot file");
+        }
+    }
+
+    fn save_inner(&self, meta: &SnapshotMetaOf<C>, data: &[u8]) -> Result<(), StorageError> {
+        let mut next = self.lock_next();
+        let seq = *next;
+        let temp = self.dir.join(format!("{seq:020}{TEMP_SUFFIX}"));
+        let path = snapshot_path(&self.dir, seq);
+        let mut file = self
+            .fs
+            .create(&temp)
+            .map_err(|e| StorageError::io("create", &temp, e))?;
+        file.write_all(&encode_snapshot::<C>(meta, data))
+            .map_err(|e| StorageError::io("write", &temp, e))?;
+        if self.fsync == FsyncPolicy::Always {
+            file.sync().map_err(|e| StorageError::io("sync", &temp, e))?;
+        }
+        drop(file);
+        self.fs
+            .rename(&temp, &path)
+            .map_err(|e| StorageError::io("rename", &temp, e))?;
+        if self.fsync == FsyncPolicy::Always {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| StorageError::io("sync", &self.dir, e))?;
+        }
+        *next = seq + 1;
+        for old in self
+            .list()?
+            .iter()
+            .filter_map(|n| parse_snapshot_name(n))
+            .filter(|&s| s < seq)
+        {
+            self.remove(&snapshot_path(&self.dir, old));
+        }
+        tracing::info!(snapshot = %path.display(), last_log_id = ?meta.last_log_id, bytes = data.len(), "saved snapshot");
+        Ok(())
+    }
+}
+
+impl<C: KvTypeConfig> SnapshotStore<C> for FileSnapshotStore<C> {
+    fn save(&mut self, meta: &SnapshotMetaOf<C>, data: &[u8]) -> io::Result<()> {
+        Ok(self.save_inner(meta, data)?)
+    }
+
+    fn load(&mut self) -> io::Result<Option<(SnapshotMetaOf<C>, Vec<u8>)>> {
+        match self.newest()? {
+            Some(seq) => Ok(Some(self.read(seq)?)),
+            None => Ok(None),
+        }
+    }
+}
