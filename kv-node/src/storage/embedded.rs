@@ -183,6 +183,13 @@ impl Embedded {
                 source,
             })?;
         }
+        // Make the directories themselves durable: files in them are synced, their names not.
+        if options.fsync == FsyncPolicy::Always {
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            for dir in parent.into_iter().chain([path.as_path()]) {
+                fs.sync_dir(dir).map_err(|e| StorageError::io("sync", dir, e))?;
+            }
+        }
         let log_options = LogOptions {
             fsync: options.fsync,
             segment_bytes: options.segment_bytes,

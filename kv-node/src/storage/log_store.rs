@@ -156,7 +156,13 @@ impl<C: KvTypeConfig> LogData<C> {
             .saturating_sub(self.first)
             .min(self.entries.len() as u64);
         self.entries.drain(..remove as usize);
-        self.first = log_id.index + 1;
+        // Replay may meet a purge below the first entry (the segments holding the entries
+        // before it were deleted after a later purge): then the first index stays.
+        self.first = if self.entries.is_empty() {
+            log_id.index + 1
+        } else {
+            self.first + remove
+        };
         self.purged = Some(log_id);
     }
 
@@ -247,10 +253,13 @@ struct Request<C: KvTypeConfig> {
 }
 
 enum Effect<C: KvTypeConfig> {
-    Entries { last_index: u64 },
+    Entries {
+        last_index: u64,
+    },
     Vote(VoteOf<C>),
     Committed(Option<LogIdOf<C>>),
-    Truncate,
+    /// Nothing the writer tracks (a truncation, or a flush with no bytes).
+    Nothing,
     Purge(LogIdOf<C>),
 }
 
@@ -403,6 +412,18 @@ impl<C: KvTypeConfig> LogStore<C> {
         })
     }
 
+    /// Waits until everything queued so far is durable (synced, under [`FsyncPolicy::Always`]).
+    pub async fn flush(&self) -> io::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let request = Request {
+            bytes: Vec::new(),
+            effect: Effect::Nothing,
+            done: Done::Reply(tx),
+        };
+        self.send(request).await?;
+        rx.await.map_err(|_| writer_stopped())?
+    }
+
     /// A handle telling when the writer thread has stopped, after this store is dropped.
     pub fn writer_exit(&self) -> WriterExit {
         self.exit.clone()
@@ -419,11 +440,12 @@ impl<C: KvTypeConfig> LogStore<C> {
     }
 
     async fn send(&self, request: Request<C>) -> io::Result<()> {
-        self.writer
-            .send(request)
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the log writer thread has stopped"))
+        self.writer.send(request).await.map_err(|_| writer_stopped())
     }
+}
+
+fn writer_stopped() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the log writer thread has stopped")
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -500,8 +522,7 @@ impl<C: KvTypeConfig> RaftLogStorage<C> for LogStore<C> {
         let (tx, rx) = oneshot::channel();
         self.queue(&Record::Vote(vote.clone()), Effect::Vote(vote.clone()), Done::Reply(tx))
             .await?;
-        rx.await
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the log writer thread has stopped"))?
+        rx.await.map_err(|_| writer_stopped())?
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
@@ -548,7 +569,7 @@ impl<C: KvTypeConfig> RaftLogStorage<C> for LogStore<C> {
 
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
         self.data().truncate_after(last_log_id.as_ref());
-        self.queue(&Record::Truncate(last_log_id), Effect::Truncate, Done::Nothing)
+        self.queue(&Record::Truncate(last_log_id), Effect::Nothing, Done::Nothing)
             .await
     }
 
@@ -649,7 +670,7 @@ impl<C: KvTypeConfig> Writer<C> {
                 }
                 Effect::Vote(vote) => self.checkpoint.vote = Some(vote.clone()),
                 Effect::Committed(committed) => self.checkpoint.committed = committed.clone(),
-                Effect::Truncate => {}
+                Effect::Nothing => {}
                 Effect::Purge(log_id) => {
                     self.checkpoint.purged = Some(log_id.clone());
                     purged = true;
@@ -668,7 +689,9 @@ impl<C: KvTypeConfig> Writer<C> {
             .id;
         let file = self.file.as_mut().expect("the writer always has an open segment");
         let path = segment_path(&self.dir, id);
-        file.write_all(bytes).map_err(|e| StorageError::io("write", &path, e))?;
+        if !bytes.is_empty() {
+            file.write_all(bytes).map_err(|e| StorageError::io("write", &path, e))?;
+        }
         self.active_len += bytes.len() as u64;
         if self.options.fsync == FsyncPolicy::Always {
             file.sync().map_err(|e| StorageError::io("sync", &path, e))?;
