@@ -501,6 +501,38 @@ fn truncate_and_purge_survive_reopen_and_purge_deletes_whole_segments() {
     close(log);
 }
 
+/// Regression (found by the crash property test): replaying a segment whose predecessors were
+/// deleted meets a purge record below its first entry; that must not move the first index back.
+#[test]
+fn purge_below_the_first_replayed_entry_keeps_the_log_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_log(dir.path(), 20);
+    let newest = files.last().unwrap();
+    let id = newest.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let scan = decode_segment::<NodeConfig>(&std::fs::read(newest).unwrap(), id, true).unwrap();
+    let first = scan
+        .records
+        .iter()
+        .find_map(|(_, r)| match r {
+            kv_node::storage::format::Record::Entry(e) => Some(openraft::entry::RaftEntry::index(e)),
+            _ => None,
+        })
+        .expect("the newest segment holds entries");
+    let rt = runtime();
+    let mut log = open(&os(), dir.path(), small_segments()).unwrap();
+    rt.block_on(async {
+        // Lands after the newest segment's entries, below its first entry; deletes nothing.
+        log.purge(log_id(1, first - 2)).await.unwrap();
+        log.flush().await.unwrap();
+        // Deletes every older segment: the newest alone is replayed.
+        log.purge(log_id(1, first - 1)).await.unwrap();
+        log.flush().await.unwrap();
+    });
+    close(log);
+    assert_eq!(segments(dir.path()).first(), Some(newest));
+    assert_eq!(reopen_ids(dir.path()).unwrap(), ids(first..=20));
+}
+
 #[test]
 fn missing_or_unusable_directory_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -68,6 +68,7 @@ use super::FsyncPolicy;
 use super::error::StorageError;
 use super::fs::Fs;
 use super::fs::OsFs;
+use super::log_store::FlushHandle;
 use super::log_store::LogOptions;
 use super::log_store::LogStore;
 use super::log_store::WriterExit;
@@ -148,6 +149,7 @@ pub struct Embedded {
     store: StoreHandle,
     limits: Limits,
     writer_exit: WriterExit,
+    log: FlushHandle<NodeConfig>,
     path: PathBuf,
 }
 
@@ -197,6 +199,7 @@ impl Embedded {
         };
         let log = LogStore::open(fs.clone(), &log_dir, log_options)?;
         let writer_exit = log.writer_exit();
+        let flush_handle = log.flush_handle();
         let snapshots = FileSnapshotStore::open(fs, &snapshot_dir, options.fsync)?;
         let machine = Machine::new(options.limits, snapshots);
         let store = machine.store();
@@ -239,6 +242,7 @@ impl Embedded {
             store,
             limits: options.limits,
             writer_exit,
+            log: flush_handle,
             path,
         })
     }
@@ -359,7 +363,11 @@ impl Embedded {
             .metrics(|m| m.snapshot >= applied && m.purged >= applied, "the snapshot")
             .await
             .map_err(|_| EmbeddedError::Timeout("the snapshot"))?;
-        Ok(())
+        // The purge is queued; wait until it is durable and the purged segments are deleted.
+        self.log
+            .flush()
+            .await
+            .map_err(|e| EmbeddedError::Stopped(e.to_string()))
     }
 
     /// Stops the node and waits until its log is closed and the directory unlocked.

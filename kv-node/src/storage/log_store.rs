@@ -412,16 +412,16 @@ impl<C: KvTypeConfig> LogStore<C> {
         })
     }
 
-    /// Waits until everything queued so far is durable (synced, under [`FsyncPolicy::Always`]).
+    /// Waits until everything queued so far is durable (synced, under [`FsyncPolicy::Always`])
+    /// and the segments it purged are deleted.
     pub async fn flush(&self) -> io::Result<()> {
-        let (tx, rx) = oneshot::channel();
-        let request = Request {
-            bytes: Vec::new(),
-            effect: Effect::Nothing,
-            done: Done::Reply(tx),
-        };
-        self.send(request).await?;
-        rx.await.map_err(|_| writer_stopped())?
+        flush(&self.writer).await
+    }
+
+    /// A handle that flushes this store from elsewhere (the store itself is usually owned by
+    /// openraft). It does not keep the writer running once the store is dropped.
+    pub fn flush_handle(&self) -> FlushHandle<C> {
+        FlushHandle(self.writer.downgrade())
     }
 
     /// A handle telling when the writer thread has stopped, after this store is dropped.
@@ -441,6 +441,34 @@ impl<C: KvTypeConfig> LogStore<C> {
 
     async fn send(&self, request: Request<C>) -> io::Result<()> {
         self.writer.send(request).await.map_err(|_| writer_stopped())
+    }
+}
+
+async fn flush<C: KvTypeConfig>(writer: &mpsc::Sender<Request<C>>) -> io::Result<()> {
+    let (tx, rx) = oneshot::channel();
+    let request = Request {
+        bytes: Vec::new(),
+        effect: Effect::Nothing,
+        done: Done::Reply(tx),
+    };
+    writer.send(request).await.map_err(|_| writer_stopped())?;
+    rx.await.map_err(|_| writer_stopped())?
+}
+
+/// Flushes a [`LogStore`] without owning it. See [`LogStore::flush_handle`].
+pub struct FlushHandle<C: KvTypeConfig>(mpsc::WeakSender<Request<C>>);
+
+impl<C: KvTypeConfig> Debug for FlushHandle<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlushHandle").finish_non_exhaustive()
+    }
+}
+
+impl<C: KvTypeConfig> FlushHandle<C> {
+    /// Same as [`LogStore::flush`]; fails if the store is gone.
+    pub async fn flush(&self) -> io::Result<()> {
+        let writer = self.0.upgrade().ok_or_else(writer_stopped)?;
+        flush(&writer).await
     }
 }
 
@@ -627,11 +655,11 @@ impl<C: KvTypeConfig> Writer<C> {
             }
             match self.write_batch(&batch) {
                 Ok(purged) => {
-                    for request in batch {
-                        request.done.complete(Ok(()));
-                    }
                     if purged {
                         self.delete_purged();
+                    }
+                    for request in batch {
+                        request.done.complete(Ok(()));
                     }
                 }
                 Err(error) => {

@@ -104,6 +104,7 @@ pub use fs::Fs;
 pub use fs::FsFile;
 pub use fs::LockGuard;
 pub use fs::OsFs;
+pub use log_store::FlushHandle;
 pub use log_store::LOCK_FILE;
 pub use log_store::LogOptions;
 pub use log_store::LogReader;
