@@ -51,6 +51,7 @@ mod sync;
 #[cfg(test)]
 mod tests;
 mod time;
+mod watch;
 
 use std::fmt;
 use std::future::Future;
@@ -74,13 +75,13 @@ pub use self::sync::SimMpscWeakSender;
 pub use self::sync::SimMutex;
 pub use self::sync::SimOneshot;
 pub use self::sync::SimOneshotSender;
-pub use self::sync::SimWatch;
-pub use self::sync::SimWatchReceiver;
-pub use self::sync::SimWatchSender;
 pub use self::time::SimInstant;
 pub use self::time::Sleep;
 pub use self::time::Timeout;
 pub use self::time::TimeoutError;
+pub use self::watch::SimWatch;
+pub use self::watch::SimWatchReceiver;
+pub use self::watch::SimWatchSender;
 
 /// The deterministic [`AsyncRuntime`]: all of its functions act on the current [`Executor`].
 ///

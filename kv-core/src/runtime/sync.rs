@@ -5,14 +5,11 @@ use std::future::Future;
 
 use futures_util::TryFutureExt;
 use openraft_rt::OptionalSend;
-use openraft_rt::OptionalSync;
 use openraft_rt::mpsc;
 use openraft_rt::mutex;
 use openraft_rt::oneshot;
-use openraft_rt::watch;
 use tokio::sync::mpsc as tokio_mpsc;
 use tokio::sync::oneshot as tokio_oneshot;
-use tokio::sync::watch as tokio_watch;
 
 /// Bounded MPSC channels.
 pub struct SimMpsc;
@@ -75,73 +72,6 @@ impl<T: OptionalSend> mpsc::MpscReceiver<T> for SimMpscReceiver<T> {
 impl<T: OptionalSend> mpsc::MpscWeakSender<SimMpsc, T> for SimMpscWeakSender<T> {
     fn upgrade(&self) -> Option<SimMpscSender<T>> {
         self.0.upgrade().map(SimMpscSender)
-    }
-}
-
-/// Watch channels: one latest value, observed by many receivers.
-pub struct SimWatch;
-
-/// Sending half of a [`SimWatch`] channel.
-pub struct SimWatchSender<T>(tokio_watch::Sender<T>);
-
-/// Receiving half of a [`SimWatch`] channel.
-pub struct SimWatchReceiver<T>(tokio_watch::Receiver<T>);
-
-impl<T> Clone for SimWatchSender<T> {
-    fn clone(&self) -> Self {
-        SimWatchSender(self.0.clone())
-    }
-}
-
-impl<T> Clone for SimWatchReceiver<T> {
-    fn clone(&self) -> Self {
-        SimWatchReceiver(self.0.clone())
-    }
-}
-
-impl watch::Watch for SimWatch {
-    type Sender<T: OptionalSend + OptionalSync> = SimWatchSender<T>;
-    type Receiver<T: OptionalSend + OptionalSync> = SimWatchReceiver<T>;
-    type Ref<'a, T: OptionalSend + 'a> = tokio_watch::Ref<'a, T>;
-
-    fn channel<T: OptionalSend + OptionalSync>(init: T) -> (SimWatchSender<T>, SimWatchReceiver<T>) {
-        let (tx, rx) = tokio_watch::channel(init);
-        (SimWatchSender(tx), SimWatchReceiver(rx))
-    }
-}
-
-impl<T: OptionalSend + OptionalSync> watch::WatchSender<SimWatch, T> for SimWatchSender<T> {
-    fn send(&self, value: T) -> Result<(), watch::SendError<T>> {
-        self.0.send(value).map_err(|e| watch::SendError(e.0))
-    }
-
-    fn send_if_modified<F>(&self, modify: F) -> bool
-    where
-        F: FnOnce(&mut T) -> bool,
-    {
-        self.0.send_if_modified(modify)
-    }
-
-    fn borrow_watched(&self) -> tokio_watch::Ref<'_, T> {
-        self.0.borrow()
-    }
-
-    fn subscribe(&self) -> SimWatchReceiver<T> {
-        SimWatchReceiver(self.0.subscribe())
-    }
-}
-
-impl<T: OptionalSend + OptionalSync> watch::WatchReceiver<SimWatch, T> for SimWatchReceiver<T> {
-    async fn changed(&mut self) -> Result<(), watch::RecvError> {
-        self.0.changed().await.map_err(|_| watch::RecvError(()))
-    }
-
-    fn borrow_watched(&self) -> tokio_watch::Ref<'_, T> {
-        self.0.borrow()
-    }
-
-    fn borrow_and_update(&mut self) -> tokio_watch::Ref<'_, T> {
-        self.0.borrow_and_update()
     }
 }
 

@@ -96,6 +96,8 @@ pub struct SimOptions {
     pub client_timeout_ms: u64,
     /// Take a snapshot (and compact the log) every this many applied entries.
     pub snapshot_every: u64,
+    /// How many recent events to keep in memory (the trace hash covers all of them).
+    pub trace_capacity: usize,
 }
 
 impl Default for SimOptions {
@@ -108,6 +110,7 @@ impl Default for SimOptions {
             heartbeat_ms: 50,
             client_timeout_ms: 2_000,
             snapshot_every: 100,
+            trace_capacity: Trace::KEEP,
         }
     }
 }
@@ -367,7 +370,7 @@ impl Simulation {
         let world = World {
             rng: Xoshiro256PlusPlus::seed_from_u64(options.seed ^ 0x05EE_D0FF_A017),
             options: options.clone(),
-            trace: Trace::default(),
+            trace: Trace::with_capacity(options.trace_capacity),
             partition_of: ids.iter().map(|&id| (id, 0)).collect(),
             drop_rate: 0.0,
             next_msg: 0,

@@ -3,7 +3,7 @@
 //! Every event is appended to the trace and folded into a running FNV-1a hash of its postcard
 //! encoding. Two runs with the same seed and the same actions produce the same trace, natively
 //! and in wasm, so equal hashes are the cross-target determinism check. Only the most recent
-//! [`Trace::KEEP`] events are kept in memory; the hash covers them all.
+//! events (by default [`Trace::KEEP`]) are kept in memory; the hash covers them all.
 
 use std::collections::VecDeque;
 
@@ -118,6 +118,7 @@ pub struct Event {
 pub struct Trace {
     hash: u64,
     count: u64,
+    capacity: usize,
     recent: VecDeque<Event>,
 }
 
@@ -126,17 +127,23 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 impl Default for Trace {
     fn default() -> Self {
-        Trace {
-            hash: FNV_OFFSET,
-            count: 0,
-            recent: VecDeque::new(),
-        }
+        Trace::with_capacity(Trace::KEEP)
     }
 }
 
 impl Trace {
-    /// How many recent events are kept in memory.
+    /// How many recent events are kept in memory by default.
     pub const KEEP: usize = 20_000;
+
+    /// A trace keeping the latest `capacity` events in memory.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Trace {
+            hash: FNV_OFFSET,
+            count: 0,
+            capacity,
+            recent: VecDeque::new(),
+        }
+    }
 
     /// Appends an event.
     pub fn push(&mut self, event: Event) {
@@ -145,7 +152,7 @@ impl Trace {
             self.hash = (self.hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
         }
         self.count += 1;
-        if self.recent.len() == Self::KEEP {
+        if self.recent.len() == self.capacity {
             self.recent.pop_front();
         }
         self.recent.push_back(event);

@@ -14,9 +14,11 @@ use serde::Serialize;
 use super::CLIENT_GROUP;
 use super::CheckReport;
 use super::ClientCall;
+use super::Event;
 use super::SimError;
 use super::SimOptions;
 use super::Simulation;
+use super::Trace;
 use super::ops;
 use crate::runtime::SimInstant;
 use crate::runtime::SimRuntime;
@@ -34,6 +36,8 @@ pub struct RunOptions {
     pub keys: usize,
     /// Whether to inject crashes, restarts, partitions and drops.
     pub faults: bool,
+    /// Whether to return every event of the run in the report.
+    pub keep_trace: bool,
 }
 
 impl Default for RunOptions {
@@ -44,6 +48,7 @@ impl Default for RunOptions {
             clients: 3,
             keys: 3,
             faults: true,
+            keep_trace: false,
         }
     }
 }
@@ -65,6 +70,8 @@ pub struct RunReport {
     pub check: CheckReport,
     /// Whether all replicas ended with the same applied index and state (or why not).
     pub converged: Result<(), String>,
+    /// Every event, if `RunOptions::keep_trace` was set.
+    pub trace: Vec<Event>,
 }
 
 impl RunReport {
@@ -76,9 +83,11 @@ impl RunReport {
 
 /// Runs one seed: see the module docs.
 pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, SimError> {
+    let trace_capacity = if options.keep_trace { usize::MAX } else { Trace::KEEP };
     let mut sim = Simulation::new(SimOptions {
         seed,
         nodes: options.nodes,
+        trace_capacity,
         ..SimOptions::default()
     })?;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed.rotate_left(17) ^ 0xFA_u64);
@@ -117,6 +126,11 @@ pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, SimError> 
         faults,
         check: sim.check(),
         converged,
+        trace: if options.keep_trace {
+            sim.events_since(0)
+        } else {
+            Vec::new()
+        },
     })
 }
 
