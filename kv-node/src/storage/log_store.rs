@@ -71,7 +71,7 @@ impl Default for LogOptions {
     fn default() -> Self {
         LogOptions {
             fsync: FsyncPolicy::Always,
-            segment_bytes: 64 << 20,
+            segment_bytes: 16 << 20,
             max_batch_bytes: 8 << 20,
         }
     }
@@ -706,6 +706,11 @@ impl<C: KvTypeConfig> Writer<C> {
             }
         }
         self.write_active(&bytes)?;
+        if purged && self.active_purged() {
+            // Everything in the active segment is purged: start a new one (whose checkpoint
+            // carries the purge) so that the old one can be deleted too.
+            self.roll()?;
+        }
         Ok(purged)
     }
 
@@ -763,6 +768,13 @@ impl<C: KvTypeConfig> Writer<C> {
         self.active_len = bytes.len() as u64;
         tracing::debug!(segment = %path.display(), "started log segment");
         Ok(())
+    }
+
+    /// Whether the active segment holds entries and all of them are purged.
+    fn active_purged(&self) -> bool {
+        let active = self.segments.last().and_then(|s| s.max_index);
+        let purged = self.checkpoint.purged.as_ref().map(|p| p.index);
+        active.is_some_and(|max| Some(max) <= purged)
     }
 
     /// Deletes the oldest segments whose every entry is purged, once the purge record is

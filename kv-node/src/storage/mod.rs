@@ -58,7 +58,8 @@
 //!   once the active one passes `segment_bytes` (between batches).
 //! - **Truncate** (`truncate_after`): a `Truncate` record. Nothing is rewritten.
 //! - **Purge**: a `Purge` record; once it is synced, whole segments whose largest entry index
-//!   is purged are deleted (oldest first, never the active one).
+//!   is purged are deleted (oldest first, never the active one). If the purge covers the
+//!   active segment too, a new segment is started first, so that it can go as well.
 //!
 //! # Snapshot file format (version 1)
 //!

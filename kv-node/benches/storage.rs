@@ -1,0 +1,254 @@
+//! Storage benchmark (not a timed test): group-commit throughput and recovery time.
+//!
+//! ```text
+//! cargo bench -p kv-node --bench storage            # full run, figures in docs/benchmarks.md
+//! cargo bench -p kv-node --bench storage -- --quick # a smaller run
+//! ```
+//!
+//! 1. Log appends with `FsyncPolicy::Always` for 1, 16 and 256 concurrent writers, each
+//!    appending one entry and waiting until it is durable: appends/s and MB/s. Group commit
+//!    lets concurrent writers share each fsync.
+//! 2. The same through the embedded store (`Embedded::put`: openraft, apply, response).
+//! 3. Recovery of a log of 1,000,000 entries: reopening the log store alone, then the
+//!    embedded store (replaying the log into the state machine), without and with a snapshot.
+//!
+//! Data goes to a temporary directory under `$BENCH_DIR` (default: the system temp dir).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use std::time::Instant;
+
+use kv_core::command::Command;
+use kv_core::command::Expiry;
+use kv_core::command::SetCondition;
+use kv_core::command::Write;
+use kv_node::NodeConfig;
+use kv_node::storage::Embedded;
+use kv_node::storage::EmbeddedOptions;
+use kv_node::storage::FsyncPolicy;
+use kv_node::storage::LogOptions;
+use kv_node::storage::LogStore;
+use kv_node::storage::OsFs;
+use openraft::alias::EntryOf;
+use openraft::entry::RaftEntry;
+use openraft::storage::IOFlushed;
+use openraft::storage::RaftLogStorage;
+use openraft::type_config::TypeConfigExt;
+use tokio::sync::Mutex;
+
+const VALUE_LEN: usize = 100;
+
+fn entry(index: u64) -> EntryOf<NodeConfig> {
+    let write = Write {
+        at_ms: index,
+        command: Command::Set {
+            key: format!("key{index:012}").into_bytes(),
+            value: vec![b'v'; VALUE_LEN],
+            condition: SetCondition::Always,
+            expiry: Expiry::Never,
+        },
+    };
+    EntryOf::<NodeConfig>::new_normal(openraft::testing::log_id::<NodeConfig>(1, 1, index), write)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    match std::env::var_os("BENCH_DIR") {
+        Some(base) => tempfile::tempdir_in(base).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
+}
+
+/// `writers` tasks append one entry each, wait for it to be durable, and repeat, for `time`.
+async fn log_appends(writers: usize, time: Duration) {
+    let dir = temp_dir();
+    let log = LogStore::<NodeConfig>::open(Arc::new(OsFs), dir.path(), LogOptions::default()).unwrap();
+    let log = Arc::new(Mutex::new((log, 1u64)));
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|_| {
+            let (log, done) = (log.clone(), done.clone());
+            tokio::spawn(async move {
+                while start.elapsed() < time {
+                    let (tx, rx) = NodeConfig::oneshot();
+                    {
+                        let mut guard = log.lock().await;
+                        let (log, next) = &mut *guard;
+                        log.append([entry(*next)], IOFlushed::signal(tx)).await.unwrap();
+                        *next += 1;
+                    }
+                    rx.await.unwrap().unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let appends = done.load(Ordering::Relaxed);
+    let bytes = dir_bytes(dir.path());
+    println!(
+        "| log store | {writers:>3} | {appends:>8} | {:>10.0} | {:>6.2} |",
+        appends as f64 / elapsed,
+        bytes as f64 / elapsed / 1e6
+    );
+}
+
+/// `writers` tasks each put a key and wait for the answer, and repeat, for `time`.
+async fn embedded_puts(writers: usize, time: Duration) {
+    let dir = temp_dir();
+    let options = EmbeddedOptions {
+        snapshot_every: None,
+        ..EmbeddedOptions::default()
+    };
+    let store = Arc::new(Embedded::open(dir.path(), options).await.unwrap());
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let (store, done) = (store.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while start.elapsed() < time {
+                    store
+                        .put(format!("w{w}-{i}").as_bytes(), &[b'v'; VALUE_LEN])
+                        .await
+                        .unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let puts = done.load(Ordering::Relaxed);
+    let bytes = dir_bytes(&dir.path().join("log"));
+    println!(
+        "| embedded put | {writers:>3} | {puts:>8} | {:>10.0} | {:>6.2} |",
+        puts as f64 / elapsed,
+        bytes as f64 / elapsed / 1e6
+    );
+    Arc::into_inner(store).unwrap().close().await.unwrap();
+}
+
+/// Writes `n` entries to a log (in batches, without fsync: only the reopening is measured),
+/// then times reopening it.
+async fn log_recovery(n: u64) {
+    let dir = temp_dir();
+    let options = LogOptions {
+        fsync: FsyncPolicy::Never,
+        ..LogOptions::default()
+    };
+    let mut log = LogStore::<NodeConfig>::open(Arc::new(OsFs), dir.path(), options).unwrap();
+    for start in (1..=n).step_by(1000) {
+        let (tx, rx) = NodeConfig::oneshot();
+        let entries: Vec<_> = (start..(start + 1000).min(n + 1)).map(entry).collect();
+        log.append(entries, IOFlushed::signal(tx)).await.unwrap();
+        rx.await.unwrap().unwrap();
+    }
+    let exit = log.writer_exit();
+    drop(log);
+    exit.wait();
+    let bytes = dir_bytes(dir.path());
+    let start = Instant::now();
+    let mut log = LogStore::<NodeConfig>::open(Arc::new(OsFs), dir.path(), options).unwrap();
+    let elapsed = start.elapsed();
+    let last = log.get_log_state().await.unwrap().last_log_id.unwrap().index;
+    assert_eq!(last, n);
+    println!(
+        "| log store reopen | {n} entries, {:.0} MB | {:.2} s |",
+        bytes as f64 / 1e6,
+        elapsed.as_secs_f64()
+    );
+}
+
+/// Puts `n` keys through the embedded store (without fsync, to build the data quickly), then
+/// times reopening it: the log replayed into the state machine, or the snapshot loaded.
+async fn embedded_recovery(n: u64) {
+    let dir = temp_dir();
+    let options = || EmbeddedOptions {
+        fsync: FsyncPolicy::Never,
+        snapshot_every: None,
+        ..EmbeddedOptions::default()
+    };
+    let store = Arc::new(Embedded::open(dir.path(), options()).await.unwrap());
+    let writers = 256;
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in (w..n).step_by(writers as usize) {
+                    store
+                        .put(format!("key{i:012}").as_bytes(), &[b'v'; VALUE_LEN])
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    Arc::into_inner(store).unwrap().close().await.unwrap();
+
+    for with_snapshot in [false, true] {
+        let start = Instant::now();
+        let store = Embedded::open(dir.path(), options()).await.unwrap();
+        let elapsed = start.elapsed();
+        assert_eq!(store.len(), n);
+        let log_mb = dir_bytes(&dir.path().join("log")) as f64 / 1e6;
+        let snapshot_mb = dir_bytes(&dir.path().join("snapshots")) as f64 / 1e6;
+        let how = if with_snapshot { "snapshot" } else { "log only" };
+        println!(
+            "| embedded reopen, {how} | {n} keys; log {log_mb:.0} MB, snapshot {snapshot_mb:.0} MB | {:.2} s |",
+            elapsed.as_secs_f64()
+        );
+        if !with_snapshot {
+            store.snapshot().await.unwrap();
+        }
+        store.close().await.unwrap();
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (time, entries) = if quick {
+        (Duration::from_secs(1), 100_000)
+    } else {
+        (Duration::from_secs(5), 1_000_000)
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        println!("| path | writers | appends | appends/s | MB/s |");
+        println!("|---|---:|---:|---:|---:|");
+        for writers in [1, 16, 256] {
+            log_appends(writers, time).await;
+        }
+        for writers in [1, 16, 256] {
+            embedded_puts(writers, time).await;
+        }
+        println!();
+        println!("| recovery | data | time |");
+        println!("|---|---|---:|");
+        log_recovery(entries).await;
+        embedded_recovery(entries).await;
+    });
+}
