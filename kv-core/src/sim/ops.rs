@@ -146,7 +146,7 @@ pub(crate) fn start(world: &WorldRef, client: Option<u64>, node: u64, call: Clie
     world.event(EventKind::ClientInvoke {
         op: id.0,
         node,
-        call: describe(&call),
+        call: call.describe(),
     });
     world.ops.push(OpRecord(OpView {
         id,
@@ -183,7 +183,7 @@ pub(crate) async fn perform(world: WorldRef, id: OpId, timeout: Duration) {
     };
     w.event(EventKind::ClientReturn {
         op: id.0,
-        result: summarize(&state),
+        result: state.summary(),
     });
     w.ops[id.0 as usize].0.state = state;
 }
@@ -265,38 +265,44 @@ async fn attempt(world: &WorldRef, node: u64, call: &ClientCall) -> Result<Attem
     }
 }
 
-fn describe(call: &ClientCall) -> String {
-    use crate::command::Printable as P;
-    let opt = |v: &Option<Value>| v.as_ref().map_or("∅".to_string(), |v| P(v).to_string());
-    match call {
-        ClientCall::Get { key } => format!("get {}", P(key)),
-        ClientCall::Put { key, value } => format!("put {}={}", P(key), P(value)),
-        ClientCall::Delete { key } => format!("delete {}", P(key)),
-        ClientCall::Cas { key, expected, new } => format!("cas {} {}→{}", P(key), opt(expected), opt(new)),
+impl ClientCall {
+    /// A short human-readable form, e.g. `put k=v`.
+    pub fn describe(&self) -> String {
+        use crate::command::Printable as P;
+        let opt = |v: &Option<Value>| v.as_ref().map_or("∅".to_string(), |v| P(v).to_string());
+        match self {
+            ClientCall::Get { key } => format!("get {}", P(key)),
+            ClientCall::Put { key, value } => format!("put {}={}", P(key), P(value)),
+            ClientCall::Delete { key } => format!("delete {}", P(key)),
+            ClientCall::Cas { key, expected, new } => format!("cas {} {}→{}", P(key), opt(expected), opt(new)),
+        }
     }
 }
 
-fn summarize(state: &OpState) -> String {
-    use crate::command::Printable as P;
-    match state {
-        OpState::Pending => "pending".to_string(),
-        OpState::Returned {
-            ret: Ret::Get(Some(v)), ..
-        } => format!("ok {}", P(v)),
-        OpState::Returned {
-            ret: Ret::Get(None), ..
-        } => "ok (none)".to_string(),
-        OpState::Returned { ret: Ret::Put, .. } => "ok".to_string(),
-        OpState::Returned {
-            ret: Ret::Delete { existed },
-            ..
-        } => format!("ok existed={existed}"),
-        OpState::Returned {
-            ret: Ret::Cas { swapped },
-            ..
-        } => format!("ok swapped={swapped}"),
-        OpState::Failed { error, .. } => format!("failed: {error}"),
-        OpState::Unknown { reason, .. } => format!("unknown: {reason}"),
+impl OpState {
+    /// A short human-readable form, e.g. `ok swapped=true`.
+    pub fn summary(&self) -> String {
+        use crate::command::Printable as P;
+        match self {
+            OpState::Pending => "pending".to_string(),
+            OpState::Returned {
+                ret: Ret::Get(Some(v)), ..
+            } => format!("ok {}", P(v)),
+            OpState::Returned {
+                ret: Ret::Get(None), ..
+            } => "ok (none)".to_string(),
+            OpState::Returned { ret: Ret::Put, .. } => "ok".to_string(),
+            OpState::Returned {
+                ret: Ret::Delete { existed },
+                ..
+            } => format!("ok existed={existed}"),
+            OpState::Returned {
+                ret: Ret::Cas { swapped },
+                ..
+            } => format!("ok swapped={swapped}"),
+            OpState::Failed { error, .. } => format!("failed: {error}"),
+            OpState::Unknown { reason, .. } => format!("unknown: {reason}"),
+        }
     }
 }
 

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what is missing, then runs every check and test. This is the README's test command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "install dependencies"
+scripts/install-deps.sh
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "kv-core does no I/O; the simulator builds for the browser"
+scripts/check-no-io.sh
+scripts/build-web.sh
+
+step "native tests"
+cargo test --workspace --locked --release
+
+step "determinism: the same seeds give the same traces natively and in wasm"
+scripts/check-determinism.sh
