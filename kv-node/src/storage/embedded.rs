@@ -197,7 +197,14 @@ impl Embedded {
             segment_bytes: options.segment_bytes,
             ..LogOptions::default()
         };
-        let log = LogStore::open(fs.clone(), &log_dir, log_options)?;
+        // Recovery reads every segment: keep it off the async worker threads.
+        let open_log = {
+            let (fs, log_dir) = (fs.clone(), log_dir.clone());
+            move || LogStore::open(fs, &log_dir, log_options)
+        };
+        let log = tokio::task::spawn_blocking(open_log)
+            .await
+            .map_err(|e| EmbeddedError::Stopped(e.to_string()))??;
         let writer_exit = log.writer_exit();
         let flush_handle = log.flush_handle();
         let snapshots = FileSnapshotStore::open(fs, &snapshot_dir, options.fsync)?;
