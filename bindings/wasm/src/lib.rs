@@ -67,6 +67,7 @@ impl From<OpView> for JsOp {
     fn from(op: OpView) -> Self {
         let (kind, key) = match &op.call {
             ClientCall::Get { key } => ("get", key),
+            ClientCall::LocalGet { key } => ("local-get", key),
             ClientCall::Put { key, .. } => ("put", key),
             ClientCall::Delete { key } => ("delete", key),
             ClientCall::Cas { key, .. } => ("cas", key),

@@ -37,6 +37,12 @@ pub enum ClientCall {
         /// The key.
         key: Key,
     },
+    /// Read of the node's local state machine, skipping the read-index check: may be stale
+    /// (as Redis `READONLY` reads on a replica are); the checker then flags the history.
+    LocalGet {
+        /// The key.
+        key: Key,
+    },
     /// Write a value.
     Put {
         /// The key.
@@ -63,14 +69,15 @@ pub enum ClientCall {
 impl ClientCall {
     fn key(&self) -> &Key {
         match self {
-            ClientCall::Get { key } | ClientCall::Put { key, .. } | ClientCall::Delete { key } => key,
+            ClientCall::Get { key } | ClientCall::LocalGet { key } | ClientCall::Delete { key } => key,
+            ClientCall::Put { key, .. } => key,
             ClientCall::Cas { key, .. } => key,
         }
     }
 
     fn checker_call(&self) -> Call {
         match self {
-            ClientCall::Get { .. } => Call::Get,
+            ClientCall::Get { .. } | ClientCall::LocalGet { .. } => Call::Get,
             ClientCall::Put { value, .. } => Call::Put(value.clone()),
             ClientCall::Delete { .. } => Call::Delete,
             ClientCall::Cas { expected, new, .. } => Call::Cas {
@@ -171,7 +178,9 @@ pub(crate) async fn perform(world: WorldRef, id: OpId, timeout: Duration) {
     };
     let state = match SimRuntime::timeout(timeout, attempt_all(&world, &mut node, &call)).await {
         Ok(state) => state,
-        Err(_) if matches!(call, ClientCall::Get { .. }) => Err(Err("timed out".to_string())),
+        Err(_) if matches!(call, ClientCall::Get { .. } | ClientCall::LocalGet { .. }) => {
+            Err(Err("timed out".to_string()))
+        }
         Err(_) => Err(Ok("timed out".to_string())),
     };
     let mut w = world.lock();
@@ -224,6 +233,12 @@ async fn attempt(world: &WorldRef, node: u64, call: &ClientCall) -> Result<Attem
         return Ok(Err(Err(format!("node {node} is down"))));
     };
     let command = match call {
+        ClientCall::LocalGet { key } => {
+            return match store.read().query(&Query::Get { key: key.clone() }, at_ms) {
+                Response::Value(v) => Ok(Ok(Ret::Get(v))),
+                other => unreachable!("Get answered {other:?}"),
+            };
+        }
         ClientCall::Get { key } => {
             return match raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
                 Ok(_) => match store.read().query(&Query::Get { key: key.clone() }, at_ms) {
@@ -272,6 +287,7 @@ impl ClientCall {
         let opt = |v: &Option<Value>| v.as_ref().map_or("∅".to_string(), |v| P(v).to_string());
         match self {
             ClientCall::Get { key } => format!("get {}", P(key)),
+            ClientCall::LocalGet { key } => format!("local-get {}", P(key)),
             ClientCall::Put { key, value } => format!("put {}={}", P(key), P(value)),
             ClientCall::Delete { key } => format!("delete {}", P(key)),
             ClientCall::Cas { key, expected, new } => format!("cas {} {}→{}", P(key), opt(expected), opt(new)),
