@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=${1:-1,2,3,4,5,6,7,8}
-native=$(cargo run -q --release --locked -p kv-node --bin kv-sim -- --hashes "$seeds")
+native=$(cargo run -q --release -p kv-node --bin kv-sim -- --hashes "$seeds")
 wasm=$(node bindings/wasm/tests/trace_hashes.mjs web-demo/pkg "$seeds")
 if [[ "$native" != "$wasm" ]]; then
   echo "trace hashes differ between native and wasm:" >&2

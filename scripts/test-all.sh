@@ -10,14 +10,14 @@ scripts/install-deps.sh
 
 step "format and lints"
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "kv-core does no I/O; the simulator builds for the browser"
 scripts/check-no-io.sh
 scripts/build-web.sh
 
 step "native tests"
-cargo test --workspace --locked --release
+cargo test --workspace --release
 
 step "determinism: the same seeds give the same traces natively and in wasm"
 scripts/check-determinism.sh
