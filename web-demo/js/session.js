@@ -1,0 +1,94 @@
+// A run of the simulator plus the list of user actions that shaped it. No DOM here: the same
+// module replays a link in the browser and under node (tests compare the two).
+//
+// An action is `{ at, type, args }`: at virtual time `at` (ms), call the simulator's `type`
+// with `args`. Replaying = new Simulation(seed, nodes), then for each action run up to its time
+// and apply it. Virtual time advances identically however it is chopped into runFor calls, so
+// a replay reaches the same trace hash as the live run it was recorded from.
+
+/** What each action type calls on the simulator. Operations return an op id. */
+const CALLS = {
+  crash: (sim, node) => sim.crash(node),
+  restart: (sim, node) => sim.restart(node),
+  partition: (sim, groups) => sim.partition(groups),
+  heal: (sim) => sim.heal(),
+  drop: (sim, p) => sim.setDropRate(p),
+  put: (sim, node, key, value) => sim.put(node, key, value),
+  get: (sim, node, key) => sim.get(node, key),
+  delete: (sim, node, key) => sim.delete(node, key),
+  cas: (sim, node, key, expected, value) => sim.cas(node, key, expected, value),
+};
+
+export const ACTION_TYPES = Object.keys(CALLS);
+export const MIN_NODES = 3;
+export const MAX_NODES = 7;
+/** Longest stretch of virtual time a link may ask to replay (a bound, not a preference). */
+export const MAX_REPLAY_MS = 10 * 60 * 1000;
+
+/** Virtual times are kept to the nanosecond: at most 6 decimals of a millisecond. */
+export function roundMs(ms) {
+  return Math.round(ms * 1e6) / 1e6;
+}
+
+export class Session {
+  /** @param wasm the loaded `quorumkv_wasm` module */
+  constructor(wasm, { seed, nodes }) {
+    if (!Number.isInteger(nodes) || nodes < MIN_NODES || nodes > MAX_NODES) {
+      throw new Error(`a cluster has ${MIN_NODES} to ${MAX_NODES} nodes, not ${nodes}`);
+    }
+    this.seed = seed;
+    this.nodes = nodes;
+    this.sim = new wasm.Simulation(seed, nodes);
+    this.actions = [];
+  }
+
+  nowMs() {
+    return roundMs(this.sim.nowMs());
+  }
+
+  /** Advances virtual time by `ms`. */
+  runFor(ms) {
+    if (ms > 0) this.sim.runFor(ms);
+  }
+
+  /** Runs until virtual time `at` exactly (no-op if already there). */
+  runUntil(at) {
+    const delta = at - this.sim.nowMs();
+    if (delta > 1e-7) this.sim.runFor(delta);
+  }
+
+  /** Jumps to the next moment something is scheduled. */
+  step() {
+    return this.sim.step();
+  }
+
+  /**
+   * Does `type(...args)` now and records it. Throws (and records nothing) if the simulator
+   * refuses, e.g. crashing a node that is down. Returns what the simulator returned.
+   */
+  perform(type, ...args) {
+    const call = CALLS[type];
+    if (!call) throw new Error(`unknown action ${JSON.stringify(type)}`);
+    const result = call(this.sim, ...args);
+    this.actions.push({ at: this.nowMs(), type, args });
+    return result;
+  }
+
+  /** Replays `{seed, nodes, actions}` and runs on to `untilMs` (if later than the last action). */
+  static replay(wasm, { seed, nodes, actions, untilMs = 0 }) {
+    const session = new Session(wasm, { seed, nodes });
+    for (const [i, { at, type, args }] of actions.entries()) {
+      if (!(at >= session.nowMs() - 1e-7) || at > MAX_REPLAY_MS) {
+        throw new Error(`action ${i + 1} (${type} at ${at} ms) is out of order`);
+      }
+      session.runUntil(at);
+      try {
+        session.perform(type, ...args);
+      } catch (e) {
+        throw new Error(`action ${i + 1} (${type} at ${at} ms) failed: ${e.message ?? e}`);
+      }
+    }
+    session.runUntil(Math.min(untilMs, MAX_REPLAY_MS));
+    return session;
+  }
+}
