@@ -1,0 +1,112 @@
+//! The admin HTTP port: `GET /metrics` (Prometheus text) and `GET /health`.
+//!
+//! A deliberately tiny HTTP/1.1 responder: one request per connection, a bounded request head,
+//! `Connection: close`.
+
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::net::TcpStream;
+
+use crate::node::Node;
+
+/// Longest request head read.
+const MAX_HEAD: usize = 8 << 10;
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Accepts admin connections until the node shuts down.
+pub async fn serve(listener: TcpListener, node: Node) {
+    let mut shutdown = node.shutdown_signal();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let node = node.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = respond(stream, &node).await {
+                        tracing::debug!(%error, "admin request failed");
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accepting an admin connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The method and path of a request head, if it has a well-formed request line.
+fn request_line(head: &[u8]) -> Option<(&str, &str)> {
+    let line = head.split(|&b| b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?.trim_end();
+    let mut parts = line.split(' ');
+    let method = parts.next()?;
+    let path = parts.next()?;
+    parts.next()?.starts_with("HTTP/").then_some((method, path))
+}
+
+async fn respond(mut stream: TcpStream, node: &Node) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let read = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
+            let mut chunk = [0u8; 1024];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&chunk[..n]);
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    tokio::time::timeout(READ_TIMEOUT, read)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let (status, content_type, body) = match request_line(&head) {
+        Some(("GET", "/metrics")) => ("200 OK", "text/plain; version=0.0.4", node.render_metrics()),
+        Some(("GET", "/health")) => {
+            let s = node.status();
+            let leader = s.leader.as_ref().map_or("null".to_string(), |(id, _)| id.to_string());
+            let body = format!(
+                "{{\"id\":{},\"role\":\"{}\",\"term\":{},\"leader\":{leader},\"commit_index\":{},\"applied_index\":{}}}\n",
+                s.id, s.role, s.term, s.commit_index, s.applied_index
+            );
+            let status = if s.leader.is_some() {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            (status, "application/json", body)
+        }
+        Some(("GET", _)) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+        Some(_) => ("405 Method Not Allowed", "text/plain", "only GET\n".to_string()),
+        None => ("400 Bad Request", "text/plain", "bad request\n".to_string()),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_line;
+
+    #[test]
+    fn parses_request_lines() {
+        assert_eq!(
+            request_line(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(("GET", "/metrics"))
+        );
+        assert_eq!(request_line(b"GET /metrics\r\n"), None);
+        assert_eq!(request_line(b"\xff\xfe"), None);
+    }
+}

@@ -1,0 +1,125 @@
+//! RESP2 replies and their encoding.
+
+use std::io::Write as _;
+
+/// A RESP2 value, as the server sends it and the client reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `+text`
+    Simple(String),
+    /// `-CODE text`
+    Error(String),
+    /// `:n`
+    Integer(i64),
+    /// `$len` and bytes.
+    Bulk(Vec<u8>),
+    /// `$-1` (also what a client reads for `*-1`).
+    Nil,
+    /// `*n` and the elements.
+    Array(Vec<Reply>),
+    /// Key/value pairs: a RESP3 map (`%n`), or in RESP2 a flat array of 2n elements.
+    Map(Vec<(Reply, Reply)>),
+}
+
+impl Reply {
+    /// `+OK`.
+    pub fn ok() -> Reply {
+        Reply::Simple("OK".to_string())
+    }
+
+    /// A bulk string from text.
+    pub fn text(text: impl Into<String>) -> Reply {
+        Reply::Bulk(text.into().into_bytes())
+    }
+
+    /// A bulk string, or nil for `None`.
+    pub fn bulk_or_nil(value: Option<Vec<u8>>) -> Reply {
+        value.map_or(Reply::Nil, Reply::Bulk)
+    }
+
+    /// Appends the RESP2 encoding to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_as(out, false);
+    }
+
+    /// Appends the encoding to `out`, in RESP3 if `resp3` (which differs from RESP2 only in
+    /// nil, `_`, and maps, `%`).
+    pub fn encode_as(&self, out: &mut Vec<u8>, resp3: bool) {
+        // Writing into a Vec cannot fail.
+        match self {
+            Reply::Simple(text) => {
+                out.push(b'+');
+                push_line(out, text.as_bytes());
+            }
+            Reply::Error(text) => {
+                out.push(b'-');
+                push_line(out, text.as_bytes());
+            }
+            Reply::Integer(n) => {
+                let _ = write!(out, ":{n}\r\n");
+            }
+            Reply::Bulk(bytes) => {
+                let _ = write!(out, "${}\r\n", bytes.len());
+                out.extend_from_slice(bytes);
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Nil if resp3 => out.extend_from_slice(b"_\r\n"),
+            Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
+            Reply::Array(items) => {
+                let _ = write!(out, "*{}\r\n", items.len());
+                for item in items {
+                    item.encode_as(out, resp3);
+                }
+            }
+            Reply::Map(pairs) => {
+                if resp3 {
+                    let _ = write!(out, "%{}\r\n", pairs.len());
+                } else {
+                    let _ = write!(out, "*{}\r\n", pairs.len() * 2);
+                }
+                for (key, value) in pairs {
+                    key.encode_as(out, resp3);
+                    value.encode_as(out, resp3);
+                }
+            }
+        }
+    }
+
+    /// Whether this is an error reply.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+}
+
+/// Appends a simple-string or error line; CR and LF inside would break the framing and
+/// become spaces.
+fn push_line(out: &mut Vec<u8>, text: &[u8]) {
+    out.extend(text.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_every_type() {
+        let mut out = Vec::new();
+        Reply::Array(vec![
+            Reply::ok(),
+            Reply::Error("ERR bad\nline".into()),
+            Reply::Integer(-3),
+            Reply::Bulk(b"a\r\nb".to_vec()),
+            Reply::Nil,
+        ])
+        .encode(&mut out);
+        assert_eq!(out, b"*5\r\n+OK\r\n-ERR bad line\r\n:-3\r\n$4\r\na\r\nb\r\n$-1\r\n");
+        let map = Reply::Map(vec![(Reply::text("k"), Reply::Nil)]);
+        let mut out = Vec::new();
+        map.encode(&mut out);
+        assert_eq!(out, b"*2\r\n$1\r\nk\r\n$-1\r\n");
+        out.clear();
+        map.encode_as(&mut out, true);
+        assert_eq!(out, b"%1\r\n$1\r\nk\r\n_\r\n");
+    }
+}

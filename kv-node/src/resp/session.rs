@@ -1,0 +1,415 @@
+//! One client connection: read, parse a pipeline, execute it in order, write the replies.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use tokio::io::AsyncReadExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use kv_core::command::Query;
+
+use super::Shared;
+use super::command;
+use super::command::Action;
+use super::command::CommandError;
+use super::command::Shape;
+use super::node_error;
+use super::parser;
+use super::parser::ProtocolError;
+use super::reply::Reply;
+use crate::node::NodeError;
+use crate::node::Op;
+use crate::node::ReadMode;
+use crate::node::Status;
+
+/// Most commands taken from the buffer before their replies are written.
+const MAX_PIPELINE: usize = 1024;
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 64 << 10;
+
+/// Per-connection state.
+struct Session {
+    id: u64,
+    authenticated: bool,
+    read_mode: ReadMode,
+    name: Option<Vec<u8>>,
+    quit: bool,
+    /// Replies in RESP3 (after `HELLO 3`).
+    resp3: bool,
+}
+
+/// Serves one connection until the client quits or disconnects, the input is malformed, or
+/// the node shuts down.
+pub(super) async fn run(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let node = &shared.node;
+    let mut shutdown = node.shutdown_signal();
+    let mut session = Session {
+        id: shared.client_id(),
+        authenticated: node.options().password.is_none(),
+        read_mode: ReadMode::Linearizable,
+        name: None,
+        quit: false,
+        resp3: false,
+    };
+    // Bytes buffered beyond one maximal bulk string mean a request that can never complete.
+    let max_buffer = shared.limits.max_bulk_len.saturating_mul(2).max(64 << 20);
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut out = Vec::new();
+    loop {
+        let mut commands = Vec::new();
+        let mut failure = None;
+        let mut used = 0;
+        while commands.len() < MAX_PIPELINE {
+            match parser::parse_request(&buf[used..], &shared.limits) {
+                Ok(Some((args, n))) => {
+                    used += n;
+                    if !args.is_empty() {
+                        commands.push(args);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        buf.drain(..used);
+        if commands.is_empty() && failure.is_none() {
+            if buf.len() > max_buffer {
+                failure = Some(ProtocolError::LineTooLong);
+            } else {
+                buf.reserve(READ_CHUNK);
+                let read = tokio::select! {
+                    read = stream.read_buf(&mut buf) => read?,
+                    _ = shutdown.changed() => return Ok(()),
+                };
+                if read == 0 {
+                    return Ok(());
+                }
+                continue;
+            }
+        }
+        execute(shared, &mut session, commands, &mut out).await;
+        if let Some(error) = &failure {
+            Reply::Error(format!("ERR Protocol error: {error}")).encode(&mut out);
+        }
+        stream.write_all(&out).await?;
+        out.clear();
+        if failure.is_some() || session.quit {
+            return stream.shutdown().await;
+        }
+    }
+}
+
+/// Executes a pipeline in order, appending the replies to `out`.
+async fn execute(shared: &Shared, session: &mut Session, commands: Vec<Vec<Vec<u8>>>, out: &mut Vec<u8>) {
+    let metrics = shared.node.metrics().clone();
+    let cursor_key = |cursor: &[u8]| shared.cursor_key(cursor);
+    let mut actions = commands
+        .into_iter()
+        .map(|args| command::parse(&args, &cursor_key))
+        .peekable();
+    while let Some(action) = actions.next() {
+        if session.quit {
+            return;
+        }
+        let started = Instant::now();
+        let action = match action {
+            Ok(action)
+                if !session.authenticated
+                    && !matches!(action, Action::Auth(_) | Action::Hello { .. } | Action::Quit) =>
+            {
+                Err(Reply::Error("NOAUTH Authentication required.".to_string()))
+            }
+            Ok(action) => Ok(action),
+            Err(e) => Err(Reply::Error(format!("ERR {e}"))),
+        };
+        let replies = match action {
+            Err(reply) => vec![reply],
+            Ok(Action::Write { op, shape }) => {
+                // Propose this write and every write right after it together, in order.
+                let mut batch = vec![(op, shape)];
+                while let Some(Ok(Action::Write { .. })) = actions.peek() {
+                    if let Some(Ok(Action::Write { op, shape })) = actions.next() {
+                        batch.push((op, shape));
+                    }
+                }
+                let replies = writes(shared, batch).await;
+                metrics.write_latency.observe(started.elapsed());
+                replies
+            }
+            Ok(Action::Read { query, shape }) => {
+                let mut batch = vec![(query, shape)];
+                while let Some(Ok(Action::Read { .. })) = actions.peek() {
+                    if let Some(Ok(Action::Read { query, shape })) = actions.next() {
+                        batch.push((query, shape));
+                    }
+                }
+                let replies = reads(shared, session.read_mode, batch).await;
+                metrics.read_latency.observe(started.elapsed());
+                replies
+            }
+            Ok(other) => vec![session_action(shared, session, other).await],
+        };
+        for reply in replies {
+            metrics.commands.add(1);
+            if reply.is_error() {
+                metrics.command_errors.add(1);
+            }
+            reply.encode_as(out, session.resp3);
+        }
+    }
+}
+
+fn next_cursor(shared: &Shared) -> impl Fn(&[u8]) -> String + '_ {
+    |key| shared.cursor_for(key)
+}
+
+async fn writes(shared: &Shared, batch: Vec<(Op, Shape)>) -> Vec<Reply> {
+    let node = &shared.node;
+    let mut tickets = Vec::with_capacity(batch.len());
+    for (op, shape) in batch {
+        tickets.push((node.submit_write(op).await, shape));
+    }
+    let mut replies = Vec::with_capacity(tickets.len());
+    for (ticket, shape) in tickets {
+        replies.push(match node.finish(ticket).await {
+            Ok(response) => command::render(shape, response, &next_cursor(shared)),
+            Err(e) => node_error(&e),
+        });
+    }
+    replies
+}
+
+async fn reads(shared: &Shared, mode: ReadMode, batch: Vec<(Query, Shape)>) -> Vec<Reply> {
+    let node = &shared.node;
+    let barrier = match mode {
+        ReadMode::Stale => Ok(()),
+        ReadMode::Linearizable => node.read_barrier().await,
+    };
+    let mut replies = Vec::with_capacity(batch.len());
+    for (query, shape) in batch {
+        let response = match &barrier {
+            Ok(()) => Ok(node.query_local(&query)),
+            // A follower hands each read to the leader.
+            Err(NodeError::NotLeader { leader: Some(_), .. }) => node.read(query, ReadMode::Linearizable).await,
+            Err(NodeError::NotLeader { leader: None, .. }) => Err(NodeError::NoLeader),
+            Err(e) => Err(e.clone()),
+        };
+        replies.push(match response {
+            Ok(response) => command::render(shape, response, &next_cursor(shared)),
+            Err(e) => node_error(&e),
+        });
+    }
+    replies
+}
+
+/// Commands about the connection, the node or the cluster rather than the data.
+async fn session_action(shared: &Shared, session: &mut Session, action: Action) -> Reply {
+    let node = &shared.node;
+    match action {
+        Action::Reply(reply) => reply,
+        Action::Quit => {
+            session.quit = true;
+            Reply::ok()
+        }
+        Action::Auth(password) => auth(shared, session, &password),
+        Action::Hello {
+            protover,
+            password,
+            name,
+        } => {
+            if let Some(version) = protover
+                && version != 2
+                && version != 3
+            {
+                return Reply::Error("NOPROTO unsupported protocol version".to_string());
+            }
+            if let Some(password) = password {
+                let reply = auth(shared, session, &password);
+                if reply.is_error() {
+                    return reply;
+                }
+            }
+            if !session.authenticated {
+                return Reply::Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".to_string());
+            }
+            if name.is_some() {
+                session.name = name;
+            }
+            if let Some(version) = protover {
+                session.resp3 = version == 3;
+            }
+            let role = if node.status().role == "leader" {
+                "master"
+            } else {
+                "replica"
+            };
+            Reply::Map(vec![
+                (Reply::text("server"), Reply::text("quorumkv")),
+                (Reply::text("version"), Reply::text(env!("CARGO_PKG_VERSION"))),
+                (Reply::text("proto"), Reply::Integer(if session.resp3 { 3 } else { 2 })),
+                (
+                    Reply::text("id"),
+                    Reply::Integer(i64::try_from(session.id).unwrap_or(i64::MAX)),
+                ),
+                (Reply::text("mode"), Reply::text("standalone")),
+                (Reply::text("role"), Reply::text(role)),
+                (Reply::text("modules"), Reply::Array(Vec::new())),
+            ])
+        }
+        Action::SetReadMode(mode) => {
+            session.read_mode = mode;
+            Reply::ok()
+        }
+        Action::SetName(name) => {
+            session.name = Some(name);
+            Reply::ok()
+        }
+        Action::GetName => Reply::bulk_or_nil(session.name.clone()),
+        Action::ClientId => Reply::Integer(i64::try_from(session.id).unwrap_or(i64::MAX)),
+        Action::Info(sections) => Reply::text(info(shared, &sections)),
+        Action::RaftStatus => Reply::text(raft_section(&node.status())),
+        Action::RaftLeader => match node.status().leader {
+            Some((id, addrs)) => Reply::Array(vec![
+                Reply::Integer(i64::try_from(id).unwrap_or(i64::MAX)),
+                Reply::text(addrs.raft_addr),
+                Reply::text(addrs.client_addr),
+            ]),
+            None => node_error(&NodeError::NoLeader),
+        },
+        Action::Snapshot => match node.snapshot().await {
+            Ok(()) => Reply::ok(),
+            Err(e) => node_error(&e),
+        },
+        Action::Admin(op) => match node.execute(op).await {
+            Ok(_) => Reply::ok(),
+            Err(e) => node_error(&e),
+        },
+        Action::Write { .. } | Action::Read { .. } => {
+            Reply::Error(CommandError::Invalid("internal: data command routed as a session command".into()).to_string())
+        }
+    }
+}
+
+fn auth(shared: &Shared, session: &mut Session, given: &[u8]) -> Reply {
+    match &shared.node.options().password {
+        None => Reply::Error(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+                .to_string(),
+        ),
+        Some(password) if password.as_bytes() == given => {
+            session.authenticated = true;
+            Reply::ok()
+        }
+        Some(_) => Reply::Error("WRONGPASS invalid username-password pair or user is disabled.".to_string()),
+    }
+}
+
+/// The `# Raft` section of INFO (also `RAFT STATUS`).
+fn raft_section(status: &Status) -> String {
+    let members = |list: &[(u64, kv_core::raft::KvNode)]| {
+        list.iter()
+            .map(|(id, node)| format!("{id}@{}", node.raft_addr))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut text = String::new();
+    let _ = write!(
+        text,
+        "# Raft\r\nraft_node_id:{}\r\nraft_role:{}\r\nraft_term:{}\r\nraft_leader_id:{}\r\nraft_leader_raft_addr:{}\r\nraft_leader_client_addr:{}\r\nraft_last_log_index:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_snapshot_index:{}\r\nraft_voters:{}\r\nraft_learners:{}\r\n",
+        status.id,
+        status.role,
+        status.term,
+        status.leader.as_ref().map_or(0, |(id, _)| *id),
+        status.leader.as_ref().map_or("", |(_, n)| n.raft_addr.as_str()),
+        status.leader.as_ref().map_or("", |(_, n)| n.client_addr.as_str()),
+        status.last_log_index,
+        status.commit_index,
+        status.applied_index,
+        status.snapshot_index,
+        members(&status.voters),
+        members(&status.learners),
+    );
+    text
+}
+
+/// The INFO text: server, clients, replication, raft, stats and keyspace sections.
+fn info(shared: &Shared, sections: &[String]) -> String {
+    let node = &shared.node;
+    let status = node.status();
+    let metrics = node.metrics();
+    let wanted = |name: &str| {
+        sections.is_empty()
+            || sections
+                .iter()
+                .any(|s| s == name || s == "all" || s == "everything" || s == "default")
+    };
+    let mut text = String::new();
+    if wanted("server") {
+        let port = node.options().client_addr.rsplit(':').next().unwrap_or("");
+        let _ = write!(
+            text,
+            "# Server\r\nredis_version:7.0.0\r\nquorumkv_version:{}\r\nredis_mode:standalone\r\nprocess_id:{}\r\ntcp_port:{port}\r\nrun_id:quorumkv-node-{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id(),
+            status.id,
+        );
+    }
+    if wanted("clients") {
+        let _ = write!(
+            text,
+            "# Clients\r\nconnected_clients:{}\r\n\r\n",
+            metrics.connections_open.get()
+        );
+    }
+    if wanted("replication") {
+        let leader = status.role == "leader";
+        let _ = write!(
+            text,
+            "# Replication\r\nrole:{}\r\n",
+            if leader { "master" } else { "slave" }
+        );
+        if leader {
+            let _ = write!(
+                text,
+                "connected_slaves:{}\r\n",
+                (status.voters.len() + status.learners.len()).saturating_sub(1)
+            );
+        } else if let Some((_, leader)) = &status.leader {
+            let (host, port) = leader.client_addr.rsplit_once(':').unwrap_or(("", ""));
+            let _ = write!(
+                text,
+                "master_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:up\r\n"
+            );
+        } else {
+            let _ = write!(text, "master_link_status:down\r\n");
+        }
+        text.push_str("\r\n");
+    }
+    if wanted("raft") {
+        text.push_str(&raft_section(&status));
+        text.push_str("\r\n");
+    }
+    if wanted("stats") {
+        let _ = write!(
+            text,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_error_replies:{}\r\nforwarded_commands:{}\r\n\r\n",
+            metrics.connections_accepted.get(),
+            metrics.commands.get(),
+            metrics.command_errors.get(),
+            metrics.forwarded.get(),
+        );
+    }
+    if wanted("keyspace") {
+        let keys = match node.query_local(&Query::Count) {
+            kv_core::command::Response::Count(n) => n,
+            _ => 0,
+        };
+        let _ = write!(text, "# Keyspace\r\ndb0:keys={keys},expires=0,avg_ttl=0\r\n");
+    }
+    text
+}

@@ -1,0 +1,170 @@
+//! Length-prefixed frames of the Raft port: encoding, and decoding from a stream or a buffer.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::AsyncRead;
+use tokio::io::AsyncReadExt;
+
+/// First bytes of every frame.
+pub const MAGIC: [u8; 4] = *b"QKVR";
+/// Version of the frame format and of the messages it carries.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Bytes before the payload: magic, version, payload length.
+pub const HEADER_LEN: usize = 10;
+/// Default bound on a frame's payload.
+pub const DEFAULT_MAX_FRAME: u32 = 16 << 20;
+
+/// Why a frame could not be read or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The connection failed or closed mid-frame.
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer does not speak this protocol.
+    #[error("bad frame magic {0:02x?}")]
+    BadMagic([u8; 4]),
+    /// The peer speaks another version of the protocol.
+    #[error("unsupported protocol version {found} (this build speaks {PROTOCOL_VERSION})")]
+    UnsupportedVersion {
+        /// The version in the frame.
+        found: u16,
+    },
+    /// The frame announces more bytes than allowed; nothing of that size was allocated.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Announced payload length.
+        len: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// The payload is not a valid message.
+    #[error("malformed frame payload: {0}")]
+    Malformed(String),
+    /// A buffer ended before the frame did.
+    #[error("truncated frame: {needed} more bytes needed")]
+    Truncated {
+        /// Bytes missing.
+        needed: usize,
+    },
+}
+
+/// Encodes `message` as one frame.
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    // Serializing our own message types into a Vec cannot fail.
+    let mut out = postcard::to_extend(message, out).expect("postcard encoding into a Vec cannot fail");
+    let len = u32::try_from(out.len() - HEADER_LEN).expect("a frame is shorter than 4 GiB");
+    out[6..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+    out
+}
+
+/// Checks a frame header and returns the payload length it announces.
+pub fn check_header(header: &[u8; HEADER_LEN], max: u32) -> Result<u32, FrameError> {
+    let magic: [u8; 4] = header[..4].try_into().expect("4 bytes");
+    if magic != MAGIC {
+        return Err(FrameError::BadMagic(magic));
+    }
+    let version = u16::from_le_bytes(header[4..6].try_into().expect("2 bytes"));
+    if version != PROTOCOL_VERSION {
+        return Err(FrameError::UnsupportedVersion { found: version });
+    }
+    let len = u32::from_le_bytes(header[6..HEADER_LEN].try_into().expect("4 bytes"));
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    Ok(len)
+}
+
+/// Decodes a payload; trailing bytes are an error.
+pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
+    let (value, rest) = postcard::take_from_bytes(payload).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(FrameError::Malformed(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(value)
+}
+
+/// Decodes one whole frame held in `bytes`, returning the message and the bytes it used.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], max: u32) -> Result<(T, usize), FrameError> {
+    let header: &[u8; HEADER_LEN] =
+        bytes
+            .get(..HEADER_LEN)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| FrameError::Truncated {
+                needed: HEADER_LEN - bytes.len(),
+            })?;
+    let len = check_header(header, max)? as usize;
+    let payload = bytes
+        .get(HEADER_LEN..HEADER_LEN + len)
+        .ok_or_else(|| FrameError::Truncated {
+            needed: HEADER_LEN + len - bytes.len(),
+        })?;
+    Ok((decode_payload(payload)?, HEADER_LEN + len))
+}
+
+/// Reads one frame from `reader`. Returns `Ok(None)` on a clean end of stream before a frame.
+/// The payload buffer is allocated only after the header passed [`check_header`].
+pub async fn read<T, R>(reader: &mut R, max: u32) -> Result<Option<T>, FrameError>
+where
+    T: DeserializeOwned,
+    R: AsyncRead + Unpin,
+{
+    let mut header = [0u8; HEADER_LEN];
+    let first = reader.read(&mut header).await?;
+    if first == 0 {
+        return Ok(None);
+    }
+    reader.read_exact(&mut header[first..]).await?;
+    let len = check_header(&header, max)?;
+    let mut payload = vec![0u8; len as usize];
+    reader.read_exact(&mut payload).await?;
+    decode_payload(&payload).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_bounds() {
+        let frame = encode(&(7u64, "hello".to_string()));
+        let (msg, used): ((u64, String), usize) = decode(&frame, 1024).unwrap();
+        assert_eq!(msg, (7, "hello".to_string()));
+        assert_eq!(used, frame.len());
+        for cut in 0..frame.len() {
+            assert!(matches!(
+                decode::<(u64, String)>(&frame[..cut], 1024),
+                Err(FrameError::Truncated { .. })
+            ));
+        }
+        assert!(matches!(
+            decode::<(u64, String)>(&frame, 3),
+            Err(FrameError::TooLarge { len: 7, max: 3 })
+        ));
+        let mut bad = frame.clone();
+        bad[0] = b'X';
+        assert!(matches!(
+            decode::<(u64, String)>(&bad, 1024),
+            Err(FrameError::BadMagic(_))
+        ));
+        let mut bad = frame.clone();
+        bad[4] = 9;
+        assert!(matches!(
+            decode::<(u64, String)>(&bad, 1024),
+            Err(FrameError::UnsupportedVersion { found: 9 })
+        ));
+    }
+
+    #[tokio::test]
+    async fn oversized_header_is_refused_before_allocation() {
+        let mut header = Vec::from(MAGIC);
+        header.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+        header.extend_from_slice(&u32::MAX.to_le_bytes());
+        let mut reader = &header[..];
+        let err = read::<u64, _>(&mut reader, DEFAULT_MAX_FRAME).await.unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { len: u32::MAX, .. }));
+    }
+}

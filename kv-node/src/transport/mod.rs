@@ -1,0 +1,70 @@
+//! The Raft transport: openraft's [`RaftNetworkV2`](openraft::network::v2::RaftNetworkV2) over
+//! TCP on a port of its own, plus the internal forwarding RPC a follower uses to hand a client's
+//! command to the leader.
+//!
+//! # Wire format (protocol version 1)
+//!
+//! Every message, in both directions, is one frame. Integers are little-endian.
+//!
+//! ```text
+//! +--------+---------+-------------+------------------------------------------+
+//! | magic  | version | payload len | payload: postcard encoding of a          |
+//! | "QKVR" | u16 = 1 | u32         | RaftRequest (client → server) or a       |
+//! |        |         | <= max      | RaftReply (server → client)              |
+//! +--------+---------+-------------+------------------------------------------+
+//! ```
+//!
+//! A frame announcing more than the receiver's limit ([`TransportOptions::max_frame`]) is refused
+//! before anything of that size is allocated, and the connection is closed.
+//!
+//! A connection carries one request at a time: the client writes a request frame and reads
+//! exactly one reply frame. Each peer has a small pool of such connections that are reused
+//! across requests ([`Peers`]); a failed, timed-out or refused connection is dropped and a new
+//! one is made after a backoff. Snapshots travel as a sequence of
+//! [`SnapshotChunk`](message::SnapshotChunk) requests on one connection, each bounded by
+//! [`TransportOptions::snapshot_chunk`]; the receiver installs the snapshot after the last one.
+
+pub mod frame;
+pub mod message;
+mod network;
+mod server;
+
+use std::time::Duration;
+
+pub use network::CallError;
+pub use network::Network;
+pub use network::Peers;
+pub use server::serve;
+
+/// Tuning of the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportOptions {
+    /// Largest frame payload accepted, in bytes.
+    pub max_frame: u32,
+    /// Bytes of snapshot data per chunk.
+    pub snapshot_chunk: usize,
+    /// Largest snapshot a node accepts from a leader, in bytes.
+    pub max_snapshot: u64,
+    /// How long connecting to a peer may take.
+    pub connect_timeout: Duration,
+    /// First delay before reconnecting to a peer that could not be reached; doubled per failure.
+    pub backoff_min: Duration,
+    /// Longest delay between reconnection attempts.
+    pub backoff_max: Duration,
+    /// Idle connections kept per peer.
+    pub idle_per_peer: usize,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            max_frame: frame::DEFAULT_MAX_FRAME,
+            snapshot_chunk: 1 << 20,
+            max_snapshot: 4 << 30,
+            connect_timeout: Duration::from_millis(500),
+            backoff_min: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(500),
+            idle_per_peer: 16,
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The receiving side: accepts peers' connections and hands their requests to openraft.
+
+use openraft::alias::SnapshotMetaOf;
+use openraft::alias::SnapshotOf;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::net::TcpStream;
+
+use super::frame;
+use super::message::RaftReply;
+use super::message::RaftRequest;
+use super::message::SnapshotChunk;
+use crate::NodeConfig;
+use crate::node::Node;
+
+/// Accepts connections on the Raft port until the node shuts down.
+pub async fn serve(listener: TcpListener, node: Node) {
+    let mut shutdown = node.shutdown_signal();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let node = node.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = connection(stream, &node).await {
+                        tracing::debug!(%peer, %error, "raft connection closed");
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accepting a raft connection failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// A snapshot being received: its metadata and the bytes so far.
+struct Incoming {
+    meta: SnapshotMetaOf<NodeConfig>,
+    data: Vec<u8>,
+}
+
+async fn connection(mut stream: TcpStream, node: &Node) -> Result<(), frame::FrameError> {
+    stream.set_nodelay(true)?;
+    let max = node.options().transport.max_frame;
+    let mut shutdown = node.shutdown_signal();
+    let mut incoming: Option<Incoming> = None;
+    loop {
+        let request = tokio::select! {
+            request = frame::read::<RaftRequest, _>(&mut stream, max) => request?,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let Some(request) = request else {
+            return Ok(());
+        };
+        let reply = handle(node, request, &mut incoming).await;
+        stream.write_all(&frame::encode(&reply)).await?;
+    }
+}
+
+async fn handle(node: &Node, request: RaftRequest, incoming: &mut Option<Incoming>) -> RaftReply {
+    let raft = node.raft();
+    let refused = |e: &dyn std::fmt::Display| RaftReply::Refused(e.to_string());
+    match request {
+        RaftRequest::AppendEntries(rpc) => match raft.append_entries(rpc).await {
+            Ok(response) => RaftReply::AppendEntries(response),
+            Err(e) => refused(&e),
+        },
+        RaftRequest::Vote(rpc) => match raft.vote(rpc).await {
+            Ok(response) => RaftReply::Vote(response),
+            Err(e) => refused(&e),
+        },
+        RaftRequest::PreVote(rpc) => match raft.pre_vote(rpc).await {
+            Ok(response) => RaftReply::Vote(response),
+            Err(e) => refused(&e),
+        },
+        RaftRequest::TransferLeader(rpc) => match raft.handle_transfer_leader(rpc).await {
+            Ok(response) => RaftReply::TransferLeader(response),
+            Err(e) => refused(&e),
+        },
+        RaftRequest::Forward(op) => RaftReply::Forwarded(node.execute_forwarded(op).await),
+        RaftRequest::Snapshot(chunk) => snapshot_chunk(node, chunk, incoming).await,
+    }
+}
+
+/// Adds a chunk to the snapshot being received; installs it after the last chunk.
+async fn snapshot_chunk(node: &Node, chunk: SnapshotChunk, incoming: &mut Option<Incoming>) -> RaftReply {
+    let SnapshotChunk {
+        vote,
+        meta,
+        total_len,
+        offset,
+        data,
+    } = chunk;
+    let max = node.options().transport.max_snapshot;
+    if total_len > max {
+        return RaftReply::Refused(format!(
+            "snapshot of {total_len} bytes exceeds the limit of {max} bytes"
+        ));
+    }
+    if offset == 0 {
+        let capacity = usize::try_from(total_len.min(64 << 20)).unwrap_or(0);
+        *incoming = Some(Incoming {
+            meta: meta.clone(),
+            data: Vec::with_capacity(capacity),
+        });
+    }
+    let Some(current) = incoming.as_mut() else {
+        return RaftReply::Refused(format!("snapshot chunk at offset {offset} without its start"));
+    };
+    let expected = current.data.len() as u64;
+    let end = offset.saturating_add(data.len() as u64);
+    if current.meta.last_log_id != meta.last_log_id || offset != expected || end > total_len {
+        *incoming = None;
+        return RaftReply::Refused(format!(
+            "snapshot chunk out of order: offset {offset}, expected {expected} of {total_len}"
+        ));
+    }
+    current.data.extend_from_slice(&data);
+    node.metrics().snapshot_bytes_received.add(data.len() as u64);
+    if end < total_len {
+        return RaftReply::SnapshotChunkStored;
+    }
+    let Incoming { meta, data } = incoming.take().expect("checked above");
+    let snapshot = SnapshotOf::<NodeConfig, Vec<u8>> { meta, snapshot: data };
+    match node.raft().install_full_snapshot(vote, snapshot).await {
+        Ok(response) => {
+            node.metrics().snapshots_installed.add(1);
+            RaftReply::SnapshotInstalled(response)
+        }
+        Err(e) => RaftReply::Refused(e.to_string()),
+    }
+}
