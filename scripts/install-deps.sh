@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in rustc-web cargo-web rust-web-src rust-web-llvm lld-22; do
+for pkg in rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
@@ -19,4 +19,10 @@ wbg_version=$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' bindings/wasm/Cargo.toml
 if [[ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wbg_version" ]]; then
   echo "installing wasm-bindgen-cli $wbg_version"
   cargo install wasm-bindgen-cli --version "$wbg_version"
+fi
+
+# The web demo's browser tests: playwright-core drives the system's chromium (no browser download).
+if [[ ! -d web-demo/node_modules/playwright-core || web-demo/package-lock.json -nt web-demo/node_modules/.package-lock.json ]]; then
+  echo "installing web-demo npm packages"
+  (cd web-demo && npm ci --no-audit --no-fund)
 fi

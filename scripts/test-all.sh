@@ -21,3 +21,6 @@ cargo test --workspace --release
 
 step "determinism: the same seeds give the same traces natively and in wasm"
 scripts/check-determinism.sh
+
+step "web demo in headless Chromium"
+node --test web-demo/tests/

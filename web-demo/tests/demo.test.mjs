@@ -1,0 +1,236 @@
+// The web demo in headless Chromium: it loads cleanly, shows a leader, commits and reads a put
+// made through the client panel, survives the leader crashing and being cut off, and replays
+// runs exactly (the same trace hashes as the native simulator and as its own links).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { launch, openDemo, ROOT, serve } from './harness.mjs';
+
+let server;
+let chromium;
+before(async () => {
+  server = await serve();
+  chromium = await launch();
+});
+after(async () => {
+  await chromium?.close();
+  await server?.close();
+});
+
+async function open(hash = '') {
+  const page = await openDemo(chromium.browser, server.url, hash);
+  page.setDefaultTimeout(20_000);
+  return page;
+}
+
+const majority = (n) => Math.floor(n / 2) + 1;
+const state = (page) => page.evaluate(() => window.demo.state());
+const node = (id) => `#cluster .node[data-node-id="${id}"]`;
+
+/** Waits until some node other than `not` is shown as leader; returns its id. */
+async function waitForLeader(page, not = null) {
+  const handle = await page.waitForFunction((not) => {
+    const el = [...document.querySelectorAll('#cluster .node[data-role="leader"]')]
+      .find((e) => Number(e.dataset.nodeId) !== not);
+    return el ? Number(el.dataset.nodeId) : null;
+  }, not);
+  return handle.jsonValue();
+}
+
+/** Sends an operation through the client panel; returns its op id once it has a result. */
+async function send(page, { op, node: to, key, value, expected }) {
+  const before = await page.evaluate(() => window.demo.ops().length);
+  await page.selectOption('#client-node', String(to));
+  await page.selectOption('#client-op', op);
+  await page.fill('#client-key', key);
+  if (value !== undefined) await page.fill('#client-value', value);
+  if (expected !== undefined) await page.fill('#client-expected', expected);
+  await page.click('#client-send');
+  await page.waitForSelector(`#results li[data-op-id="${before}"]`);
+  return before;
+}
+
+async function waitForResult(page, id) {
+  await page.waitForSelector(`#results li[data-op-id="${id}"]:not([data-state="pending"])`);
+  return page.evaluate((id) => window.demo.ops().find((o) => o.id === id), id);
+}
+
+async function realTime(page) {
+  await page.selectOption('#speed', '1');
+}
+
+describe('web demo in headless Chromium', () => {
+  test('loads without console errors and shows a leader', async () => {
+    const page = await open();
+    const leader = await waitForLeader(page);
+    const nodes = await page.$$eval('#cluster .node', (els) => els.map((e) => [Number(e.dataset.nodeId), e.dataset.role]));
+    assert.deepEqual(nodes.map(([id]) => id), [1, 2, 3, 4, 5]);
+    for (const [, role] of nodes) assert.ok(['leader', 'follower', 'candidate', 'learner', 'crashed'].includes(role), role);
+    assert.equal(nodes.filter(([, role]) => role === 'leader').length, 1);
+    assert.match(await page.textContent('#status'), new RegExp(`Node ${leader} leads term \\d+: a write is committed once a majority \\(3 of 5\\)`));
+    assert.match(await page.textContent('#verdict'), /linearizable/);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  test('a put through the client panel commits on a majority and a get reads it back', async () => {
+    const page = await open('#seed=3&n=5');
+    await realTime(page);
+    const leader = await waitForLeader(page);
+    const put = await send(page, { op: 'put', node: leader, key: 'color', value: 'blue' });
+    const done = await waitForResult(page, put);
+    assert.equal(done.state, 'ok', done.result);
+    assert.equal(await page.textContent(`#results li[data-op-id="${put}"] .res`), 'ok');
+
+    const view = await state(page);
+    const entry = view.nodes.find((n) => n.id === leader).log.find((e) => e.summary.startsWith('SET color'));
+    assert.ok(entry, 'the put is in the leader\'s log');
+    const holders = view.nodes.filter((n) => n.log.some((e) => e.index === entry.index && e.term === entry.term));
+    assert.ok(holders.length >= majority(5), `on ${holders.length} logs`);
+    const leaderView = view.nodes.find((n) => n.id === leader);
+    assert.ok(leaderView.commit_index >= entry.index, 'the leader counts it committed');
+    const box = await page.$eval(`#logs .row[data-node-id="${leader}"] .entry[title^="#${entry.index},"]`, (e) => e.className);
+    assert.match(box, /\bcommitted\b/);
+
+    const follower = view.nodes.find((n) => n.id !== leader).id;
+    const get = await send(page, { op: 'get', node: follower, key: 'color' });
+    const read = await waitForResult(page, get);
+    assert.equal(read.state, 'ok');
+    assert.equal(read.result, 'ok blue');
+    assert.equal(await page.textContent(`#results li[data-op-id="${get}"] .res`), 'ok blue');
+    await page.waitForFunction(() => document.querySelectorAll('#timeline .op').length === 2);
+    assert.match(await page.textContent('#verdict'), /✓ linearizable \(2 ops\)/);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  test('crashing the leader by clicking it brings a new leader; restarting it brings it back as a follower', async () => {
+    const page = await open('#seed=5&n=5');
+    await realTime(page);
+    const old = await waitForLeader(page);
+    const oldTerm = (await state(page)).nodes.find((n) => n.id === old).term;
+    await page.click(node(old));
+    assert.equal(await page.getAttribute(node(old), 'data-role'), 'crashed');
+    const next = await waitForLeader(page, old);
+    assert.notEqual(next, old);
+    const view = await state(page);
+    assert.ok(view.nodes.find((n) => n.id === next).term > oldTerm, 'the new leader has a later term');
+
+    await page.click(node(old));
+    await page.waitForSelector(`${node(old)}[data-role="follower"]`);
+    await page.waitForFunction(([old, next]) => {
+      const v = window.demo.state().nodes;
+      return v.find((n) => n.id === old).leader === next;
+    }, [old, next]);
+    assert.deepEqual((await page.evaluate(() => window.demo.actions())).map((a) => [a.type, a.args]), [['crash', [old]], ['restart', [old]]]);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  test('isolating the leader: the majority elects a new one and the old one cannot commit', async () => {
+    const page = await open('#seed=11&n=5');
+    await realTime(page);
+    const old = await waitForLeader(page);
+    await page.click('#isolate-leader');
+    const view0 = await state(page);
+    assert.equal(new Set(view0.nodes.map((n) => n.partition)).size, 2);
+    const stuckAt = view0.nodes.find((n) => n.id === old).commit_index;
+
+    const stale = await send(page, { op: 'put', node: old, key: 'k', value: 'lost' });
+    const next = await waitForLeader(page, old);
+    const fresh = await send(page, { op: 'put', node: next, key: 'k', value: 'kept' });
+    assert.equal((await waitForResult(page, fresh)).state, 'ok');
+    await page.evaluate(() => window.demo.runFor(1000));
+
+    const view = await state(page);
+    const oldView = view.nodes.find((n) => n.id === old);
+    assert.equal(oldView.commit_index, stuckAt, 'the isolated node committed nothing');
+    const staleOp = await page.evaluate((id) => window.demo.ops().find((o) => o.id === id), stale);
+    assert.notEqual(staleOp.state, 'ok', `the cut-off leader's put returned ${staleOp.result}`);
+    const nextView = view.nodes.find((n) => n.id === next);
+    assert.ok(nextView.commit_index > stuckAt, 'the majority side goes on committing');
+    assert.match(await page.textContent('#status'), new RegExp(`Node ${next} leads term ${nextView.term}`));
+
+    await page.click('#heal');
+    await page.evaluate(() => window.demo.runFor(1000));
+    const healed = await state(page);
+    assert.equal(new Set(healed.nodes.map((n) => n.partition)).size, 1);
+    assert.equal(healed.nodes.filter((n) => n.role === 'leader').length, 1);
+    const get = await send(page, { op: 'get', node: old, key: 'k' });
+    const read = await waitForResult(page, get);
+    assert.equal(read.result, 'ok kept');
+    const check = await page.evaluate(() => window.demo.check());
+    assert.deepEqual(check.violations, []);
+    assert.equal(check.linearizability, 'Linearizable');
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  test('runSeed in Chromium gives the native trace hashes', async () => {
+    const seeds = [1, 2, 3, 4];
+    const native = kvSimHashes(seeds);
+    const page = await open();
+    await page.click('#play'); // pause: the page's own run is not under test here
+    const browser = await page.evaluate((seeds) => seeds.map((s) => {
+      const r = window.demo.runSeed(s, 3 + (s % 3), 5000);
+      if (!r.ok) throw new Error(`seed ${s} failed its checks`);
+      return `${s} ${r.traceHash}`;
+    }), seeds);
+    assert.deepEqual(browser, native);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  test('a link replays the exact run: same trace hash in Chromium twice and under node', async () => {
+    const page = await open('#seed=21&n=5');
+    await page.click('#play'); // pause and drive virtual time by hand
+    await page.evaluate(() => window.demo.runFor(400));
+    const leader = await page.evaluate(() => window.demo.leader());
+    await send(page, { op: 'put', node: leader, key: 'a;b,c!', value: 'x y' });
+    await page.evaluate(() => window.demo.runFor(37.5));
+    await page.click(node(leader));
+    await page.evaluate(() => window.demo.runFor(500));
+    await page.click('#step');
+    await page.selectOption('#client-op', 'cas');
+    await send(page, { op: 'cas', node: leader === 1 ? 2 : 1, key: 'a;b,c!', expected: 'x y', value: '' });
+    await page.evaluate(() => window.demo.runFor(300));
+    await page.click('#isolate-leader');
+    await page.$eval('#drop-rate', (e) => { e.value = '0.2'; e.dispatchEvent(new Event('change')); });
+    await page.evaluate(() => window.demo.runFor(700));
+    await page.click('#heal');
+    await page.click(node(leader));
+    await page.evaluate(() => window.demo.runFor(250));
+    await page.click('#copy-link');
+    const first = await page.evaluate(() => ({ link: window.demo.link(), hash: window.demo.traceHash(), now: window.demo.nowMs(), actions: window.demo.actions() }));
+    assert.equal(first.actions.length, 7);
+    assert.equal(location(first.link), await page.evaluate(() => location.hash));
+    assert.deepEqual(page.errors, []);
+    await page.close();
+
+    for (let i = 0; i < 2; i++) {
+      const again = await open(location(first.link));
+      const seen = await again.evaluate(() => ({ hash: window.demo.traceHash(), now: window.demo.nowMs(), actions: window.demo.actions() }));
+      assert.deepEqual(seen, { hash: first.hash, now: first.now, actions: first.actions });
+      assert.equal(await again.textContent('#trace-hash'), first.hash);
+      assert.match(await again.textContent('#replay-note'), /Replayed this link: seed 21, 5 nodes, 7 actions/);
+      assert.deepEqual(again.errors, []);
+      await again.close();
+    }
+
+    const { replayLink } = await import('./replay-node.mjs');
+    assert.equal(replayLink(location(first.link)).traceHash, first.hash);
+  });
+});
+
+function location(link) {
+  return link.slice(link.indexOf('#'));
+}
+
+/** "seed hash" lines from the native simulator (KV_SIM names a built kv-sim to skip cargo). */
+function kvSimHashes(seeds) {
+  const list = seeds.join(',');
+  const out = process.env.KV_SIM
+    ? execFileSync(process.env.KV_SIM, ['--hashes', list], { encoding: 'utf8' })
+    : execFileSync('cargo', ['run', '-q', '--release', '--locked', '-p', 'kv-node', '--bin', 'kv-sim', '--', '--hashes', list], { cwd: `${ROOT}/..`, encoding: 'utf8' });
+  return out.trim().split('\n');
+}

@@ -1,0 +1,64 @@
+// The run in the URL: encoding round-trips, bad links are refused with a reason, and a replay
+// reaches the same trace hash however virtual time was chopped up while the run was recorded.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Session } from '../js/session.js';
+import { decodeRun, encodeRun } from '../js/url.js';
+import { wasm } from './replay-node.mjs';
+
+test('a run survives the URL, awkward text included', () => {
+  const run = {
+    seed: 42, nodes: 5, untilMs: 2400.123456, actions: [
+      { at: 812.5, type: 'put', args: [1, 'x;,!|&=#%', 'hé llo'] },
+      { at: 1200, type: 'crash', args: [1] },
+      { at: 1500, type: 'partition', args: [[[2, 3], [4, 5]]] },
+      { at: 1600.000001, type: 'cas', args: [2, 'x', null, ''] },
+      { at: 1700, type: 'cas', args: [2, 'x', '!', null] },
+      { at: 1800, type: 'heal', args: [] },
+      { at: 1900, type: 'drop', args: [0.25] },
+      { at: 2000, type: 'get', args: [3, ''] },
+      { at: 2100, type: 'delete', args: [4, 'x'] },
+      { at: 2200, type: 'restart', args: [1] },
+    ],
+  };
+  const hash = encodeRun(run);
+  assert.match(hash, /^#seed=42&n=5&t=2400\.123456&a=812\.5,put,1,/);
+  assert.deepEqual(decodeRun(hash), run);
+  assert.equal(decodeRun(''), null);
+  assert.deepEqual(decodeRun('#seed=9'), { seed: 9, nodes: 5, actions: [], untilMs: 0 });
+});
+
+test('malformed links are refused with a reason', () => {
+  assert.throws(() => decodeRun('#seed=1&n=9'), /3 to 7 nodes/);
+  assert.throws(() => decodeRun('#seed=-1'), /whole number/);
+  assert.throws(() => decodeRun('#seed=1&a=10,explode,1'), /unknown type "explode"/);
+  assert.throws(() => decodeRun('#seed=1&a=10,crash,99'), /no node 99/);
+  assert.throws(() => decodeRun('#seed=1&a=10,put,1,k'), /put takes 3 fields/);
+  assert.throws(() => decodeRun('#seed=1&a=abc,heal'), /time should be a number/);
+});
+
+test('replay reaches the recorded trace hash, however time was chopped', () => {
+  const base = { seed: 7, nodes: 5 };
+  const script = [
+    [700.123456, 'put', 1, 'a', 'x'], [900, 'crash', 2], [1300.5, 'partition', [[1, 3], [2, 4, 5]]],
+    [2100, 'heal'], [2200, 'restart', 2], [2500.000001, 'drop', 0.2], [2600, 'get', 3, 'a'],
+  ];
+  const record = (chunk) => {
+    const s = new Session(wasm, base);
+    for (const [at, type, ...args] of script) {
+      while (s.nowMs() < at) s.runFor(Math.min(chunk(), at - s.nowMs()));
+      s.perform(type, ...args);
+    }
+    s.runUntil(4000);
+    return s;
+  };
+  const whole = record(() => 1e9);
+  const frames = record(() => 16.6667);
+  let i = 0;
+  const jittery = record(() => [0.3, 7, 0.000001, 2.5][i++ % 4]);
+  const replayed = Session.replay(wasm, decodeRun(encodeRun({ ...base, actions: whole.actions, untilMs: 4000 })));
+  const hashes = [whole, frames, jittery, replayed].map((s) => s.sim.traceHash());
+  assert.deepEqual(new Set(hashes).size, 1, hashes.join(' '));
+  assert.equal(replayed.nowMs(), 4000);
+  assert.throws(() => Session.replay(wasm, { ...base, actions: [{ at: 5, type: 'restart', args: [1] }] }), /action 1 \(restart at 5 ms\) failed/);
+});
