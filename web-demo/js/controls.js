@@ -57,6 +57,13 @@ export class Controls {
     $('drop-rate-out').value = `${Math.round(Number($('drop-rate').value) * 100)}%`;
   }
 
+  /** Shows the groups a partition made (`Map` node id → 'A' | 'B' | …), if it made any. */
+  showGroups(groups) {
+    if (!groups.size) return;
+    for (const id of this.groups.keys()) this.groups.set(id, groups.get(id) === 'A' ? 'A' : 'B');
+    this.drawGroups();
+  }
+
   /** Puts `alone` in group A and everyone else in B. */
   setGroups(alone) {
     for (const id of this.groups.keys()) this.groups.set(id, id === alone ? 'A' : 'B');

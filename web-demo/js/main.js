@@ -3,7 +3,7 @@ import { Controls } from './controls.js';
 import { EventFeed } from './events.js';
 import { explain, legend } from './explain.js';
 import { LogsView, logsKey } from './logs.js';
-import { ClusterView } from './render.js';
+import { ClusterView, groupNames } from './render.js';
 import { Session } from './session.js';
 import { readCheck, TimelineView } from './timeline.js';
 import { decodeRun, encodeRun } from './url.js';
@@ -77,6 +77,7 @@ class App {
     this.lastCheck = { at: -Infinity, returned: -1 };
     this.lastUrlAt = -Infinity;
     this.refresh();
+    this.controls.showGroups(groupNames(this.view.nodes));
     this.saveUrl();
     if (autoplay) this.play();
   }

@@ -3,9 +3,12 @@
 // receiver by their virtual send and arrival times, and lost messages fizzling out.
 
 const SVG = 'http://www.w3.org/2000/svg';
-const CENTER = { x: 300, y: 246 };
+const CENTER = { x: 380, y: 272 };
 const RING = 186;
 const NODE_R = 46;
+/** Lost messages are marked if lost this recently (virtual ms), for about a second of real time. */
+const FIZZLE_RECENT_MS = 50;
+const FIZZLE_REAL_MS = 900;
 
 export const ROLE_LABEL = {
   leader: 'leader', follower: 'follower', candidate: 'candidate', learner: 'learner', crashed: 'crashed',
@@ -93,17 +96,13 @@ export class ClusterView {
       const name = el('text', { class: 'name', y: -3 }, g);
       name.textContent = `N${id}`;
       const role = el('text', { class: 'role', y: 16 }, g);
-      const infoY = NODE_R + 20;
-      const info1 = el('text', { class: 'info', y: infoY }, g);
-      const info2 = el('text', { class: 'info faint', y: infoY + 15 }, g);
+      const at = infoPlace(x - CENTER.x, y - CENTER.y);
+      const info1 = el('text', { class: 'info', x: at.x, y: at.y, 'text-anchor': at.anchor }, g);
+      const info2 = el('text', { class: 'info faint', x: at.x, y: at.y + 15, 'text-anchor': at.anchor }, g);
       const badgeG = el('g', { transform: `translate(${NODE_R * 0.78} ${-NODE_R * 0.78})`, opacity: 0 }, g);
       const badgeC = el('circle', { r: 11 }, badgeG);
       const badgeT = el('text', { class: 'badge', y: 4 }, badgeG);
-      const cross = el('path', {
-        d: `M${-NODE_R * 0.45} ${-NODE_R * 0.45}L${NODE_R * 0.45} ${NODE_R * 0.45}M${NODE_R * 0.45} ${-NODE_R * 0.45}L${-NODE_R * 0.45} ${NODE_R * 0.45}`,
-        stroke: '#fff', 'stroke-width': 5, 'stroke-linecap': 'round', opacity: 0,
-      }, g);
-      this.nodes.set(id, { g, title, ring, body, role, info1, info2, badgeG, badgeC, badgeT, cross, name });
+      this.nodes.set(id, { g, title, ring, body, role, info1, info2, badgeG, badgeC, badgeT, name });
     }
   }
 
@@ -118,8 +117,6 @@ export class ClusterView {
       v.g.setAttribute('aria-label', `Node ${n.id}, ${n.role}, term ${n.term}`);
       v.body.setAttribute('fill', `var(--${n.role})`);
       v.ring.setAttribute('opacity', n.role === 'leader' ? 0.55 : 0);
-      v.cross.setAttribute('opacity', n.role === 'crashed' ? 0.55 : 0);
-      v.name.setAttribute('opacity', n.role === 'crashed' ? 0.8 : 1);
       v.role.textContent = ROLE_LABEL[n.role] ?? n.role;
       v.info1.textContent = `term ${n.term} · ${voteText(n)}`;
       const last = n.log.length ? n.log[n.log.length - 1].index : n.snapshot_index;
@@ -160,18 +157,18 @@ export class ClusterView {
     }
     const wall = performance.now();
     for (const e of events) {
-      if (e.kind.type === 'drop' && e.from !== undefined) {
+      if (e.kind.type === 'drop' && e.from !== undefined && now - e.at_ns / 1e6 < FIZZLE_RECENT_MS) {
         const early = e.kind.reason === 'partitioned' || e.kind.reason === 'dropped' || e.kind.reason === 'sender crashed';
         this.fizzles.push({ from: e.from, to: e.to, f: early ? 0.3 : 0.82, born: wall });
       }
     }
-    this.fizzles = this.fizzles.filter((z) => wall - z.born < 900).slice(-40);
+    this.fizzles = this.fizzles.filter((z) => wall - z.born < FIZZLE_REAL_MS).slice(-40);
     for (const z of this.fizzles) {
       const p = this.positions.get(z.from);
       const q = this.positions.get(z.to);
       if (!p || !q) continue;
       const { x, y } = along(p, q, z.f);
-      const age = (wall - z.born) / 900;
+      const age = (wall - z.born) / FIZZLE_REAL_MS;
       const s = 5;
       el('path', {
         d: `M${x - s} ${y - s}L${x + s} ${y + s}M${x + s} ${y - s}L${x - s} ${y + s}`,
@@ -180,6 +177,16 @@ export class ClusterView {
     }
     this.msgLayer.replaceChildren(frag);
   }
+}
+
+/** Where a node's two lines of text go: outside the ring, beside or above/below the node. */
+function infoPlace(dx, dy) {
+  const len = Math.hypot(dx, dy) || 1;
+  const [ux, uy] = [dx / len, dy / len];
+  if (Math.abs(ux) < 0.35) {
+    return uy > 0 ? { x: 0, y: NODE_R + 22, anchor: 'middle' } : { x: 0, y: -NODE_R - 30, anchor: 'middle' };
+  }
+  return { x: Math.sign(ux) * (NODE_R + 12), y: -2, anchor: ux > 0 ? 'start' : 'end' };
 }
 
 /** A point `f` of the way from p's rim to q's rim. */
