@@ -1,0 +1,49 @@
+"""QuorumKV from Python.
+
+- :class:`Store`: an embedded, durable, single-node key-value store in a directory.
+- :class:`Client`: a client of a QuorumKV cluster (kv-node processes), with failover.
+- :class:`Simulation`: the deterministic cluster simulator, with faults and checkers.
+
+All three feel like a ``dict`` of ``bytes`` to ``bytes`` where that makes sense (``str`` is
+accepted as UTF-8), and every error they raise is a :class:`quorumkv.Error`.
+"""
+
+from __future__ import annotations
+
+from . import _native
+from ._client import Client, ReplyError
+from ._errors import (
+    ClosedError,
+    CorruptionError,
+    Error,
+    InternalError,
+    InvalidArgumentError,
+    LockedError,
+    NotLeaderError,
+    StorageError,
+    TimeoutError,
+)
+from ._sim import CheckReport, Operation, Simulation, run_seed
+from ._store import Store
+
+__version__: str = _native.__version__
+
+__all__ = [
+    "CheckReport",
+    "Client",
+    "ClosedError",
+    "CorruptionError",
+    "Error",
+    "InternalError",
+    "InvalidArgumentError",
+    "LockedError",
+    "NotLeaderError",
+    "Operation",
+    "ReplyError",
+    "Simulation",
+    "StorageError",
+    "Store",
+    "TimeoutError",
+    "__version__",
+    "run_seed",
+]
