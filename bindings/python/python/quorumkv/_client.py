@@ -191,11 +191,11 @@ class Client:
         delay = 0.02
         last: Optional[BaseException] = None
         leader_hint: Optional[int] = None
-        attempt = 0
         while True:
             address = self.addresses[self._current % len(self.addresses)]
             try:
-                if attempt == 0 and address not in self._conns:
+                if address not in self._conns:
+                    # A node we are not connected to yet: ask it who leads, and go there.
                     self._follow_leader(address)
                     address = self.addresses[self._current % len(self.addresses)]
                 reply = self._connect(address).call(command)
@@ -220,7 +220,6 @@ class Client:
                     self._current = self.addresses.index(target)
                 else:
                     self._follow_leader(address)
-            attempt += 1
             if time.monotonic() + delay > deadline:
                 break
             time.sleep(delay)

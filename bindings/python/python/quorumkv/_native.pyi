@@ -1,11 +1,14 @@
 """Stubs of the raw extension module; the package's Python files are its typed surface."""
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, final
+
+__all__ = ["Simulation", "Store", "__version__", "run_seed"]
 
 __version__: str
 
+@final
 class Store:
-    def __new__(cls, path: str, fsync: str = "always", snapshot_every: Optional[int] = 10000) -> Store: ...
+    def __new__(cls, path: str, fsync: str = "always", snapshot_every: Optional[int] = ...) -> Store: ...
     @property
     def path(self) -> str: ...
     @property
@@ -22,6 +25,7 @@ class Store:
     def snapshot(self) -> None: ...
     def close(self) -> None: ...
 
+@final
 class Simulation:
     def __new__(cls, seed: int, nodes: int) -> Simulation: ...
     def run_for(self, ms: float) -> None: ...

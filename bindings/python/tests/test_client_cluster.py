@@ -1,0 +1,218 @@
+"""quorumkv.Client against a real 3-node kv-node cluster, with the leader killed mid-run.
+
+Needs the kv-node binary (``cargo build --release -p kv-node --bin kv-node``, or
+``$QUORUMKV_KV_NODE``); skipped, saying so, only when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import pytest
+from conftest import native_binary
+
+import quorumkv
+
+KV_NODE = native_binary("kv-node")
+pytestmark = pytest.mark.skipif(
+    KV_NODE is None,
+    reason="kv-node binary not built: run `cargo build --release -p kv-node --bin kv-node` or set QUORUMKV_KV_NODE",
+)
+
+
+def free_ports(n: int) -> List[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class Cluster:
+    """Three kv-node processes on loopback, each with its own data directory and log file."""
+
+    def __init__(self, root: Path) -> None:
+        ports = free_ports(6)
+        self.root = root
+        self.client = {i: f"127.0.0.1:{ports[2 * (i - 1)]}" for i in (1, 2, 3)}
+        self.raft = {i: f"127.0.0.1:{ports[2 * (i - 1) + 1]}" for i in (1, 2, 3)}
+        self.peers = ",".join(f"{i}={self.raft[i]}/{self.client[i]}" for i in (1, 2, 3))
+        self.procs: Dict[int, subprocess.Popen[bytes]] = {}
+
+    def start(self, i: int) -> None:
+        log = open(self.root / f"node{i}.log", "ab")
+        self.procs[i] = subprocess.Popen(
+            [
+                str(KV_NODE),
+                "--id", str(i),
+                "--data-dir", str(self.root / f"node{i}"),
+                "--client-addr", self.client[i],
+                "--raft-addr", self.raft[i],
+                "--admin-addr", "off",
+                "--peers", self.peers,
+                "--election-timeout-ms", "300",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def kill(self, i: int) -> None:
+        self.procs[i].send_signal(signal.SIGKILL)
+        self.procs[i].wait(timeout=10)
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def addresses(self) -> List[str]:
+        return [self.client[i] for i in (1, 2, 3)]
+
+    def node_of(self, client_addr: Optional[str]) -> int:
+        return next(i for i, a in self.client.items() if a == client_addr)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- node{i}.log\n" + (self.root / f"node{i}.log").read_text(errors="replace")[-3000:] for i in (1, 2, 3)
+        )
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path)
+    for i in (1, 2, 3):
+        c.start(i)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def wait_for_leader(client: quorumkv.Client, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leader = client.leader()
+        if leader:
+            return leader
+        time.sleep(0.1)
+    raise AssertionError(f"no leader after {timeout}s: {client.status()}")
+
+
+def test_mapping_surface_and_status(cluster: Cluster) -> None:
+    with quorumkv.Client(cluster.addresses()) as c:
+        wait_for_leader(c)
+        c["a"] = "1"
+        c[b"b"] = b"2"
+        c.set("ttl", "x", ttl=0.3)
+        assert c["a"] == b"1" and c.get("b") == b"2" and c.get("zz", b"d") == b"d"
+        assert "a" in c and "zz" not in c
+        with pytest.raises(KeyError):
+            c["zz"]
+        assert sorted(c) == [b"a", b"b", b"ttl"] and len(c) == 3
+        time.sleep(0.5)
+        assert "ttl" not in c
+        for k in [b"p:1", b"p:2", b"p:3", b"q"]:
+            c[k] = k
+        assert list(c.items(prefix="p:")) == [(b"p:1", b"p:1"), (b"p:2", b"p:2"), (b"p:3", b"p:3")]
+        assert list(c.keys(prefix="p:", start="p:2")) == [b"p:2", b"p:3"]
+        assert c.pop("a") == b"1" and c.pop("a", None) is None
+        del c["b"]
+        with pytest.raises(KeyError):
+            del c["b"]
+        with pytest.raises(quorumkv.ReplyError) as info:
+            c.execute("INCR", "q")  # not an integer: a real error, not retried
+        assert info.value.code == "ERR" and isinstance(info.value, quorumkv.Error)
+
+        status = c.status()
+        assert set(status) == set(cluster.addresses())
+        roles = sorted(s["role"] for s in status.values())
+        assert roles == ["follower", "follower", "leader"], status
+        assert len({s["leader_id"] for s in status.values()}) == 1
+        # Every node sees the same committed writes, through any node.
+        for address in cluster.addresses():
+            with quorumkv.Client([address]) as one:
+                assert one["p:3"] == b"p:3"
+
+
+def test_leader_killed_mid_run(cluster: Cluster) -> None:
+    """A writer keeps writing while the leader is killed with SIGKILL; every write the client
+    acknowledged is readable afterwards from the survivors, and writing goes on."""
+    with quorumkv.Client(cluster.addresses(), retry_for=30) as c:
+        leader = cluster.node_of(wait_for_leader(c))
+        c["before"] = "kill"
+
+    acked: List[int] = []
+    failures: List[BaseException] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        with quorumkv.Client(cluster.addresses(), retry_for=30) as w:
+            i = 0
+            while not stop.is_set() and i < 10_000:
+                try:
+                    w[b"w%05d" % i] = b"%d" % i
+                except quorumkv.Error as e:
+                    failures.append(e)
+                    return
+                acked.append(i)
+                i += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(acked) < 50 and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.02)
+        assert len(acked) >= 50, (failures, cluster.logs())
+        before_kill = len(acked)
+        cluster.kill(leader)
+        deadline = time.monotonic() + 30
+        while len(acked) < before_kill + 50 and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not failures, (failures, cluster.logs())
+    assert len(acked) >= before_kill + 50, f"writes stopped after the kill: {len(acked)} acked\n{cluster.logs()}"
+
+    survivors = [cluster.client[i] for i in (1, 2, 3) if i != leader]
+    with quorumkv.Client(cluster.addresses(), retry_for=30) as c:  # the dead node listed first too
+        new_leader = wait_for_leader(c)
+        assert cluster.node_of(new_leader) != leader
+        assert c["before"] == b"kill"
+        stored = dict(c.items(prefix="w"))
+        missing = [i for i in acked if stored.get(b"w%05d" % i) != b"%d" % i]
+        assert not missing, f"acknowledged writes lost: {missing[:10]}"
+        status = c.status()
+        assert "error" in status[cluster.client[leader]]
+        assert all("error" not in status[a] for a in survivors)
+
+    # The killed node comes back and catches up.
+    cluster.start(leader)
+    with quorumkv.Client([cluster.client[leader]], retry_for=30) as back:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if back.get(b"w%05d" % acked[-1]) == b"%d" % acked[-1]:
+                    break
+            except quorumkv.Error:
+                pass
+            assert time.monotonic() < deadline, cluster.logs()
+            time.sleep(0.2)
