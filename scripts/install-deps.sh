@@ -26,3 +26,18 @@ if [[ ! -d web-demo/node_modules/playwright-core || web-demo/package-lock.json -
   echo "installing web-demo npm packages"
   (cd web-demo && npm ci --no-audit --no-fund)
 fi
+
+# The Python package's build and test tools, pinned, in a virtualenv at .venv.
+py_tools=(maturin==1.16.0 pytest==9.2.0 hypothesis==6.170.17 mypy==2.4.1)
+if [[ ! -x .venv/bin/python ]]; then
+  echo "creating the Python virtualenv .venv"
+  python3 -m venv .venv
+fi
+installed=$(.venv/bin/python -m pip freeze 2>/dev/null)
+for tool in "${py_tools[@]}"; do
+  if ! grep -qix "$tool" <<<"$installed"; then
+    echo "installing Python tools: ${py_tools[*]}"
+    .venv/bin/python -m pip install --quiet "${py_tools[@]}"
+    break
+  fi
+done

@@ -24,3 +24,6 @@ scripts/check-determinism.sh
 
 step "web demo in headless Chromium"
 node --test web-demo/tests/
+
+step "Python package: maturin wheel, pytest (store, cluster client, simulator vs native), stubtest"
+scripts/test-python.sh

@@ -26,6 +26,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::Store>()?;
     m.add_class::<sim::Simulation>()?;
     m.add_function(wrap_pyfunction!(sim::run_seed, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
+}
+
+/// Panics with `message` inside the edge guard, as a bug would: the test suite checks that the
+/// caller gets `quorumkv.InternalError` and the interpreter lives on.
+#[pyfunction]
+fn _panic_for_test(message: &str) -> PyResult<()> {
+    error::guard(|| panic!("{message}"))
 }

@@ -191,3 +191,14 @@ def test_threads_share_a_store_with_the_gil_released(store: quorumkv.Store) -> N
         t.join()
     assert not errors
     assert len(store) == 400
+
+
+def test_a_rust_panic_is_an_internal_error_not_a_crash() -> None:
+    from quorumkv import _native
+
+    with pytest.raises(quorumkv.InternalError) as info:
+        _native._panic_for_test("boom")
+    assert "internal error (a bug in QuorumKV): boom" in str(info.value)
+    assert isinstance(info.value, quorumkv.Error)
+    _native._panic_for_test.__name__  # the module still works
+    assert quorumkv.Simulation(nodes=3, seed=1).trace_hash()

@@ -2,7 +2,7 @@
 
 from typing import Any, Dict, List, Optional, Tuple, final
 
-__all__ = ["Simulation", "Store", "__version__", "run_seed"]
+__all__ = ["Simulation", "Store", "__version__", "_panic_for_test", "run_seed"]
 
 __version__: str
 
@@ -50,3 +50,4 @@ class Simulation:
     def trace_hash(self) -> str: ...
 
 def run_seed(seed: int, nodes: int, duration_ms: int = 5000, faults: bool = True) -> Dict[str, Any]: ...
+def _panic_for_test(message: str) -> None: ...
