@@ -222,3 +222,29 @@ fn a_stale_read_from_a_deposed_leader_is_caught() {
         other => panic!("stale read not caught: {other:?}"),
     }
 }
+
+/// Seeds that once failed `kv-sim --seeds 10000`. All were checker false positives: openraft's
+/// default leader ids allow two leaders in a term (QuorumKV now uses standard ids), and a
+/// restarted node restoring its old leadership was held to entries committed in later terms.
+#[test]
+fn regression_seeds() {
+    const SEEDS: [u64; 17] = [
+        1635, 1664, 2124, 2297, 2665, 3098, 3731, 4805, 5527, 5946, 5992, 6463, 7121, 8126, 8552, 9163, 9405,
+    ];
+    for seed in SEEDS {
+        let report = run_seed(
+            seed,
+            &RunOptions {
+                nodes: 3 + (seed % 3) as usize,
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            report.is_ok(),
+            "seed {seed}: {:#?} {:?}",
+            report.check,
+            report.converged
+        );
+    }
+}

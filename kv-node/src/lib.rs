@@ -32,5 +32,6 @@ openraft::declare_raft_types!(
         R = Response,
         NodeId = u64,
         Node = KvNode,
+        LeaderId = kv_core::raft::StdLeaderId,
         AsyncRuntime = openraft_rt_tokio::TokioRuntime,
 );

@@ -27,6 +27,11 @@ pub struct KvNode {
     pub client_addr: String,
 }
 
+/// Standard Raft leader ids: at most one leader per term. (openraft's default "advanced" ids
+/// allow several leaders in one term, told apart by node id; QuorumKV keeps the textbook rule,
+/// which the simulator checks as election safety.)
+pub type StdLeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>;
+
 /// The bound shared by every QuorumKV Raft type configuration.
 pub trait KvTypeConfig:
     RaftTypeConfig<
@@ -35,6 +40,7 @@ pub trait KvTypeConfig:
         NodeId = u64,
         Node = KvNode,
         Term = u64,
+        LeaderId = StdLeaderId,
         Payload = EntryPayloadOf<Self>,
         Entry = DefaultEntryOf<Self>,
     >
@@ -48,6 +54,7 @@ impl<C> KvTypeConfig for C where
             NodeId = u64,
             Node = KvNode,
             Term = u64,
+            LeaderId = StdLeaderId,
             Payload = EntryPayloadOf<C>,
             Entry = DefaultEntryOf<C>,
         >

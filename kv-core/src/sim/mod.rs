@@ -68,6 +68,7 @@ openraft::declare_raft_types!(
         R = crate::command::Response,
         NodeId = u64,
         Node = KvNode,
+        LeaderId = crate::raft::StdLeaderId,
         AsyncRuntime = SimRuntime,
 );
 
@@ -259,6 +260,8 @@ pub(crate) struct World {
     completeness: LeaderCompleteness,
     sm_safety: StateMachineSafety,
     violations: Vec<Violation>,
+    /// Highest term any node was seen in.
+    max_term: u64,
 }
 
 /// A shared handle to the [`World`].
@@ -300,7 +303,10 @@ impl World {
         self.event(EventKind::Apply { node, index: id.index });
         let verdict = self.sm_safety.observe_apply(node, id);
         self.violation(verdict);
-        self.completeness.observe_committed(id);
+        // The entry was committed by a leader whose term no node has passed yet.
+        let live = self.rafts.values().map(|r| r.metrics().borrow_watched().current_term);
+        let bound = live.fold(self.max_term, u64::max);
+        self.completeness.observe_committed(id, bound);
     }
 }
 
@@ -382,6 +388,7 @@ impl Simulation {
             completeness: LeaderCompleteness::default(),
             sm_safety: StateMachineSafety::default(),
             violations: Vec::new(),
+            max_term: 0,
         };
         let mut sim = Simulation {
             exec: Executor::new(options.seed),
@@ -646,6 +653,7 @@ impl Simulation {
                     }
                 };
                 let before = self.seen.insert(id, now).unwrap_or_default();
+                world.max_term = world.max_term.max(now.term);
                 if now.role != before.role || now.term != before.term {
                     let role = now.role.expect("set above");
                     if role == Role::Candidate && before.role != Some(Role::Candidate) {
@@ -706,7 +714,7 @@ impl Simulation {
                     .collect();
                 let vote = data.vote.as_ref();
                 let (mut view_term, voted_for) =
-                    vote.map_or((0, None), |v| (v.leader_id.term, Some(v.leader_id.node_id)));
+                    vote.map_or((0, None), |v| (v.leader_id.term, Some(v.leader_id.voted_for)));
                 let mut view = NodeView {
                     id,
                     role: Role::Crashed,
