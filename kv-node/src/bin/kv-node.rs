@@ -85,6 +85,10 @@ struct NodeArgs {
     /// Client address of a member to join through (as a learner, then promoted).
     #[arg(long)]
     join: Option<String>,
+    /// Reach members at these addresses instead of their advertised Raft address:
+    /// ID=ADDR,... (NAT, tunnels, fault-injecting test proxies).
+    #[arg(long)]
+    raft_route: Option<String>,
     /// Password clients must give with AUTH.
     #[arg(long)]
     password: Option<String>,
@@ -123,6 +127,7 @@ impl NodeArgs {
             admin_addr: self.admin_addr.or(file.admin_addr),
             peers: self.peers.or(file.peers),
             join: self.join.or(file.join),
+            raft_route: self.raft_route.or(file.raft_route),
             password: self.password.or(file.password),
             fsync: self.fsync.or(file.fsync),
             snapshot_every: self.snapshot_every.or(file.snapshot_every),
@@ -172,6 +177,13 @@ impl NodeArgs {
                 None => BTreeMap::new(),
             },
             join: self.join,
+            routes: match self.raft_route {
+                Some(list) => parse_peers(&list)?
+                    .into_iter()
+                    .map(|(id, node)| (id, node.raft_addr))
+                    .collect(),
+                None => BTreeMap::new(),
+            },
             password: self.password,
             fsync,
             snapshot_every: match self.snapshot_every {

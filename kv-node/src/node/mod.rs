@@ -104,6 +104,9 @@ pub struct NodeOptions {
     pub peers: BTreeMap<u64, KvNode>,
     /// Client address of a member to join through.
     pub join: Option<String>,
+    /// Members to reach at these addresses instead of the Raft address they advertise (NAT,
+    /// tunnels, or a test's fault-injecting proxies).
+    pub routes: BTreeMap<u64, String>,
     /// Password clients must give with AUTH, if any.
     pub password: Option<String>,
     /// When storage fsyncs.
@@ -134,6 +137,7 @@ impl Default for NodeOptions {
             admin_addr: None,
             peers: BTreeMap::new(),
             join: None,
+            routes: BTreeMap::new(),
             password: None,
             fsync: FsyncPolicy::Always,
             snapshot_every: Some(10_000),
@@ -390,7 +394,7 @@ impl Node {
         };
         let config = Arc::new(config.validate().map_err(|e| StartError::Config(e.to_string()))?);
         let peers = Peers::new(options.transport, metrics.clone());
-        let network = Network::new(options.id, peers.clone());
+        let network = Network::new(options.id, peers.clone(), Arc::new(options.routes.clone()));
         let raft = Raft::new(options.id, config, network, log, machine)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -722,10 +726,13 @@ impl Node {
 
     /// Hands `op` to `leader` over the Raft port.
     async fn forward(&self, leader: u64, op: Op) -> Result<Response, NodeError> {
-        let addr = self
-            .member(leader)
-            .map(|node| node.raft_addr)
-            .ok_or(NodeError::NoLeader)?;
+        let addr = match self.0.options.routes.get(&leader) {
+            Some(route) => route.clone(),
+            None => self
+                .member(leader)
+                .map(|node| node.raft_addr)
+                .ok_or(NodeError::NoLeader)?,
+        };
         self.0.metrics.forwarded.add(1);
         // The leader bounds the operation by its own timeout; allow for the round trip.
         let ttl = self.0.options.request_timeout + Duration::from_secs(1);

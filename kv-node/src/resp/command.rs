@@ -108,6 +108,8 @@ pub enum Shape {
         /// Entries asked for; fewer means the scan is complete.
         count: usize,
     },
+    /// CAS: `[1|0, previous value or nil]`.
+    Cas,
     /// KEYS: the matching keys.
     Keys {
         /// The pattern.
@@ -345,6 +347,7 @@ pub fn parse(args: &[Vec<u8>], cursor_key: &CursorLookup) -> Result<Action, Comm
             )
         }
         "scan" => parse_scan(args, cursor_key)?,
+        "cas" => parse_cas(args)?,
         "raft" => parse_raft(args)?,
         _ => {
             return Err(CommandError::Unknown {
@@ -425,6 +428,51 @@ fn parse_set(args: &[Vec<u8>]) -> Result<Action, CommandError> {
             ttl_ms,
         },
         shape: Shape::Set { get },
+    })
+}
+
+/// `CAS key (IFEQ expected | IFABSENT) (SET new | DEL)`: QuorumKV's compare-and-swap.
+fn parse_cas(args: &[Vec<u8>]) -> Result<Action, CommandError> {
+    let arity = || CommandError::Arity("cas".to_string());
+    let mut i = 2;
+    let option = |i: usize| args.get(i).map(|a| a.to_ascii_uppercase());
+    let expected = match option(i).as_deref() {
+        Some(b"IFEQ") => {
+            i += 2;
+            Some(args.get(i - 1).ok_or_else(arity)?.clone())
+        }
+        Some(b"IFABSENT") => {
+            i += 1;
+            None
+        }
+        Some(_) => return Err(CommandError::Syntax),
+        None => return Err(arity()),
+    };
+    let new = match option(i).as_deref() {
+        Some(b"SET") => {
+            i += 2;
+            Some(args.get(i - 1).ok_or_else(arity)?.clone())
+        }
+        Some(b"DEL") => {
+            i += 1;
+            None
+        }
+        Some(_) => return Err(CommandError::Syntax),
+        None => return Err(arity()),
+    };
+    if i != args.len() {
+        return Err(CommandError::Syntax);
+    }
+    Ok(Action::Write {
+        op: Op::Write {
+            command: Command::CompareAndSwap {
+                key: args[1].clone(),
+                expected,
+                new,
+            },
+            ttl_ms: None,
+        },
+        shape: Shape::Cas,
     })
 }
 
@@ -554,6 +602,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "flushall",
     "keys",
     "scan",
+    "cas",
     "raft",
 ];
 
@@ -746,6 +795,9 @@ pub fn render(shape: Shape, response: Response, next_cursor: &dyn Fn(&[u8]) -> S
                 .collect();
             Reply::Array(vec![Reply::text(cursor), Reply::Array(keys)])
         }
+        (Shape::Cas, Response::Cas { swapped, previous }) => {
+            Reply::Array(vec![Reply::Integer(i64::from(swapped)), Reply::bulk_or_nil(previous)])
+        }
         (Shape::Keys { glob }, Response::Entries(entries)) => Reply::Array(
             entries
                 .into_iter()
@@ -807,6 +859,29 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn cas_forms() {
+        let cas = |text: &str| match parse(&args(text), &no_cursor) {
+            Ok(Action::Write {
+                op:
+                    Op::Write {
+                        command: Command::CompareAndSwap { expected, new, .. },
+                        ..
+                    },
+                ..
+            }) => Ok((expected, new)),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(
+            cas("CAS k IFEQ a SET b"),
+            Ok((Some(b"a".to_vec()), Some(b"b".to_vec())))
+        );
+        assert_eq!(cas("CAS k IFABSENT DEL"), Ok((None, None)));
+        assert_eq!(cas("CAS k IFEQ a"), Err(CommandError::Arity("cas".to_string())));
+        assert_eq!(cas("CAS k IFABSENT DEL x"), Err(CommandError::Syntax));
     }
 
     #[test]

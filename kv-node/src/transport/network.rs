@@ -1,5 +1,6 @@
 //! The sending side: a connection pool per peer and openraft's network over it.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -232,12 +233,14 @@ impl Peers {
 pub struct Network {
     id: u64,
     peers: Peers,
+    routes: Arc<BTreeMap<u64, String>>,
 }
 
 impl Network {
-    /// The network of node `id`, sending through `peers`.
-    pub fn new(id: u64, peers: Peers) -> Self {
-        Network { id, peers }
+    /// The network of node `id`, sending through `peers`. A member listed in `routes` is
+    /// reached at that address instead of the Raft address it advertises.
+    pub fn new(id: u64, peers: Peers, routes: Arc<BTreeMap<u64, String>>) -> Self {
+        Network { id, peers, routes }
     }
 }
 
@@ -248,7 +251,7 @@ impl RaftNetworkFactory<NodeConfig> for Network {
         PeerClient {
             id: self.id,
             target,
-            addr: node.raft_addr.clone(),
+            addr: self.routes.get(&target).unwrap_or(&node.raft_addr).clone(),
             peers: self.peers.clone(),
         }
     }
