@@ -38,7 +38,9 @@ export function explain(view) {
     if (pending.length) {
       const e = pending[pending.length - 1];
       const have = nodes.filter((n) => n.role !== 'crashed' && n.log.some((x) => x.index === e.index && x.term === e.term)).length;
-      text += ` Entry #${e.index} is in ${have} of ${total} logs so far${have < need ? ` — it needs ${need - have} more` : ''}.`;
+      text += have < need
+        ? ` Entry #${e.index} is in ${have} of ${total} logs so far — it needs ${need - have} more.`
+        : ` Entry #${e.index} is in ${have} of ${total} logs, a majority: it commits as soon as the leader hears back.`;
     }
     return { tone: 'leading', text: text + staleText };
   }

@@ -62,3 +62,17 @@ test('replay reaches the recorded trace hash, however time was chopped', () => {
   assert.equal(replayed.nowMs(), 4000);
   assert.throws(() => Session.replay(wasm, { ...base, actions: [{ at: 5, type: 'restart', args: [1] }] }), /action 1 \(restart at 5 ms\) failed/);
 });
+
+test('the checker\'s culprits map back to op ids, skipping failed ops it never saw', async () => {
+  const { readCheck } = await import('../js/timeline.js');
+  const ops = [{ id: 0, state: 'ok' }, { id: 1, state: 'failed' }, { id: 2, state: 'unknown' }, { id: 3, state: 'ok' }];
+  const bad = readCheck({ violations: [], operations: 3, linearizability: { Violation: { key: [120], ops: [1, 2], reason: 'get returned a value never written' } } }, ops);
+  assert.equal(bad.verdict, 'bad');
+  assert.equal(bad.ok, false);
+  assert.deepEqual([...bad.violatingOps], [2, 3]);
+  assert.match(bad.text, /NOT linearizable on key x: get returned a value never written/);
+  const good = readCheck({ violations: [], operations: 3, linearizability: 'Linearizable' }, ops);
+  assert.equal(good.ok, true);
+  const unsafe = readCheck({ violations: [{ invariant: 'election_safety', detail: 'two leaders in term 2' }], operations: 3, linearizability: 'Linearizable' }, ops);
+  assert.equal(unsafe.ok, false);
+});

@@ -1,0 +1,204 @@
+//! `kv-replay`: replays a web-demo link natively and prints its trace hash, so the browser's
+//! run of a seed and a list of user actions can be compared with the native simulator's.
+//!
+//! ```text
+//! kv-replay '#seed=7&n=5&t=2400&a=812.5,put,1,x,hello;1200,crash,1;1500,partition,2.3|4.5'
+//! ```
+//!
+//! The link format is web-demo/js/url.js's: `seed`, `n` (nodes), `t` (run until, ms) and `a`,
+//! actions separated by `;`, fields by `,`: time in ms (at most 6 decimals, i.e. nanoseconds),
+//! type, arguments. Text is percent-encoded, a partition's groups are joined by `|` and their
+//! nodes by `.`, and `!` is "absent" in a compare-and-swap.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use kv_core::sim::ClientCall;
+use kv_core::sim::SimOptions;
+use kv_core::sim::Simulation;
+
+const USAGE: &str = "usage: kv-replay '#seed=N&n=NODES[&t=MS][&a=ACTIONS]' (a web-demo link or its #part)";
+
+/// One user action of a link.
+#[derive(Debug)]
+enum Action {
+    Crash(u64),
+    Restart(u64),
+    Partition(Vec<Vec<u64>>),
+    Heal,
+    Drop(f64),
+    Call(u64, ClientCall),
+}
+
+#[derive(Debug)]
+struct Run {
+    seed: u64,
+    nodes: usize,
+    until_ns: u64,
+    actions: Vec<(u64, Action)>,
+}
+
+/// "812.5" → 812_500_000 ns, exactly (no float on the way).
+fn ms_to_ns(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a time in milliseconds");
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty() || frac.len() > 6 || !(whole.chars().chain(frac.chars())).all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let whole: u64 = whole.parse().map_err(|_| bad())?;
+    let frac: u64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<6}").parse().map_err(|_| bad())?
+    };
+    whole
+        .checked_mul(1_000_000)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or_else(bad)
+}
+
+/// Undoes encodeURIComponent.
+fn decode(text: &str) -> Result<Vec<u8>, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text
+                .get(i + 1..i + 3)
+                .ok_or_else(|| format!("bad escape in {text:?}"))?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad escape in {text:?}"))?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn node(text: &str) -> Result<u64, String> {
+    text.parse().map_err(|_| format!("{text:?} is not a node id"))
+}
+
+fn optional(text: &str) -> Result<Option<Vec<u8>>, String> {
+    if text == "!" { Ok(None) } else { decode(text).map(Some) }
+}
+
+fn action(item: &str) -> Result<(u64, Action), String> {
+    let fields: Vec<&str> = item.split(',').collect();
+    let (at, kind, args) = match fields.as_slice() {
+        [at, kind, args @ ..] => (ms_to_ns(at)?, *kind, args),
+        _ => return Err(format!("action {item:?} has no type")),
+    };
+    let action = match (kind, args) {
+        ("crash", [n]) => Action::Crash(node(n)?),
+        ("restart", [n]) => Action::Restart(node(n)?),
+        ("heal", []) => Action::Heal,
+        ("drop", [p]) => Action::Drop(p.parse().map_err(|_| format!("{p:?} is not a drop rate"))?),
+        ("partition", [groups]) => Action::Partition(
+            groups
+                .split('|')
+                .map(|g| {
+                    if g.is_empty() {
+                        Ok(vec![])
+                    } else {
+                        g.split('.').map(node).collect()
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        ("put", [n, key, value]) => Action::Call(
+            node(n)?,
+            ClientCall::Put {
+                key: decode(key)?,
+                value: decode(value)?,
+            },
+        ),
+        ("get", [n, key]) => Action::Call(node(n)?, ClientCall::Get { key: decode(key)? }),
+        ("delete", [n, key]) => Action::Call(node(n)?, ClientCall::Delete { key: decode(key)? }),
+        ("cas", [n, key, expected, new]) => Action::Call(
+            node(n)?,
+            ClientCall::Cas {
+                key: decode(key)?,
+                expected: optional(expected)?,
+                new: optional(new)?,
+            },
+        ),
+        _ => return Err(format!("cannot read action {item:?}")),
+    };
+    Ok((at, action))
+}
+
+fn parse(link: &str) -> Result<Run, String> {
+    let hash = link.split_once('#').map_or(link, |(_, h)| h);
+    let (mut seed, mut nodes, mut until_ns, mut actions) = (None, 5, 0, vec![]);
+    for param in hash.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = param.split_once('=').unwrap_or((param, ""));
+        match name {
+            "seed" => seed = Some(value.parse().map_err(|_| format!("bad seed {value:?}"))?),
+            "n" => nodes = value.parse().map_err(|_| format!("bad node count {value:?}"))?,
+            "t" => until_ns = ms_to_ns(value)?,
+            "a" if !value.is_empty() => actions = value.split(';').map(action).collect::<Result<_, _>>()?,
+            _ => {}
+        }
+    }
+    Ok(Run {
+        seed: seed.ok_or("the link names no seed")?,
+        nodes,
+        until_ns,
+        actions,
+    })
+}
+
+/// Runs `sim` until virtual time `at_ns` exactly.
+fn run_until(sim: &mut Simulation, at_ns: u64) {
+    let now = sim.now().as_nanos() as u64;
+    if at_ns > now {
+        sim.run_for(Duration::from_nanos(at_ns - now));
+    }
+}
+
+fn replay(run: &Run) -> Result<Simulation, String> {
+    let options = SimOptions {
+        seed: run.seed,
+        nodes: run.nodes,
+        ..SimOptions::default()
+    };
+    let mut sim = Simulation::new(options).map_err(|e| e.to_string())?;
+    for (i, (at_ns, action)) in run.actions.iter().enumerate() {
+        run_until(&mut sim, *at_ns);
+        let done = match action {
+            Action::Crash(n) => sim.crash(*n),
+            Action::Restart(n) => sim.restart(*n),
+            Action::Partition(groups) => sim.partition(groups),
+            Action::Heal => {
+                sim.heal();
+                Ok(())
+            }
+            Action::Drop(p) => sim.set_drop_rate(*p),
+            Action::Call(n, call) => sim.submit(*n, call.clone()).map(|_| ()),
+        };
+        done.map_err(|e| format!("action {} ({action:?}) failed: {e}", i + 1))?;
+    }
+    run_until(&mut sim, run.until_ns);
+    Ok(sim)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [link] = args.as_slice() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    match parse(link).and_then(|run| replay(&run)) {
+        Ok(sim) => {
+            println!("{:016x}", sim.trace_hash());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kv-replay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
