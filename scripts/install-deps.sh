@@ -41,3 +41,20 @@ for tool in "${py_tools[@]}"; do
     break
   fi
 done
+
+# Unmodified Redis clients for kv-node's multi-process tests (redis-cli, redis-benchmark,
+# redis-server for the comparison benchmark) and redis-py in the virtualenv.
+need_redis=()
+for pkg in redis-tools redis-server; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_redis+=("$pkg")
+done
+if ((${#need_redis[@]})); then
+  echo "installing apt packages: ${need_redis[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${need_redis[@]}"
+fi
+if ! grep -qix "redis==8.1.0" <<<"$(.venv/bin/python -m pip freeze 2>/dev/null)"; then
+  echo "installing redis-py into .venv"
+  .venv/bin/python -m pip install --quiet redis==8.1.0
+fi
