@@ -125,6 +125,40 @@ impl Shared {
     }
 }
 
+/// Runs arbitrary client bytes through everything that parses them: requests one after
+/// another (each through the command table, with its error replies encoded), and the same
+/// bytes as a reply. Never panics; the fuzz target and the corpus replay test call it.
+pub fn check_input(input: &[u8]) {
+    let limits = ParseLimits {
+        max_bulk_len: 4096,
+        max_array_len: 1024,
+        max_inline_len: 4096,
+        max_depth: 8,
+    };
+    let cursor_key = |cursor: &[u8]| -> Result<Option<Key>, CommandError> {
+        std::str::from_utf8(cursor)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(|n| Some(n.to_be_bytes().to_vec()))
+            .ok_or(CommandError::InvalidCursor)
+    };
+    let mut rest = input;
+    let mut out = Vec::new();
+    while let Ok(Some((args, used))) = parser::parse_request(rest, &limits) {
+        if !args.is_empty()
+            && let Err(e) = command::parse(&args, &cursor_key)
+        {
+            Reply::Error(format!("ERR {e}")).encode(&mut out);
+        }
+        rest = &rest[used..];
+    }
+    let mut rest = input;
+    while let Ok(Some((reply, used))) = parser::parse_reply(rest, &limits) {
+        reply.encode_as(&mut out, true);
+        rest = &rest[used..];
+    }
+}
+
 /// The reply for a cluster error: retryable ones are `-TRYAGAIN`.
 pub fn node_error(error: &NodeError) -> Reply {
     match error {

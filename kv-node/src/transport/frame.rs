@@ -124,6 +124,22 @@ where
     decode_payload(&payload).map(Some)
 }
 
+/// Decodes arbitrary bytes as request and reply frames, one after another. Never panics; the
+/// fuzz target and the corpus replay test call it.
+pub fn check_input(input: &[u8]) {
+    use super::message::RaftReply;
+    use super::message::RaftRequest;
+    let max = 1 << 20;
+    let mut rest = input;
+    while let Ok((_, used)) = decode::<RaftRequest>(rest, max) {
+        rest = &rest[used..];
+    }
+    let mut rest = input;
+    while let Ok((_, used)) = decode::<RaftReply>(rest, max) {
+        rest = &rest[used..];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
