@@ -168,13 +168,13 @@ impl Simulation {
     }
 
     /// Virtual time in milliseconds.
-    fn now_ms(&self) -> f64 {
-        self.inner.now().as_secs_f64() * 1000.0
+    fn now_ms(&self) -> PyResult<f64> {
+        guard(|| Ok(self.inner.now().as_secs_f64() * 1000.0))
     }
 
     /// Whether `node` is running.
-    fn is_up(&self, node: u64) -> bool {
-        self.inner.is_up(node)
+    fn is_up(&self, node: u64) -> PyResult<bool> {
+        guard(|| Ok(self.inner.is_up(node)))
     }
 
     /// Crashes `node` (it keeps its log, vote and snapshot).
@@ -250,8 +250,8 @@ impl Simulation {
     }
 
     /// Number of events so far.
-    fn event_count(&self) -> u64 {
-        self.inner.event_count()
+    fn event_count(&self) -> PyResult<u64> {
+        guard(|| Ok(self.inner.event_count()))
     }
 
     /// Every checker's verdict: `{violations, linearizability, operations}`.
@@ -260,8 +260,8 @@ impl Simulation {
     }
 
     /// Hash of the whole event trace, as 16 hex digits.
-    fn trace_hash(&self) -> String {
-        hex(self.inner.trace_hash())
+    fn trace_hash(&self) -> PyResult<String> {
+        guard(|| Ok(hex(self.inner.trace_hash())))
     }
 }
 

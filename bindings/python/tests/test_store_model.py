@@ -98,8 +98,8 @@ class StoreMatchesDict(RuleBasedStateMachine):
 
 
 StoreMatchesDict.TestCase.settings = settings(
-    max_examples=40,
-    stateful_step_count=40,
+    max_examples=60,
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
