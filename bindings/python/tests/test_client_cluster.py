@@ -132,6 +132,13 @@ def test_mapping_surface_and_status(cluster: Cluster) -> None:
             c[k] = k
         assert list(c.items(prefix="p:")) == [(b"p:1", b"p:1"), (b"p:2", b"p:2"), (b"p:3", b"p:3")]
         assert list(c.keys(prefix="p:", start="p:2")) == [b"p:2", b"p:3"]
+        assert c.compare_and_swap("c", None, "1")  # absent -> created
+        assert not c.compare_and_swap("c", None, "2")
+        assert not c.compare_and_swap("c", "0", "2") and c["c"] == b"1"
+        assert c.compare_and_swap("c", "1", "2") and c["c"] == b"2"
+        assert c.compare_and_swap("c", b"2", None) and "c" not in c  # deleted
+        assert c.setdefault("d", "first") == b"first" and c.setdefault("d", "second") == b"first"
+        del c["d"]
         assert c.pop("a") == b"1" and c.pop("a", None) is None
         del c["b"]
         with pytest.raises(KeyError):

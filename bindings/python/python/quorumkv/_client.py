@@ -283,6 +283,30 @@ class Client:
             args += [b"PX", str(ttl_ms(ttl)).encode()]
         self.execute(*args)
 
+    def compare_and_swap(self, key: BytesLike, expected: Optional[BytesLike], new: Optional[BytesLike]) -> bool:
+        """Atomically, on the leader: if ``key`` holds ``expected`` (``None``: is absent), sets
+        it to ``new`` (``None``: deletes it). Returns whether it did. (``CAS``; if a retry
+        follows a lost answer, a swap that did happen reports ``False``.)"""
+        swapped, _ = self._cas(key, expected, new)
+        return swapped
+
+    def setdefault(self, key: BytesLike, default: BytesLike) -> bytes:
+        """The value at ``key``; if absent, sets it to ``default`` first (atomically)."""
+        value = to_bytes(default, "value")
+        swapped, previous = self._cas(key, None, value)
+        return value if swapped or previous is None else previous
+
+    def _cas(
+        self, key: BytesLike, expected: Optional[BytesLike], new: Optional[BytesLike]
+    ) -> Tuple[bool, Optional[bytes]]:
+        args = [b"CAS", to_bytes(key)]
+        args += [b"IFABSENT"] if expected is None else [b"IFEQ", to_bytes(expected, "expected value")]
+        args += [b"DEL"] if new is None else [b"SET", to_bytes(new, "new value")]
+        reply = self.execute(*args)
+        if not (isinstance(reply, list) and len(reply) == 2 and isinstance(reply[0], int)):
+            raise Error(f"unexpected CAS reply {reply!r}")
+        return reply[0] == 1, None if reply[1] is None else _bytes(reply[1])
+
     def keys(
         self,
         prefix: Optional[BytesLike] = None,
