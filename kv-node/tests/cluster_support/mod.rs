@@ -173,7 +173,7 @@ impl Default for ClusterOptions {
 }
 
 /// Election timeout the test clusters run with, in milliseconds.
-pub const ELECTION_MS: u64 = 300;
+pub const ELECTION_MS: u64 = 500;
 
 /// A cluster of node processes.
 pub struct Cluster {
@@ -258,7 +258,7 @@ impl Cluster {
             node.spawn();
         }
         let cluster = Cluster { nodes, links, dir };
-        cluster.wait_for_leader(Duration::from_secs(20)).await;
+        cluster.wait_for_leader(Duration::from_secs(30)).await;
         cluster
     }
 
