@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=$PWD/.venv/bin/python
 
-cargo build --release -p kv-node --bin kv-node --bin kv-sim
+cargo build --release -p kv-node --bin kv-node --bin kv-sim --bin kv-replay
 
 rm -rf target/wheels/quorumkv-*.whl
 .venv/bin/maturin build --release -m bindings/python/Cargo.toml --out target/wheels

@@ -60,9 +60,11 @@ fn to_py<'py>(py: Python<'py>, value: &impl Serialize) -> PyResult<Bound<'py, Py
     json_to_py(py, &json)
 }
 
+/// `ms` milliseconds, rounded to whole nanoseconds (so that integer and decimal times are exact,
+/// as in the web demo's links that `kv-replay` replays).
 fn millis(ms: f64) -> PyResult<Duration> {
-    if ms.is_finite() && ms >= 0.0 {
-        Ok(Duration::from_secs_f64(ms / 1000.0))
+    if ms.is_finite() && ms >= 0.0 && ms * 1e6 < u64::MAX as f64 {
+        Ok(Duration::from_nanos((ms * 1e6).round() as u64))
     } else {
         Err(error::error(
             Kind::InvalidArgument,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import subprocess
-from typing import Callable, List, Tuple
+from typing import Callable, List, Sequence, Tuple, Union
+from urllib.parse import quote
 
 import pytest
 from conftest import native_binary
@@ -184,3 +185,90 @@ def test_run_seed_options() -> None:
     assert quiet["trace_hash"] == quorumkv.run_seed(5, nodes=3, duration_ms=1000, faults=False)["trace_hash"]
     with pytest.raises(quorumkv.InvalidArgumentError):
         quorumkv.run_seed(1, nodes=2)
+
+
+Action = Tuple[Union[int, str, Sequence[Sequence[int]], None], ...]
+SCRIPT: List[Action] = [
+    (800, "put", 1, "x", "hello"),
+    (900, "get", 2, "x"),
+    (1200, "crash", 1),
+    (1500, "partition", [[2, 3], [4, 5]]),
+    (1700, "cas", 4, "x", "hello", "bye"),
+    (1800, "cas", 2, "y", None, "new"),
+    (2500, "drop", "0.2"),
+    (3000, "heal"),
+    (3100, "drop", "0"),
+    (3200, "restart", 1),
+    (3300, "delete", 5, "x"),
+    (4000, "get", 1, "y"),
+]
+
+
+def replay_link(seed: int, nodes: int, until_ms: int) -> str:
+    """SCRIPT as a web-demo link (the format kv-replay reads)."""
+
+    def text(v: object) -> str:
+        return "!" if v is None else quote(str(v), safe="")
+
+    items = []
+    for at, kind, *args in SCRIPT:
+        if kind == "partition":
+            groups = args[0]
+            assert isinstance(groups, list)
+            fields = ["|".join(".".join(map(str, g)) for g in groups)]
+        elif kind in ("put", "get", "delete", "cas"):
+            fields = [str(args[0])] + [text(a) for a in args[1:]]
+        else:
+            fields = [str(a) for a in args]
+        items.append(",".join([str(at), str(kind), *fields]))
+    return f"#seed={seed}&n={nodes}&t={until_ms}&a=" + ";".join(items)
+
+
+def replay_in_python(seed: int, nodes: int, until_ms: int) -> quorumkv.Simulation:
+    sim = quorumkv.Simulation(nodes=nodes, seed=seed)
+    now = 0
+    for at, kind, *args in SCRIPT:
+        assert isinstance(at, int)
+        sim.run_for(at - now)
+        now = at
+        if kind == "crash":
+            sim.crash(int(str(args[0])))
+        elif kind == "restart":
+            sim.restart(int(str(args[0])))
+        elif kind == "partition":
+            groups = args[0]
+            assert isinstance(groups, list)
+            sim.partition(groups)
+        elif kind == "heal":
+            sim.heal()
+        elif kind == "drop":
+            sim.set_drop_rate(float(str(args[0])))
+        elif kind == "put":
+            sim.put(str(args[1]), str(args[2]), node=int(str(args[0])))
+        elif kind == "get":
+            sim.get(str(args[1]), node=int(str(args[0])))
+        elif kind == "delete":
+            sim.delete(str(args[1]), node=int(str(args[0])))
+        elif kind == "cas":
+            expected, new = (None if a is None else str(a) for a in args[2:])
+            sim.cas(str(args[1]), expected, new, node=int(str(args[0])))
+        else:
+            raise AssertionError(kind)
+    sim.run_for(until_ms - now)
+    return sim
+
+
+def test_scripted_run_matches_native_kv_replay() -> None:
+    """A fixed list of faults and client calls at fixed virtual times gives the same trace hash
+    through the extension as natively (kv-replay, which replays the web demo's links)."""
+    kv_replay = native_binary("kv-replay")
+    if kv_replay is None:
+        pytest.fail("kv-replay not built: run `cargo build --release -p kv-node --bin kv-replay`")
+    for seed in (7, 42):
+        sim = replay_in_python(seed, 5, 6000)
+        native = subprocess.run(
+            [str(kv_replay), replay_link(seed, 5, 6000)], capture_output=True, text=True, check=True, timeout=120
+        ).stdout.strip()
+        assert sim.trace_hash() == native, seed
+        assert sim.check().ok
+        assert len(sim.operations()) == 6
