@@ -101,9 +101,9 @@ impl<C: KvTypeConfig> RaftLogStorage<C> for MemLogStore<C> {
             .values()
             .next_back()
             .map(|e| e.log_id())
-            .or_else(|| data.last_purged.clone());
+            .or_else(|| data.last_purged);
         Ok(LogState {
-            last_purged_log_id: data.last_purged.clone(),
+            last_purged_log_id: data.last_purged,
             last_log_id: last,
         })
     }
@@ -123,7 +123,7 @@ impl<C: KvTypeConfig> RaftLogStorage<C> for MemLogStore<C> {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {
-        Ok(self.data().committed.clone())
+        Ok(self.data().committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> Result<(), io::Error>

@@ -153,7 +153,7 @@ impl<C: KvTypeConfig, S: SnapshotStore<C>> RaftStateMachine<C> for StateMachine<
     type SnapshotBuilder = SnapshotBuilder<C, S>;
 
     async fn applied_state(&mut self) -> Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>), io::Error> {
-        Ok((self.last_applied.clone(), self.last_membership.clone()))
+        Ok((self.last_applied, self.last_membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -166,7 +166,7 @@ impl<C: KvTypeConfig, S: SnapshotStore<C>> RaftStateMachine<C> for StateMachine<
                 EntryPayload::Blank => Response::Ok,
                 EntryPayload::Normal(write) => self.store.apply(write),
                 EntryPayload::Membership(membership) => {
-                    self.last_membership = StoredMembershipOf::<C>::new(Some(log_id.clone()), membership.clone());
+                    self.last_membership = StoredMembershipOf::<C>::new(Some(log_id), membership.clone());
                     Response::Ok
                 }
             };
@@ -184,7 +184,7 @@ impl<C: KvTypeConfig, S: SnapshotStore<C>> RaftStateMachine<C> for StateMachine<
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             meta: SnapshotMetaOf::<C> {
-                last_log_id: self.last_applied.clone(),
+                last_log_id: self.last_applied,
                 last_membership: self.last_membership.clone(),
             },
             data: self.store.read().to_bytes(),
@@ -197,7 +197,7 @@ impl<C: KvTypeConfig, S: SnapshotStore<C>> RaftStateMachine<C> for StateMachine<
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("snapshot does not decode: {e}")))?;
         self.snapshots.save(meta, &snapshot)?;
         self.store.replace(store);
-        self.last_applied = meta.last_log_id.clone();
+        self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
         Ok(())
     }

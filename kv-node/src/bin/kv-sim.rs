@@ -173,7 +173,7 @@ fn many(args: &Args, start: u64, count: u64) -> ExitCode {
                         Err(_) => failures.lock().unwrap().push(seed),
                     }
                     let done = seed + 1 - start;
-                    if done % 1000 == 0 {
+                    if done.is_multiple_of(1000) {
                         eprintln!("{done}/{count} seeds, {:.1}s", began.elapsed().as_secs_f64());
                     }
                 }

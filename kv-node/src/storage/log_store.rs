@@ -114,7 +114,7 @@ impl<C: KvTypeConfig> LogData<C> {
     }
 
     fn last_log_id(&self) -> Option<LogIdOf<C>> {
-        self.entries.back().map(|e| e.log_id()).or_else(|| self.purged.clone())
+        self.entries.back().map(|e| e.log_id()).or(self.purged)
     }
 
     /// Adds an entry after the last one. An empty log takes any index past the purged one:
@@ -359,8 +359,8 @@ impl<C: KvTypeConfig> LogStore<C> {
 
         let checkpoint = Checkpoint {
             vote: data.vote.clone(),
-            committed: data.committed.clone(),
-            purged: data.purged.clone(),
+            committed: data.committed,
+            purged: data.purged,
         };
         let mut writer = Writer {
             fs,
@@ -534,7 +534,7 @@ impl<C: KvTypeConfig> RaftLogStorage<C> for LogStore<C> {
     async fn get_log_state(&mut self) -> Result<LogState<C>, io::Error> {
         let data = self.data();
         Ok(LogState {
-            last_purged_log_id: data.purged.clone(),
+            last_purged_log_id: data.purged,
             last_log_id: data.last_log_id(),
         })
     }
@@ -554,13 +554,13 @@ impl<C: KvTypeConfig> RaftLogStorage<C> for LogStore<C> {
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
-        self.data().committed = committed.clone();
-        let record = Record::Committed(committed.clone());
+        self.data().committed = committed;
+        let record = Record::Committed(committed);
         self.queue(&record, Effect::Committed(committed), Done::Nothing).await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {
-        Ok(self.data().committed.clone())
+        Ok(self.data().committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> Result<(), io::Error>
@@ -602,8 +602,8 @@ impl<C: KvTypeConfig> RaftLogStorage<C> for LogStore<C> {
     }
 
     async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
-        self.data().purge(log_id.clone());
-        let record = Record::Purge(log_id.clone());
+        self.data().purge(log_id);
+        let record = Record::Purge(log_id);
         self.queue(&record, Effect::Purge(log_id), Done::Nothing).await
     }
 }
@@ -697,10 +697,10 @@ impl<C: KvTypeConfig> Writer<C> {
                     active.max_index = active.max_index.max(Some(*last_index));
                 }
                 Effect::Vote(vote) => self.checkpoint.vote = Some(vote.clone()),
-                Effect::Committed(committed) => self.checkpoint.committed = committed.clone(),
+                Effect::Committed(committed) => self.checkpoint.committed = *committed,
                 Effect::Nothing => {}
                 Effect::Purge(log_id) => {
-                    self.checkpoint.purged = Some(log_id.clone());
+                    self.checkpoint.purged = Some(*log_id);
                     purged = true;
                 }
             }
@@ -743,10 +743,10 @@ impl<C: KvTypeConfig> Writer<C> {
             records.push(Record::<C>::Vote(vote.clone()));
         }
         if let Some(committed) = &self.checkpoint.committed {
-            records.push(Record::Committed(Some(committed.clone())));
+            records.push(Record::Committed(Some(*committed)));
         }
         if let Some(purged) = &self.checkpoint.purged {
-            records.push(Record::Purge(purged.clone()));
+            records.push(Record::Purge(*purged));
         }
         for record in &records {
             encode_record(record, &mut bytes).expect("checkpoint records are small");
