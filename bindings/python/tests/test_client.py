@@ -86,6 +86,15 @@ def test_tryagain_is_retried_until_it_succeeds(nodes: List[FakeNode]) -> None:
     assert nodes[0].calls[-1] == [b"SET", b"k", b"v"]
 
 
+def test_a_node_that_knows_no_leader_is_passed_over(nodes: List[FakeNode]) -> None:
+    cut_off = FakeNode(lambda args: NO_LEADER)  # e.g. on the minority side of a partition
+    healthy = FakeNode(lambda args: NO_LEADER if args[0] == b"RAFT" else b"+OK\r\n")
+    nodes += [cut_off, healthy]
+    with quorumkv.Client([cut_off.address, healthy.address], retry_for=5) as c:
+        c["k"] = "v"
+    assert cut_off.commands(b"SET") == 1 and healthy.commands(b"SET") == 1
+
+
 def test_fails_over_from_a_dead_node_and_follows_the_leader(nodes: List[FakeNode]) -> None:
     values = {b"k": b"v"}
     leader = FakeNode(lambda args: b"$1\r\nv\r\n" if args[0] == b"GET" else b"-ERR unexpected\r\n")

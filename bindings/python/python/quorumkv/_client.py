@@ -219,7 +219,12 @@ class Client:
                         self.addresses.append(target)
                     self._current = self.addresses.index(target)
                 else:
+                    # Go where this node says the leader is; if it knows of none (it may be cut
+                    # off from the others), try the next node.
+                    before = self._current
                     self._follow_leader(address)
+                    if self._current == before:
+                        self._current = (self._current + 1) % len(self.addresses)
             if time.monotonic() + delay > deadline:
                 break
             time.sleep(delay)
