@@ -111,7 +111,9 @@ pub struct NodeOptions {
     pub password: Option<String>,
     /// When storage fsyncs.
     pub fsync: FsyncPolicy,
-    /// Snapshot (and purge the log) after this many applied entries; `None`: only on request.
+    /// Snapshot (and purge the log) once this many entries, and at least half as many entries
+    /// as the store holds keys, were applied since the last snapshot; `None`: only on request.
+    /// See [`compact_by_policy`].
     pub snapshot_every: Option<u64>,
     /// Entries kept in the log behind a snapshot, so slightly lagging followers need no snapshot.
     pub keep_logs: u64,
@@ -385,9 +387,8 @@ impl Node {
             election_timeout_min: election_ms,
             election_timeout_max: election_ms * 2,
             install_snapshot_timeout: election_ms.max(2_000),
-            snapshot_policy: options
-                .snapshot_every
-                .map_or(SnapshotPolicy::Never, SnapshotPolicy::LogsSinceLast),
+            // The node triggers snapshots itself, by a policy that scales with the store.
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: options.keep_logs,
             enable_tick: true,
             ..Config::default()
@@ -413,6 +414,9 @@ impl Node {
         tokio::spawn(crate::resp::serve(client_listener, node.clone()));
         if let Some((listener, _)) = admin {
             tokio::spawn(crate::admin::serve(listener, node.clone()));
+        }
+        if let Some(every) = node.0.options.snapshot_every {
+            tokio::spawn(compact_by_policy(node.clone(), every));
         }
         node.bootstrap().await?;
         tracing::info!(
@@ -871,6 +875,40 @@ impl Node {
             tracing::error!(%error, "waiting for the log writer failed");
         }
         tracing::info!(id = self.id(), "node stopped");
+    }
+}
+
+/// Triggers a snapshot (after which openraft purges the log) whenever the entries applied since
+/// the last snapshot, or since the last trigger, reach `every` and half the keys the store holds.
+///
+/// A snapshot serializes the whole store on the apply path, so a fixed interval costs each write
+/// `keys / every` serialized keys: with 100k keys and a snapshot every 10,000 entries, a third of
+/// the CPU under a pipelined SET load. Scaling the interval with the store bounds that to two
+/// keys per write, while the in-memory log stays bounded by `every` or half the key count
+/// (plus `keep_logs` and what is in flight). A store that only grows still snapshots each time
+/// it doubles.
+async fn compact_by_policy(node: Node, every: u64) {
+    let mut metrics = node.0.raft.metrics();
+    let mut shutdown = node.shutdown_signal();
+    let mut tried_at = 0;
+    loop {
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+        let (applied, snapshot) = {
+            let m = metrics.borrow_watched();
+            let index = |id: Option<&openraft::alias::LogIdOf<NodeConfig>>| id.map_or(0, |id| id.index);
+            (index(m.last_applied.as_ref()), index(m.snapshot.as_ref()))
+        };
+        let keys = u64::try_from(node.0.store.read().len()).unwrap_or(u64::MAX);
+        if applied.saturating_sub(snapshot.max(tried_at)) >= every.max(keys / 2) {
+            tried_at = applied;
+            // openraft ignores the trigger while a snapshot is being built.
+            if node.0.raft.trigger().snapshot().await.is_err() {
+                return;
+            }
+        }
     }
 }
 
