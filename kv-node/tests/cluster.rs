@@ -163,9 +163,25 @@ async fn a_far_behind_node_catches_up_by_snapshot() {
             }
         }
     }
-    // Compact now, so the log the node misses is gone from the leader.
+    // Compact now, and wait until the log the node misses is gone from the leader.
     assert_eq!(client.call(&["RAFT", "SNAPSHOT"]).await.unwrap(), Reply::ok());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let purged: u64 = cluster
+            .status_field(leader, "raft_purged_index")
+            .await
+            .unwrap()
+            .parse()
+            .unwrap();
+        if purged >= 1000 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "leader purged only up to {purged}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let commit: u64 = cluster
         .status_field(leader, "raft_commit_index")
         .await

@@ -283,6 +283,8 @@ pub struct Status {
     pub applied_index: u64,
     /// Last index in the snapshot.
     pub snapshot_index: u64,
+    /// Last index compacted away from the log (covered by the snapshot).
+    pub purged_index: u64,
     /// Voters and their addresses.
     pub voters: Vec<(u64, KvNode)>,
     /// Learners and their addresses.
@@ -796,6 +798,7 @@ impl Node {
             commit_index: index(m.local_committed.as_ref()),
             applied_index: index(m.last_applied.as_ref()),
             snapshot_index: index(m.snapshot.as_ref()),
+            purged_index: index(m.purged.as_ref()),
             voters: membership.voter_ids().map(|id| (id, node(id))).collect(),
             learners: membership.learner_ids().map(|id| (id, node(id))).collect(),
         }

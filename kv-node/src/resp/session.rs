@@ -320,7 +320,7 @@ fn raft_section(status: &Status) -> String {
     let mut text = String::new();
     let _ = write!(
         text,
-        "# Raft\r\nraft_node_id:{}\r\nraft_role:{}\r\nraft_term:{}\r\nraft_leader_id:{}\r\nraft_leader_raft_addr:{}\r\nraft_leader_client_addr:{}\r\nraft_last_log_index:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_snapshot_index:{}\r\nraft_voters:{}\r\nraft_learners:{}\r\n",
+        "# Raft\r\nraft_node_id:{}\r\nraft_role:{}\r\nraft_term:{}\r\nraft_leader_id:{}\r\nraft_leader_raft_addr:{}\r\nraft_leader_client_addr:{}\r\nraft_last_log_index:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_snapshot_index:{}\r\nraft_purged_index:{}\r\nraft_voters:{}\r\nraft_learners:{}\r\n",
         status.id,
         status.role,
         status.term,
@@ -331,6 +331,7 @@ fn raft_section(status: &Status) -> String {
         status.commit_index,
         status.applied_index,
         status.snapshot_index,
+        status.purged_index,
         members(&status.voters),
         members(&status.learners),
     );
