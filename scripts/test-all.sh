@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n=== %s\n' "$*"; }
+start=$SECONDS
+step() { printf '\n=== [%dm%02ds] %s\n' $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)) "$*"; }
 
 step "install dependencies"
 scripts/install-deps.sh
@@ -27,3 +28,5 @@ node --test web-demo/tests/
 
 step "Python package: maturin wheel, pytest (store, cluster client, simulator vs native), stubtest"
 scripts/test-python.sh
+
+step "all checks and tests passed"
