@@ -19,27 +19,12 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Accepts admin connections until the node shuts down.
 pub async fn serve(listener: TcpListener, node: Node) {
-    let mut shutdown = node.shutdown_signal();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.changed() => return,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                let node = node.clone();
-                tokio::spawn(async move {
-                    if let Err(error) = respond(stream, &node).await {
-                        tracing::debug!(%error, "admin request failed");
-                    }
-                });
-            }
-            Err(error) => {
-                tracing::warn!(%error, "accepting an admin connection failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    let handler = node.clone();
+    node.accept_until_shutdown(listener, "admin", move |stream, _| {
+        let node = handler.clone();
+        async move { respond(stream, &node).await }
+    })
+    .await;
 }
 
 /// The method and path of a request head, if it has a well-formed request line.

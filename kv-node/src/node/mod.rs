@@ -25,6 +25,7 @@ mod timed_fs;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,6 +48,7 @@ use openraft::type_config::async_runtime::WatchReceiver;
 use serde::Deserialize;
 use serde::Serialize;
 use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use kv_core::command::Command;
@@ -528,6 +530,37 @@ impl Node {
     /// A receiver that changes to `true` when the node shuts down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.0.shutdown.subscribe()
+    }
+
+    /// Accepts connections on one of the node's ports until the node shuts down, serving each
+    /// on a task of its own with `handle`; `port` names the port in log lines.
+    pub async fn accept_until_shutdown<F, Fut, E>(&self, listener: TcpListener, port: &'static str, handle: F)
+    where
+        F: Fn(TcpStream, SocketAddr) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: fmt::Display,
+    {
+        let mut shutdown = self.shutdown_signal();
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = shutdown.changed() => return,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let connection = handle(stream, peer);
+                    tokio::spawn(async move {
+                        if let Err(error) = connection.await {
+                            tracing::debug!(%peer, %error, "{port} connection closed");
+                        }
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a {port} connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
     }
 
     /// Runs `op` here if this node leads, else forwards it to the leader.

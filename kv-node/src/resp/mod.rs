@@ -171,30 +171,17 @@ pub fn node_error(error: &NodeError) -> Reply {
 
 /// Accepts client connections until the node shuts down.
 pub async fn serve(listener: TcpListener, node: Node) {
-    let mut shutdown = node.shutdown_signal();
-    let shared = Arc::new(Shared::new(node));
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.changed() => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let metrics = shared.node.metrics().clone();
-                    metrics.connections_accepted.add(1);
-                    metrics.connections_open.add(1);
-                    if let Err(error) = session::run(stream, &shared).await {
-                        tracing::debug!(%peer, %error, "client connection failed");
-                    }
-                    metrics.connections_open.add(-1);
-                });
-            }
-            Err(error) => {
-                tracing::warn!(%error, "accepting a client connection failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
+    let shared = Arc::new(Shared::new(node.clone()));
+    node.accept_until_shutdown(listener, "client", move |stream, _| {
+        let shared = shared.clone();
+        async move {
+            let metrics = shared.node.metrics().clone();
+            metrics.connections_accepted.add(1);
+            metrics.connections_open.add(1);
+            let result = session::run(stream, &shared).await;
+            metrics.connections_open.add(-1);
+            result
         }
-    }
+    })
+    .await;
 }

@@ -15,27 +15,12 @@ use crate::node::Node;
 
 /// Accepts connections on the Raft port until the node shuts down.
 pub async fn serve(listener: TcpListener, node: Node) {
-    let mut shutdown = node.shutdown_signal();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.changed() => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let node = node.clone();
-                tokio::spawn(async move {
-                    if let Err(error) = connection(stream, &node).await {
-                        tracing::debug!(%peer, %error, "raft connection closed");
-                    }
-                });
-            }
-            Err(error) => {
-                tracing::warn!(%error, "accepting a raft connection failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
+    let handler = node.clone();
+    node.accept_until_shutdown(listener, "raft", move |stream, _| {
+        let node = handler.clone();
+        async move { connection(stream, &node).await }
+    })
+    .await;
 }
 
 /// A snapshot being received: its metadata and the bytes so far.
