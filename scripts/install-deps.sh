@@ -4,7 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium; do
+# The wasm toolchain (Debian's rustc-web with build-std), chromium for the browser tests, and
+# unmodified Redis clients and server for kv-node's tests and the comparison benchmark.
+for pkg in rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium redis-tools redis-server; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
@@ -27,8 +29,9 @@ if [[ ! -d web-demo/node_modules/playwright-core || web-demo/package-lock.json -
   (cd web-demo && npm ci --no-audit --no-fund)
 fi
 
-# The Python package's build and test tools, pinned, in a virtualenv at .venv.
-py_tools=(maturin==1.16.0 pytest==9.2.0 hypothesis==6.170.17 mypy==2.4.1)
+# The Python package's build and test tools, and redis-py for kv-node's client tests, pinned,
+# in a virtualenv at .venv.
+py_tools=(maturin==1.16.0 pytest==9.2.0 hypothesis==6.170.17 mypy==2.4.1 redis==8.1.0)
 if [[ ! -x .venv/bin/python ]]; then
   echo "creating the Python virtualenv .venv"
   python3 -m venv .venv
@@ -41,20 +44,3 @@ for tool in "${py_tools[@]}"; do
     break
   fi
 done
-
-# Unmodified Redis clients for kv-node's multi-process tests (redis-cli, redis-benchmark,
-# redis-server for the comparison benchmark) and redis-py in the virtualenv.
-need_redis=()
-for pkg in redis-tools redis-server; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need_redis+=("$pkg")
-done
-if ((${#need_redis[@]})); then
-  echo "installing apt packages: ${need_redis[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${need_redis[@]}"
-fi
-if ! grep -qix "redis==8.1.0" <<<"$(.venv/bin/python -m pip freeze 2>/dev/null)"; then
-  echo "installing redis-py into .venv"
-  .venv/bin/python -m pip install --quiet redis==8.1.0
-fi
