@@ -12,6 +12,8 @@ use std::process::Command;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use std::time::Instant;
 
@@ -28,9 +30,23 @@ use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, for a node process to bind later.
+///
+/// Ports come from below Linux's ephemeral range (32768 and up), where port-0 binds and
+/// outgoing connections take theirs, so none of those can grab the port before the node binds
+/// it; a counter keeps the tests of one process apart, and the process id spreads processes.
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id() % 1_000 * 12;
+    loop {
+        let port = FIRST + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = u16::try_from(port).expect("ports stay below 32768");
+        if StdListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A TCP forwarder the test can cut: while blocked it refuses new connections and drops
