@@ -9,6 +9,8 @@
 //! |---|---|
 //! | [`command`] | commands, queries, responses and their versioned postcard codec |
 //! | [`store`] | the ordered key-value state machine (TTL by the leader's clock) |
+//! | [`wire`] | everything that crosses a port: operations, errors, status, Raft messages, frames |
+//! | [`request`] | the request path: operations to proposals and reads, forwarding, typed outcomes |
 //! | [`raft`] | openraft wiring: type-config bound, in-memory log store, state-machine adapter |
 //! | [`runtime`] | the deterministic single-threaded runtime: virtual clock, seeded RNG |
 //! | [`sim`] | the simulator: N nodes, a faulty network, clients, a trace, seeded fault runs |
@@ -49,6 +51,8 @@
 pub mod check;
 pub mod command;
 pub mod raft;
+pub mod request;
 pub mod runtime;
 pub mod sim;
 pub mod store;
+pub mod wire;

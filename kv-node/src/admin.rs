@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 
 use crate::node::Node;
@@ -16,16 +15,6 @@ use crate::node::Node;
 const MAX_HEAD: usize = 8 << 10;
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Accepts admin connections until the node shuts down.
-pub async fn serve(listener: TcpListener, node: Node) {
-    let handler = node.clone();
-    node.accept_until_shutdown(listener, "admin", move |stream, _| {
-        let node = handler.clone();
-        async move { respond(stream, &node).await }
-    })
-    .await;
-}
 
 /// The method and path of a request head, if it has a well-formed request line.
 fn request_line(head: &[u8]) -> Option<(&str, &str)> {
@@ -37,7 +26,8 @@ fn request_line(head: &[u8]) -> Option<(&str, &str)> {
     parts.next()?.starts_with("HTTP/").then_some((method, path))
 }
 
-async fn respond(mut stream: TcpStream, node: &Node) -> std::io::Result<()> {
+/// Answers one request on an admin connection, then closes it.
+pub async fn respond(mut stream: TcpStream, node: Node) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let read = async {
         while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
@@ -60,7 +50,11 @@ async fn respond(mut stream: TcpStream, node: &Node) -> std::io::Result<()> {
             let leader = s.leader.as_ref().map_or("null".to_string(), |(id, _)| id.to_string());
             let body = format!(
                 "{{\"id\":{},\"role\":\"{}\",\"term\":{},\"leader\":{leader},\"commit_index\":{},\"applied_index\":{}}}\n",
-                s.id, s.role, s.term, s.commit_index, s.applied_index
+                s.id,
+                s.role.as_str(),
+                s.term,
+                s.commit_index,
+                s.applied_index
             );
             let status = if s.leader.is_some() {
                 "200 OK"

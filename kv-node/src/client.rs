@@ -3,7 +3,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), kv_node::client::ClientError> {
 //! use kv_node::client::Client;
-//! use kv_node::resp::Reply;
+//! use kv_node::protocol::Reply;
 //!
 //! let mut client = Client::connect("127.0.0.1:7379", None).await?;
 //! client.call_ok(&["SET", "greeting", "hello"]).await?;
@@ -18,10 +18,10 @@ use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::resp::ParseLimits;
-use crate::resp::ProtocolError;
-use crate::resp::Reply;
-use crate::resp::parser;
+use crate::protocol::ParseLimits;
+use crate::protocol::ProtocolError;
+use crate::protocol::Reply;
+use crate::protocol::parser;
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

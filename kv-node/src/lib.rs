@@ -4,10 +4,14 @@
 //! log ([`storage::LogStore`]), file snapshots ([`storage::FileSnapshotStore`]) and an embedded
 //! single-node store on top of both ([`storage::Embedded`]).
 //!
-//! A cluster member is a [`node::Node`]: the storage above under openraft, the Raft
-//! [`transport`] on a port of its own, the RESP2 client port ([`resp`]) and the admin HTTP port
-//! ([`admin`]: `/metrics`, `/health`). [`client`] is a small RESP client for the `kv` CLI and
-//! tests. The binaries are `kv-node` (run a node or a local cluster) and `kv` (the CLI).
+//! The path of a write, folder by folder: the client [`protocol`] (RESP) turns a command into
+//! an operation; the [`node`] runs it down kv-core's request path
+//! ([`kv_core::request`]), which forwards it to the leader over the Raft [`transport`] when
+//! this node does not lead; openraft appends it to the [`storage`] log, replicates it, and
+//! applies it to kv-core's state machine. [`server`] is the composition root that binds the
+//! ports (client, Raft, [`admin`] HTTP) and wires all of it together; nothing imports it back.
+//! [`client`] is a small RESP client for the `kv` CLI, joining, and tests. The binaries are
+//! `kv-node` (run a node or a local cluster) and `kv` (the CLI).
 //!
 //! [`NodeConfig`] is the native openraft type configuration: kv-core's commands, responses and
 //! node type on the tokio runtime. It differs from the simulator's configuration only in the
@@ -15,9 +19,11 @@
 
 pub mod admin;
 pub mod client;
+pub mod clock;
 pub mod metrics;
 pub mod node;
-pub mod resp;
+pub mod protocol;
+pub mod server;
 pub mod storage;
 pub mod transport;
 

@@ -14,7 +14,7 @@ use cluster_support::ELECTION_MS;
 use cluster_support::Workload;
 use cluster_support::assert_linearizable;
 use cluster_support::http_get;
-use kv_node::resp::Reply;
+use kv_node::protocol::Reply;
 
 fn bulk(text: &str) -> Reply {
     Reply::Bulk(text.as_bytes().to_vec())

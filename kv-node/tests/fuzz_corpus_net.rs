@@ -24,10 +24,10 @@ fn replay(target: &str, check: fn(&[u8])) {
 
 #[test]
 fn replay_resp_corpus() {
-    replay("resp", kv_node::resp::check_input);
+    replay("resp", kv_node::protocol::check_input);
 }
 
 #[test]
 fn replay_raft_frame_corpus() {
-    replay("raft_frame", kv_node::transport::frame::check_input);
+    replay("raft_frame", kv_core::wire::frame::check_input::<kv_node::NodeConfig>);
 }

@@ -6,7 +6,7 @@
 //! Rust                                         Python (quorumkv.*)
 //! StorageError::Locked                         LockedError      (StorageError)
 //! StorageError::Corrupt | UnsupportedVersion   CorruptionError  (StorageError)
-//! StorageError::DataDir | DiskFull | Io        StorageError
+//! StorageError::DataDir | ForeignDataDir | DiskFull | Io   StorageError
 //! EmbeddedError::Stopped                       StorageError     (the store stopped under us)
 //! EmbeddedError::Limit, SimError::*            InvalidArgumentError (also a ValueError)
 //! EmbeddedError::Timeout                       TimeoutError     (also the builtin TimeoutError)
@@ -82,7 +82,10 @@ fn storage_kind(e: &StorageError) -> Kind {
     match e {
         StorageError::Locked { .. } => Kind::Locked,
         StorageError::Corrupt { .. } | StorageError::UnsupportedVersion { .. } => Kind::Corruption,
-        StorageError::DataDir { .. } | StorageError::DiskFull { .. } | StorageError::Io { .. } => Kind::Storage,
+        StorageError::DataDir { .. }
+        | StorageError::ForeignDataDir { .. }
+        | StorageError::DiskFull { .. }
+        | StorageError::Io { .. } => Kind::Storage,
     }
 }
 

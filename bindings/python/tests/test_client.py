@@ -122,7 +122,14 @@ def test_moved_redirects(nodes: List[FakeNode]) -> None:
 
 
 def test_persistent_not_leader_raises_not_leader_error(nodes: List[FakeNode]) -> None:
-    nodes.append(FakeNode(lambda args: b"-TRYAGAIN node 2 is not the leader (leader: Some(3))\r\n"))
+    # Node 2 names node 3 as leader, but cannot say where it is.
+    nodes.append(
+        FakeNode(
+            lambda args: b"*3\r\n:3\r\n$9\r\nraft-addr\r\n$0\r\n\r\n"
+            if args[0] == b"RAFT"
+            else b"-TRYAGAIN node 2 is not the leader (leader: 3)\r\n"
+        )
+    )
     with quorumkv.Client([nodes[0].address], retry_for=0.3) as c:
         with pytest.raises(quorumkv.NotLeaderError) as info:
             c["k"] = "v"

@@ -56,10 +56,15 @@ use crate::raft::log_store::MemLogStore;
 use crate::raft::state_machine::MemSnapshotStore;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::state_machine::StoreHandle;
+use crate::request::Environment;
+use crate::request::RequestPath;
+use crate::request::Results;
 use crate::runtime::Executor;
 use crate::runtime::SimInstant;
 use crate::runtime::SimRuntime;
 use crate::runtime::TaskGroup;
+use crate::wire::Op;
+use crate::wire::OpError;
 
 openraft::declare_raft_types!(
     /// The Raft type configuration of simulated nodes: QuorumKV's types on the virtual-time runtime.
@@ -76,6 +81,27 @@ openraft::declare_raft_types!(
 pub type SimStateMachine = StateMachine<SimConfig, MemSnapshotStore<SimConfig>>;
 /// A simulated node's Raft handle.
 pub type SimRaft = Raft<SimConfig, SimStateMachine>;
+/// A simulated node's request path: the one kv-node runs, over simulated time and messages.
+pub type SimPath = RequestPath<SimConfig, SimStateMachine, SimEnv>;
+
+/// What the request path of a simulated node runs on: virtual time, and forwarding to the
+/// leader as a simulated message that can be delayed, dropped or cut by a partition.
+#[derive(Clone)]
+pub struct SimEnv {
+    node: u64,
+    world: WorldRef,
+}
+
+impl Environment for SimEnv {
+    fn now_ms(&self) -> u64 {
+        SimInstant::now().as_nanos() / 1_000_000
+    }
+
+    async fn forward(&self, leader: u64, _node: KvNode, ops: Vec<Op>) -> Result<Results, OpError> {
+        let budget = Duration::from_millis(self.world.lock().options.client_timeout_ms);
+        network::forward(&self.world, self.node, leader, ops, budget).await
+    }
+}
 
 /// Tasks of simulated clients live here; it is never killed.
 const CLIENT_GROUP: TaskGroup = TaskGroup(1);
@@ -271,6 +297,20 @@ pub(crate) struct WorldRef(Arc<Mutex<World>>);
 impl WorldRef {
     fn lock(&self) -> MutexGuard<'_, World> {
         self.0.lock().expect("simulation state lock poisoned")
+    }
+
+    /// The request path of a running node (built on demand, so that the world holds no
+    /// handle to itself).
+    fn path(&self, node: u64) -> Option<SimPath> {
+        let world = self.lock();
+        let raft = world.rafts.get(&node)?.clone();
+        let store = world.stores.get(&node)?.clone();
+        let timeout = Duration::from_millis(world.options.client_timeout_ms);
+        let env = SimEnv {
+            node,
+            world: self.clone(),
+        };
+        Some(RequestPath::new(node, raft, store, Limits::default(), timeout, env))
     }
 }
 

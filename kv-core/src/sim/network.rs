@@ -30,7 +30,10 @@ use super::SimRaft;
 use super::World;
 use super::WorldRef;
 use crate::raft::KvNode;
+use crate::request::Results;
 use crate::runtime::SimRuntime;
+use crate::wire::Op;
+use crate::wire::OpError;
 
 /// Creates a [`SimNetwork`] per peer for one node.
 #[derive(Clone)]
@@ -188,6 +191,39 @@ impl RaftNetworkV2<SimConfig> for SimNetwork {
         .await
         .map_err(unreachable)
     }
+}
+
+/// Carries a run of client operations from a follower to the leader, executes it there with
+/// the leader's request path, and carries the results back. A lost message on either leg is
+/// an unknown outcome, as a broken TCP connection is: the sender cannot tell which leg it was.
+pub(super) async fn forward(
+    world: &WorldRef,
+    from: u64,
+    to: u64,
+    ops: Vec<Op>,
+    budget: Duration,
+) -> Result<Results, OpError> {
+    let link = SimNetwork {
+        from,
+        to,
+        world: world.clone(),
+    };
+    let not_run = |lost: Lost| OpError::Unavailable(lost.to_string());
+    let kind = format!("forward {}", ops.len());
+    let msg = link.travel(from, to, kind.clone(), budget).await.map_err(not_run)?;
+    let path = world.path(to).ok_or_else(|| {
+        not_run(Lost {
+            msg,
+            from,
+            to,
+            reason: "receiver crashed",
+        })
+    })?;
+    let results = path.execute_forwarded(ops).await;
+    link.travel(to, from, format!("{kind} reply"), budget)
+        .await
+        .map_err(|lost| OpError::OutcomeUnknown(lost.to_string()))?;
+    Ok(results)
 }
 
 impl World {

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use openraft::ReadPolicy;
 use openraft_rt::AsyncRuntime;
 use serde::Deserialize;
 use serde::Serialize;
@@ -21,8 +20,10 @@ use crate::command::Query;
 use crate::command::Response;
 use crate::command::SetCondition;
 use crate::command::Value;
-use crate::command::Write;
 use crate::runtime::SimRuntime;
+use crate::wire::Op;
+use crate::wire::OpError;
+use crate::wire::ReadMode;
 
 /// Identifies a submitted operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -166,29 +167,41 @@ pub(crate) fn start(world: &WorldRef, client: Option<u64>, node: u64, call: Clie
     id
 }
 
-/// Most redirects one operation follows before failing.
-const MAX_REDIRECTS: usize = 3;
-
-/// Carries out operation `id`: sends it to its node, follows leader hints, and records the end.
+/// Carries out operation `id`: submits it to its node's request path (which forwards it to
+/// the leader if need be, as kv-node does for a RESP client) and records how it ended.
 pub(crate) async fn perform(world: WorldRef, id: OpId, timeout: Duration) {
-    let (mut node, call) = {
+    let (node, call) = {
         let w = world.lock();
         let op = &w.ops[id.0 as usize].0;
         (op.node, op.call.clone())
     };
-    let state = match SimRuntime::timeout(timeout, attempt_all(&world, &mut node, &call)).await {
-        Ok(state) => state,
-        Err(_) if matches!(call, ClientCall::Get { .. } | ClientCall::LocalGet { .. }) => {
-            Err(Err("timed out".to_string()))
+    let path = world.path(node);
+    let state = match path {
+        None => Err(OpError::Unavailable(format!("node {node} is down"))),
+        Some(path) => {
+            let (op, mode) = call.op();
+            match SimRuntime::timeout(timeout, path.execute_batch(vec![op], mode)).await {
+                Ok(mut results) => results.pop().expect("one result per operation"),
+                Err(_) => Err(OpError::OutcomeUnknown(format!("no answer within {timeout:?}"))),
+            }
         }
-        Err(_) => Err(Ok("timed out".to_string())),
     };
     let mut w = world.lock();
     let at_ns = w.now_ns();
     let state = match state {
-        Ok(ret) => OpState::Returned { at_ns, ret },
-        Err(Ok(reason)) => OpState::Unknown { at_ns, reason },
-        Err(Err(error)) => OpState::Failed { at_ns, error },
+        Ok(response) => OpState::Returned {
+            at_ns,
+            ret: call.ret(response),
+        },
+        // A read changes nothing, so a read without an answer simply failed.
+        Err(e) if e.may_have_taken_effect() && !call.is_read() => OpState::Unknown {
+            at_ns,
+            reason: e.to_string(),
+        },
+        Err(e) => OpState::Failed {
+            at_ns,
+            error: e.to_string(),
+        },
     };
     w.event(EventKind::ClientReturn {
         op: id.0,
@@ -197,86 +210,52 @@ pub(crate) async fn perform(world: WorldRef, id: OpId, timeout: Duration) {
     w.ops[id.0 as usize].0.state = state;
 }
 
-/// The outcome of one try: a return value, or `Err(Ok(reason))` for "may have taken effect",
-/// or `Err(Err(error))` for "certainly did not".
-type Attempt = Result<Ret, Result<String, String>>;
+impl ClientCall {
+    fn is_read(&self) -> bool {
+        matches!(self, ClientCall::Get { .. } | ClientCall::LocalGet { .. })
+    }
 
-async fn attempt_all(world: &WorldRef, node: &mut u64, call: &ClientCall) -> Attempt {
-    let mut redirects = 0;
-    loop {
-        match attempt(world, *node, call).await {
-            Err(Redirect(Some(leader))) if redirects < MAX_REDIRECTS && leader != *node => {
-                redirects += 1;
-                *node = leader;
-            }
-            Err(Redirect(leader)) => {
-                return Err(Err(format!("node {node} is not the leader (leader: {leader:?})")));
-            }
-            Ok(outcome) => return outcome,
+    /// The operation a RESP client would send for this call, and how it reads.
+    fn op(&self) -> (Op, ReadMode) {
+        let write = |command| Op::Write { command, ttl_ms: None };
+        match self {
+            ClientCall::Get { key } => (Op::Read(Query::Get { key: key.clone() }), ReadMode::Linearizable),
+            ClientCall::LocalGet { key } => (Op::Read(Query::Get { key: key.clone() }), ReadMode::Stale),
+            ClientCall::Put { key, value } => (
+                write(Command::Set {
+                    key: key.clone(),
+                    value: value.clone(),
+                    condition: SetCondition::Always,
+                    expiry: Expiry::Never,
+                }),
+                ReadMode::Linearizable,
+            ),
+            ClientCall::Delete { key } => (
+                write(Command::Delete {
+                    keys: vec![key.clone()],
+                }),
+                ReadMode::Linearizable,
+            ),
+            ClientCall::Cas { key, expected, new } => (
+                write(Command::CompareAndSwap {
+                    key: key.clone(),
+                    expected: expected.clone(),
+                    new: new.clone(),
+                }),
+                ReadMode::Linearizable,
+            ),
         }
     }
-}
 
-/// "Ask that node instead" (the leader hint, if any).
-struct Redirect(Option<u64>);
-
-async fn attempt(world: &WorldRef, node: u64, call: &ClientCall) -> Result<Attempt, Redirect> {
-    let (raft, store, at_ms) = {
-        let w = world.lock();
-        (
-            w.rafts.get(&node).cloned(),
-            w.stores.get(&node).cloned(),
-            w.now_ns() / 1_000_000,
-        )
-    };
-    let (Some(raft), Some(store)) = (raft, store) else {
-        return Ok(Err(Err(format!("node {node} is down"))));
-    };
-    let command = match call {
-        ClientCall::LocalGet { key } => {
-            return match store.read().query(&Query::Get { key: key.clone() }, at_ms) {
-                Response::Value(v) => Ok(Ok(Ret::Get(v))),
-                other => unreachable!("Get answered {other:?}"),
-            };
-        }
-        ClientCall::Get { key } => {
-            return match raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-                Ok(_) => match store.read().query(&Query::Get { key: key.clone() }, at_ms) {
-                    Response::Value(v) => Ok(Ok(Ret::Get(v))),
-                    other => unreachable!("Get answered {other:?}"),
-                },
-                Err(e) => match e.forward_to_leader() {
-                    Some(f) => Err(Redirect(f.leader_id)),
-                    None => Ok(Err(Err(format!("read failed: {e}")))),
-                },
-            };
-        }
-        ClientCall::Put { key, value } => Command::Set {
-            key: key.clone(),
-            value: value.clone(),
-            condition: SetCondition::Always,
-            expiry: Expiry::Never,
-        },
-        ClientCall::Delete { key } => Command::Delete {
-            keys: vec![key.clone()],
-        },
-        ClientCall::Cas { key, expected, new } => Command::CompareAndSwap {
-            key: key.clone(),
-            expected: expected.clone(),
-            new: new.clone(),
-        },
-    };
-    match raft.client_write(Write { at_ms, command }).await {
-        Ok(reply) => Ok(Ok(match (call, reply.data) {
+    /// The checker's view of the response to this call.
+    fn ret(&self, response: Response) -> Ret {
+        match (self, response) {
+            (ClientCall::Get { .. } | ClientCall::LocalGet { .. }, Response::Value(v)) => Ret::Get(v),
             (ClientCall::Put { .. }, Response::Set { .. }) => Ret::Put,
             (ClientCall::Delete { .. }, Response::Count(n)) => Ret::Delete { existed: n > 0 },
             (ClientCall::Cas { .. }, Response::Cas { swapped, .. }) => Ret::Cas { swapped },
-            (call, data) => unreachable!("{call:?} answered {data:?}"),
-        })),
-        Err(e) => match e.forward_to_leader() {
-            Some(f) => Err(Redirect(f.leader_id)),
-            None => Ok(Err(Ok(format!("write interrupted: {e}")))),
-        },
+            (call, response) => unreachable!("{call:?} answered {response:?}"),
+        }
     }
 }
 

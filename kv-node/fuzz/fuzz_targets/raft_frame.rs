@@ -4,4 +4,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|input: &[u8]| kv_node::transport::frame::check_input(input));
+fuzz_target!(|input: &[u8]| kv_core::wire::frame::check_input::<kv_node::NodeConfig>(input));

@@ -4,4 +4,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|input: &[u8]| kv_node::resp::check_input(input));
+fuzz_target!(|input: &[u8]| kv_node::protocol::check_input(input));

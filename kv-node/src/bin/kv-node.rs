@@ -23,7 +23,6 @@ use tokio::signal::unix::SignalKind;
 use tokio::signal::unix::signal;
 
 use kv_core::raft::KvNode;
-use kv_node::node::Node;
 use kv_node::node::NodeOptions;
 use kv_node::storage::FsyncPolicy;
 
@@ -275,7 +274,7 @@ async fn run_node(args: NodeArgs) -> Result<(), String> {
     let options = args.into_options()?;
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let node = Node::start(options).await.map_err(|e| e.to_string())?;
+    let node = kv_node::server::start(options).await.map_err(|e| e.to_string())?;
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),

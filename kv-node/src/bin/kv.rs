@@ -24,7 +24,7 @@ use clap::Subcommand;
 
 use kv_node::client::Client;
 use kv_node::client::ClientError;
-use kv_node::resp::Reply;
+use kv_node::protocol::Reply;
 
 /// QuorumKV command-line client.
 #[derive(Debug, Parser)]

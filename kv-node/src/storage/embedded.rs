@@ -29,7 +29,6 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use std::time::SystemTime;
 
 use openraft::Config;
 use openraft::Raft;
@@ -59,18 +58,22 @@ use kv_core::command::Query;
 use kv_core::command::Response;
 use kv_core::command::SetCondition;
 use kv_core::command::Value;
-use kv_core::command::Write;
 use kv_core::raft::KvNode;
 use kv_core::raft::state_machine::StateMachine;
-use kv_core::raft::state_machine::StoreHandle;
+use kv_core::request::Environment;
+use kv_core::request::RequestPath;
+use kv_core::request::Results;
+use kv_core::wire::Op;
+use kv_core::wire::OpError;
 
 use super::FsyncPolicy;
+use super::data_dir;
+use super::data_dir::DataDirOptions;
 use super::error::StorageError;
 use super::fs::Fs;
 use super::fs::OsFs;
 use super::log_store::FlushHandle;
 use super::log_store::LogOptions;
-use super::log_store::LogStore;
 use super::log_store::WriterExit;
 use super::snapshot::FileSnapshotStore;
 use crate::NodeConfig;
@@ -145,9 +148,7 @@ pub struct CasOutcome {
 /// An embedded single-node store. See the module docs. Methods that write are async; reads are
 /// plain calls. [`BlockingEmbedded`] wraps it for callers without a runtime.
 pub struct Embedded {
-    raft: Raft<NodeConfig, Machine>,
-    store: StoreHandle,
-    limits: Limits,
+    requests: RequestPath<NodeConfig, Machine, Alone>,
     writer_exit: WriterExit,
     log: FlushHandle<NodeConfig>,
     path: PathBuf,
@@ -167,47 +168,19 @@ impl Embedded {
     /// another store has the directory open.
     pub async fn open(path: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, EmbeddedError> {
         let path = path.as_ref().to_path_buf();
-        let fs = options.fs.clone();
-        let data_dir = |source| StorageError::DataDir {
-            path: path.clone(),
-            source,
-        };
-        if options.create_if_missing {
-            fs.create_dir_all(&path).map_err(data_dir)?;
-        } else {
-            fs.list(&path).map_err(data_dir)?;
-        }
-        let log_dir = path.join("log");
-        let snapshot_dir = path.join("snapshots");
-        for dir in [&log_dir, &snapshot_dir] {
-            fs.create_dir_all(dir).map_err(|source| StorageError::DataDir {
-                path: dir.clone(),
-                source,
-            })?;
-        }
-        // Make the directories themselves durable: files in them are synced, their names not.
-        if options.fsync == FsyncPolicy::Always {
-            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-            for dir in parent.into_iter().chain([path.as_path()]) {
-                fs.sync_dir(dir).map_err(|e| StorageError::io("sync", dir, e))?;
-            }
-        }
-        let log_options = LogOptions {
+        let dir_options = DataDirOptions {
+            create_if_missing: options.create_if_missing,
             fsync: options.fsync,
-            segment_bytes: options.segment_bytes,
-            ..LogOptions::default()
+            log: LogOptions {
+                segment_bytes: options.segment_bytes,
+                ..LogOptions::default()
+            },
+            node_id: None,
         };
-        // Recovery reads every segment: keep it off the async worker threads.
-        let open_log = {
-            let (fs, log_dir) = (fs.clone(), log_dir.clone());
-            move || LogStore::open(fs, &log_dir, log_options)
-        };
-        let log = tokio::task::spawn_blocking(open_log)
-            .await
-            .map_err(|e| EmbeddedError::Stopped(e.to_string()))??;
-        let writer_exit = log.writer_exit();
-        let flush_handle = log.flush_handle();
-        let snapshots = FileSnapshotStore::open(fs, &snapshot_dir, options.fsync)?;
+        let dir = data_dir::open_async(options.fs.clone(), &path, dir_options).await?;
+        let writer_exit = dir.log.writer_exit();
+        let flush_handle = dir.log.flush_handle();
+        let (log, snapshots) = (dir.log, dir.snapshots);
         let machine = Machine::new(options.limits, snapshots);
         let store = machine.store();
 
@@ -244,10 +217,9 @@ impl Embedded {
             )
             .await
             .map_err(|_| EmbeddedError::Timeout("the store to recover"))?;
+        let path_of_requests = RequestPath::new(NODE_ID, raft, store, options.limits, WAIT, Alone);
         Ok(Embedded {
-            raft,
-            store,
-            limits: options.limits,
+            requests: path_of_requests,
             writer_exit,
             log: flush_handle,
             path,
@@ -256,38 +228,39 @@ impl Embedded {
 
     /// Proposes any write command and returns its response once it is durable and applied.
     pub async fn write(&self, command: Command) -> Result<Response, EmbeddedError> {
-        command.validate(&self.limits)?;
-        let write = Write {
-            at_ms: now_ms(),
-            command,
-        };
-        let response = self
-            .raft
-            .client_write(write)
-            .await
-            .map_err(|e| EmbeddedError::Stopped(e.to_string()))?;
-        Ok(response.data)
+        self.write_op(command, None).await
+    }
+
+    /// Proposes `command` down the request path; `ttl_ms` is resolved against the clock there.
+    async fn write_op(&self, command: Command, ttl_ms: Option<u64>) -> Result<Response, EmbeddedError> {
+        // Checked here as well, for the typed error; the request path checks it again.
+        command.validate(self.requests.limits())?;
+        match self.requests.execute(Op::Write { command, ttl_ms }).await {
+            Ok(response) => Ok(response),
+            Err(OpError::OutcomeUnknown(_) | OpError::Timeout(_)) => Err(EmbeddedError::Timeout("the write")),
+            Err(e) => Err(EmbeddedError::Stopped(e.to_string())),
+        }
     }
 
     /// Sets `key` to `value`, with no expiry.
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), EmbeddedError> {
-        self.set(key, value, Expiry::Never).await
+        self.set(key, value, None).await
     }
 
     /// Sets `key` to `value`, expiring after `ttl`.
     pub async fn set_with_ttl(&self, key: &[u8], value: &[u8], ttl: Duration) -> Result<(), EmbeddedError> {
-        let at = now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        self.set(key, value, Expiry::At(at)).await
+        self.set(key, value, Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)))
+            .await
     }
 
-    async fn set(&self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<(), EmbeddedError> {
+    async fn set(&self, key: &[u8], value: &[u8], ttl_ms: Option<u64>) -> Result<(), EmbeddedError> {
         let command = Command::Set {
             key: key.to_vec(),
             value: value.to_vec(),
             condition: SetCondition::Always,
-            expiry,
+            expiry: Expiry::Never,
         };
-        self.write(command).await.map(drop)
+        self.write_op(command, ttl_ms).await.map(drop)
     }
 
     /// Removes `key`; returns whether it existed.
@@ -353,19 +326,23 @@ impl Embedded {
         self.len() == 0
     }
 
+    /// Reads from the applied state: every acknowledged write is applied before it is
+    /// acknowledged, so no barrier is needed on a single node.
     fn query(&self, query: &Query) -> Response {
-        self.store.read().query(query, now_ms())
+        self.requests.query_local(query)
     }
 
     /// Builds a snapshot of everything applied so far, saves it, and purges the log it covers.
     pub async fn snapshot(&self) -> Result<(), EmbeddedError> {
-        let applied = self.raft.metrics().borrow_watched().last_applied;
-        self.raft
+        let applied = self.requests.raft().metrics().borrow_watched().last_applied;
+        self.requests
+            .raft()
             .trigger()
             .snapshot()
             .await
             .map_err(|e| EmbeddedError::Stopped(e.to_string()))?;
-        self.raft
+        self.requests
+            .raft()
             .wait(Some(WAIT))
             .metrics(|m| m.snapshot >= applied && m.purged >= applied, "the snapshot")
             .await
@@ -381,11 +358,12 @@ impl Embedded {
     /// Dropping an [`Embedded`] without closing it is like a crash: acknowledged writes survive,
     /// but the directory stays locked until the runtime stops.
     pub async fn close(self) -> Result<(), EmbeddedError> {
-        self.raft
+        self.requests
+            .raft()
             .shutdown()
             .await
             .map_err(|e| EmbeddedError::Stopped(e.to_string()))?;
-        drop(self.raft);
+        drop(self.requests);
         let exit = self.writer_exit;
         tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || exit.wait()))
             .await
@@ -393,13 +371,6 @@ impl Embedded {
             .map_err(|e| EmbeddedError::Stopped(e.to_string()))?;
         Ok(())
     }
-}
-
-fn now_ms() -> u64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// [`Embedded`] for callers without an async runtime: it owns one and blocks on each call.
@@ -498,6 +469,21 @@ impl Drop for BlockingEmbedded {
         {
             tracing::error!(%error, "closing the embedded store failed");
         }
+    }
+}
+
+/// The request path's environment in a one-member cluster: the wall clock, and no one to
+/// forward to (this node always leads).
+#[derive(Debug, Clone)]
+struct Alone;
+
+impl Environment for Alone {
+    fn now_ms(&self) -> u64 {
+        crate::clock::now_ms()
+    }
+
+    async fn forward(&self, _leader: u64, _node: KvNode, _ops: Vec<Op>) -> Result<Results, OpError> {
+        Err(OpError::NoLeader)
     }
 }
 

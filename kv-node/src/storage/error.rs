@@ -22,6 +22,16 @@ pub enum StorageError {
         /// The lock file.
         path: PathBuf,
     },
+    /// The directory belongs to another cluster node (its `node-id` file names another id).
+    #[error("{path} belongs to node {found}, not node {expected}")]
+    ForeignDataDir {
+        /// The data directory.
+        path: PathBuf,
+        /// The id recorded in it.
+        found: u64,
+        /// The id of the node opening it.
+        expected: u64,
+    },
     /// A file is damaged: a checksum failure or malformed bytes that are not a torn tail.
     /// Nothing is dropped; the store refuses to open.
     #[error("{file} is corrupt at offset {offset}: {reason}")]
@@ -92,6 +102,7 @@ impl StorageError {
         match self {
             StorageError::DataDir { source, .. } | StorageError::Io { source, .. } => source.kind(),
             StorageError::Locked { .. } => io::ErrorKind::WouldBlock,
+            StorageError::ForeignDataDir { .. } => io::ErrorKind::InvalidInput,
             StorageError::Corrupt { .. } | StorageError::UnsupportedVersion { .. } => io::ErrorKind::InvalidData,
             StorageError::DiskFull { .. } => io::ErrorKind::StorageFull,
         }

@@ -4,6 +4,8 @@
 //!   appended by one writer thread that syncs each batch once (group commit).
 //! - [`FileSnapshotStore`]: kv-core's [`SnapshotStore`](kv_core::raft::state_machine::SnapshotStore)
 //!   as files, replaced atomically.
+//! - [`data_dir`]: opening a data directory (both of the above), for a node and an embedded
+//!   store alike.
 //! - [`Embedded`] / [`BlockingEmbedded`]: both under a single-node openraft, opened from a path.
 //!
 //! All file access goes through the [`Fs`] trait, so tests can crash the "disk" between any two
@@ -12,6 +14,7 @@
 //! # Directory layout
 //!
 //! ```text
+//! <root>/node-id                          the cluster node's id (absent for an embedded store)
 //! <root>/log/LOCK                          exclusive lock (flock) held by the open store
 //! <root>/log/00000000000000000001.seg      log segments, numbered consecutively
 //! <root>/log/00000000000000000002.seg      (the highest number is the active segment)
@@ -88,6 +91,7 @@
 //!   unreadable directory [`StorageError::DataDir`]; a locked one [`StorageError::Locked`]; a
 //!   full disk [`StorageError::DiskFull`].
 
+pub mod data_dir;
 mod embedded;
 mod error;
 pub mod format;

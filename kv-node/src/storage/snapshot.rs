@@ -12,6 +12,8 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 
 use openraft::alias::SnapshotMetaOf;
 
@@ -34,6 +36,8 @@ pub struct FileSnapshotStore<C: KvTypeConfig> {
     fsync: FsyncPolicy,
     /// The sequence number of the next snapshot; held while saving, so saves do not interleave.
     next: Arc<Mutex<u64>>,
+    /// Size of the current snapshot file.
+    size: Arc<AtomicU64>,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -44,6 +48,7 @@ impl<C: KvTypeConfig> Clone for FileSnapshotStore<C> {
             dir: self.dir.clone(),
             fsync: self.fsync,
             next: self.next.clone(),
+            size: self.size.clone(),
             _config: PhantomData,
         }
     }
@@ -79,6 +84,7 @@ impl<C: KvTypeConfig> FileSnapshotStore<C> {
             dir: dir.to_path_buf(),
             fsync,
             next: Arc::new(Mutex::new(1)),
+            size: Arc::new(AtomicU64::new(0)),
             _config: PhantomData,
         };
         let names = store.list()?;
@@ -96,6 +102,11 @@ impl<C: KvTypeConfig> FileSnapshotStore<C> {
             *store.lock_next() = newest + 1;
         }
         Ok(store)
+    }
+
+    /// Size of the current snapshot file in bytes (0 before the first one).
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Relaxed)
     }
 
     fn list(&self) -> Result<Vec<String>, StorageError> {
@@ -118,6 +129,7 @@ impl<C: KvTypeConfig> FileSnapshotStore<C> {
         let path = snapshot_path(&self.dir, seq);
         let bytes = self.fs.read(&path).map_err(|e| StorageError::io("read", &path, e))?;
         let (meta, data) = decode_snapshot::<C>(&bytes).map_err(|e| StorageError::format(&path, e))?;
+        self.size.store(bytes.len() as u64, Ordering::Relaxed);
         Ok((meta, data.to_vec()))
     }
 
@@ -137,7 +149,8 @@ impl<C: KvTypeConfig> FileSnapshotStore<C> {
             .fs
             .create(&temp)
             .map_err(|e| StorageError::io("create", &temp, e))?;
-        file.write_all(&encode_snapshot::<C>(meta, data))
+        let bytes = encode_snapshot::<C>(meta, data);
+        file.write_all(&bytes)
             .map_err(|e| StorageError::io("write", &temp, e))?;
         if self.fsync == FsyncPolicy::Always {
             file.sync().map_err(|e| StorageError::io("sync", &temp, e))?;
@@ -152,6 +165,7 @@ impl<C: KvTypeConfig> FileSnapshotStore<C> {
                 .map_err(|e| StorageError::io("sync", &self.dir, e))?;
         }
         *next = seq + 1;
+        self.size.store(bytes.len() as u64, Ordering::Relaxed);
         for old in self
             .list()?
             .iter()

@@ -1,18 +1,10 @@
-//! The Raft transport: openraft's [`RaftNetworkV2`](openraft::network::v2::RaftNetworkV2) over
-//! TCP on a port of its own, plus the internal forwarding RPC a follower uses to hand a client's
-//! command to the leader.
+//! The sending side of the Raft port: openraft's
+//! [`RaftNetworkV2`](openraft::network::v2::RaftNetworkV2) over TCP, and the connection pools
+//! a follower also uses to forward clients' operations to the leader. (The receiving side is
+//! the composition root's `server::raft_port`, which hands requests to the node.)
 //!
-//! # Wire format (protocol version 1)
-//!
-//! Every message, in both directions, is one frame. Integers are little-endian.
-//!
-//! ```text
-//! +--------+---------+-------------+------------------------------------------+
-//! | magic  | version | payload len | payload: postcard encoding of a          |
-//! | "QKVR" | u16 = 1 | u32         | RaftRequest (client → server) or a       |
-//! |        |         | <= max      | RaftReply (server → client)              |
-//! +--------+---------+-------------+------------------------------------------+
-//! ```
+//! Every message, in both directions, is one frame of [`kv_core::wire`], whose docs draw the
+//! format and hold the protocol version.
 //!
 //! A frame announcing more than the receiver's limit ([`TransportOptions::max_frame`]) is refused
 //! before anything of that size is allocated, and the connection is closed.
@@ -21,20 +13,19 @@
 //! exactly one reply frame. Each peer has a small pool of such connections that are reused
 //! across requests ([`Peers`]); a failed, timed-out or refused connection is dropped and a new
 //! one is made after a backoff. Snapshots travel as a sequence of
-//! [`SnapshotChunk`](message::SnapshotChunk) requests on one connection, each bounded by
+//! [`SnapshotChunk`](kv_core::wire::SnapshotChunk) requests on one connection, each bounded by
 //! [`TransportOptions::snapshot_chunk`]; the receiver installs the snapshot after the last one.
 
-pub mod frame;
-pub mod message;
+pub mod frame_io;
 mod network;
-mod server;
 
 use std::time::Duration;
 
 pub use network::CallError;
 pub use network::Network;
 pub use network::Peers;
-pub use server::serve;
+pub use network::RaftReply;
+pub use network::RaftRequest;
 
 /// Tuning of the transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +49,7 @@ pub struct TransportOptions {
 impl Default for TransportOptions {
     fn default() -> Self {
         TransportOptions {
-            max_frame: frame::DEFAULT_MAX_FRAME,
+            max_frame: kv_core::wire::frame::DEFAULT_MAX_FRAME,
             snapshot_chunk: 1 << 20,
             max_snapshot: 4 << 30,
             connect_timeout: Duration::from_millis(500),

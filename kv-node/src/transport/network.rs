@@ -32,13 +32,20 @@ use tokio::time::Instant;
 
 use kv_core::raft::KvNode;
 
+use kv_core::wire::RaftReply as Reply;
+use kv_core::wire::RaftRequest as Request;
+use kv_core::wire::SnapshotChunk;
+use kv_core::wire::frame;
+use kv_core::wire::frame::FrameError;
+
 use super::TransportOptions;
-use super::frame;
-use super::frame::FrameError;
-use super::message::RaftReply;
-use super::message::RaftRequest;
-use super::message::SnapshotChunk;
+use super::frame_io;
 use crate::NodeConfig;
+
+/// A request on the Raft port of a native node.
+pub type RaftRequest = Request<NodeConfig>;
+/// A reply on the Raft port of a native node.
+pub type RaftReply = Reply<NodeConfig>;
 use crate::metrics::Metrics;
 
 /// Why a call to a peer failed.
@@ -145,7 +152,7 @@ impl Peers {
         let mut stream = self.connection(&pool, deadline).await?;
         let exchange = async {
             stream.write_all(&bytes).await?;
-            match frame::read::<RaftReply, _>(&mut stream, self.options.max_frame).await? {
+            match frame_io::read::<RaftReply, _>(&mut stream, self.options.max_frame).await? {
                 Some(reply) => Ok(reply),
                 None => Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into())),
             }

@@ -23,7 +23,7 @@ use kv_core::check::linearizability::Outcome;
 use kv_core::check::linearizability::Ret;
 use kv_node::client::Client;
 use kv_node::client::ClientError;
-use kv_node::resp::Reply;
+use kv_node::protocol::Reply;
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -361,16 +361,39 @@ impl Cluster {
         }
     }
 
-    /// A field of `RAFT STATUS` on node `id`.
+    /// A field of `RAFT STATUS` on node `id` (named as INFO's raft section names it), as
+    /// text: members as `id@raft_addr,...`.
     pub async fn status_field(&self, id: u64, field: &str) -> Option<String> {
         let mut client = Client::connect(&self.node(id).client_addr, None).await.ok()?;
-        let Reply::Bulk(text) = client.call(&["RAFT", "STATUS"]).await.ok()? else {
+        // RESP2: the map comes as a flat array of name, value pairs.
+        let Reply::Array(items) = client.call(&["RAFT", "STATUS"]).await.ok()? else {
             return None;
         };
-        String::from_utf8(text)
-            .ok()?
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_string))
+        let name = field.strip_prefix("raft_").unwrap_or(field);
+        let value = items
+            .chunks(2)
+            .find_map(|pair| (pair[0] == Reply::Bulk(name.as_bytes().to_vec())).then(|| pair[1].clone()))?;
+        match value {
+            Reply::Integer(n) => Some(n.to_string()),
+            Reply::Bulk(text) => String::from_utf8(text).ok(),
+            Reply::Nil => Some(String::new()),
+            Reply::Array(members) => Some(
+                members
+                    .iter()
+                    .filter_map(|m| match m {
+                        Reply::Array(parts) => match parts.as_slice() {
+                            [Reply::Integer(id), Reply::Bulk(raft), ..] => {
+                                Some(format!("{id}@{}", String::from_utf8_lossy(raft)))
+                            }
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            _ => None,
+        }
     }
 
     /// Waits until running node `id` has applied at least `index`.

@@ -17,7 +17,6 @@ resending them is harmless, but a resent ``pop`` may find the key already gone.
 
 from __future__ import annotations
 
-import re
 import socket
 import time
 from datetime import timedelta
@@ -110,9 +109,6 @@ class _Connection:
         raise ConnectionError(f"protocol error: unexpected reply {line[:40]!r}")
 
 
-_LEADER_IN_TEXT = re.compile(r"leader: Some\((\d+)\)")
-
-
 class Client:
     """A client of a QuorumKV cluster, used like a ``dict`` (as :class:`quorumkv.Store`).
 
@@ -167,18 +163,22 @@ class Client:
         if conn is not None:
             conn.close()
 
-    def _follow_leader(self, address: str) -> None:
-        """Asks ``address`` who leads; makes the leader's client address the current one."""
+    def _follow_leader(self, address: str) -> Optional[int]:
+        """Asks ``address`` who leads (``RAFT LEADER``: ``[id, raft address, client
+        address]``); makes the leader's client address the current one. Returns its id."""
         try:
             reply = self._connect(address).call([b"RAFT", b"LEADER"])
         except (OSError, ConnectionError):
             self._drop(address)
-            return
-        if isinstance(reply, list) and len(reply) == 3 and isinstance(reply[2], bytes) and reply[2]:
+            return None
+        if not (isinstance(reply, list) and len(reply) == 3 and isinstance(reply[0], int)):
+            return None
+        if isinstance(reply[2], bytes) and reply[2]:
             leader = reply[2].decode()
             if leader not in self.addresses:
                 self.addresses.append(leader)
             self._current = self.addresses.index(leader)
+        return reply[0]
 
     def execute(self, *args: BytesLike) -> Reply:
         """Sends one command (e.g. ``execute("SET", "k", "v")``) with the retries described in
@@ -210,9 +210,6 @@ class Client:
                 if reply.code not in ("TRYAGAIN", "MOVED", "ASK", "CLUSTERDOWN", "LOADING", "MASTERDOWN"):
                     raise reply
                 last = reply
-                found = _LEADER_IN_TEXT.search(str(reply))
-                if found:
-                    leader_hint = int(found.group(1))
                 if reply.code in ("MOVED", "ASK"):
                     target = str(reply).split()[-1]
                     if target not in self.addresses:
@@ -222,7 +219,7 @@ class Client:
                     # Go where this node says the leader is; if it knows of none (it may be cut
                     # off from the others), try the next node.
                     before = self._current
-                    self._follow_leader(address)
+                    leader_hint = self._follow_leader(address) or leader_hint
                     if self._current == before:
                         self._current = (self._current + 1) % len(self.addresses)
             if time.monotonic() + delay > deadline:
@@ -361,9 +358,12 @@ class Client:
     # -- the cluster -----------------------------------------------------------------------
 
     def status(self) -> Dict[str, Dict[str, Any]]:
-        """Each node's view of the cluster, by address (``RAFT STATUS``): ``node_id, role,
-        term, leader_id, leader_client_addr, last_log_index, commit_index, applied_index, ...``
-        as text or int, or ``{"error": text}`` for a node that could not be asked."""
+        """Each node's view of the cluster, by address (``RAFT STATUS``, a map): ``node_id,
+        role, term, leader_id, leader_raft_addr, leader_client_addr, last_log_index,
+        commit_index, applied_index, snapshot_index, purged_index`` (``int``, ``str`` or
+        ``None`` while no leader is known) and ``voters, learners`` (lists of ``(id,
+        raft_addr, client_addr)``), or ``{"error": text}`` for a node that could not be
+        asked."""
         result: Dict[str, Dict[str, Any]] = {}
         for address in list(self.addresses):
             try:
@@ -375,13 +375,12 @@ class Client:
             if isinstance(reply, ReplyError):
                 result[address] = {"error": str(reply)}
                 continue
+            if not (isinstance(reply, list) and len(reply) % 2 == 0):
+                result[address] = {"error": f"unexpected RAFT STATUS reply {reply!r}"}
+                continue
             fields: Dict[str, Any] = {}
-            for line in _bytes(reply).decode("utf-8", "replace").splitlines():
-                name, sep, value = line.partition(":")
-                if not sep or name.startswith("#"):
-                    continue
-                name = name[len("raft_") :] if name.startswith("raft_") else name
-                fields[name] = int(value) if value.isdigit() else value
+            for name, value in zip(reply[0::2], reply[1::2]):
+                fields[_bytes(name).decode()] = _status_value(value)
             result[address] = fields
         return result
 
@@ -420,6 +419,19 @@ def _bytes(reply: Reply) -> bytes:
     if isinstance(reply, str):
         return reply.encode()
     raise Error(f"unexpected reply {reply!r}")
+
+
+def _status_value(value: Reply) -> Any:
+    """A RAFT STATUS field: text decoded; members as ``(id, raft_addr, client_addr)``."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, list):
+        return [
+            (m[0], _bytes(m[1]).decode(), _bytes(m[2]).decode())
+            for m in value
+            if isinstance(m, list) and len(m) == 3 and isinstance(m[0], int)
+        ]
+    return value
 
 
 def _int(reply: Reply) -> int:

@@ -1,4 +1,6 @@
-//! The messages of the Raft port.
+//! The messages of the Raft port: openraft's RPCs and the forwarding of client operations.
+//! Wire format: see the [module docs](super). Generic over the type configuration only so that
+//! the simulator and the native node share them; the encoding does not depend on it.
 
 use openraft::alias::SnapshotMetaOf;
 use openraft::alias::VoteOf;
@@ -12,37 +14,39 @@ use openraft::raft::VoteResponse;
 use serde::Deserialize;
 use serde::Serialize;
 
-use kv_core::command::Response;
-
-use crate::NodeConfig;
-use crate::node::NodeError;
-use crate::node::Op;
+use super::Op;
+use super::OpError;
+use crate::command::Response;
+use crate::raft::KvTypeConfig;
 
 /// A request from a peer.
 #[derive(Debug, Serialize, Deserialize)]
-pub enum RaftRequest {
+#[serde(bound = "")]
+pub enum RaftRequest<C: KvTypeConfig> {
     /// openraft's AppendEntries (also the heartbeat).
-    AppendEntries(AppendEntriesRequest<NodeConfig>),
+    AppendEntries(AppendEntriesRequest<C>),
     /// openraft's RequestVote.
-    Vote(VoteRequest<NodeConfig>),
+    Vote(VoteRequest<C>),
     /// openraft's pre-vote round, which does not disturb the current term.
-    PreVote(VoteRequest<NodeConfig>),
+    PreVote(VoteRequest<C>),
     /// A piece of a snapshot the leader is sending.
-    Snapshot(SnapshotChunk),
+    Snapshot(SnapshotChunk<C>),
     /// The leader asks this node to take over leadership.
-    TransferLeader(TransferLeaderRequest<NodeConfig>),
-    /// A follower hands a client's operation to the leader.
-    Forward(Op),
+    TransferLeader(TransferLeaderRequest<C>),
+    /// A follower hands a run of client operations to the leader, which executes them in
+    /// order (consecutive writes proposed together, consecutive reads behind one barrier).
+    Forward(Vec<Op>),
 }
 
 /// One piece of a snapshot. Chunks are sent in order on one connection; the receiver installs
 /// the snapshot once it holds `total_len` bytes.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct SnapshotChunk {
+#[serde(bound = "")]
+pub struct SnapshotChunk<C: KvTypeConfig> {
     /// The sending leader's vote.
-    pub vote: VoteOf<NodeConfig>,
+    pub vote: VoteOf<C>,
     /// The snapshot's metadata (the same in every chunk).
-    pub meta: SnapshotMetaOf<NodeConfig>,
+    pub meta: SnapshotMetaOf<C>,
     /// Size of the whole snapshot data.
     pub total_len: u64,
     /// Where `data` starts within the snapshot data.
@@ -53,19 +57,20 @@ pub struct SnapshotChunk {
 
 /// The answer to a [`RaftRequest`].
 #[derive(Debug, Serialize, Deserialize)]
-pub enum RaftReply {
+#[serde(bound = "")]
+pub enum RaftReply<C: KvTypeConfig> {
     /// Answer to [`RaftRequest::AppendEntries`].
-    AppendEntries(AppendEntriesResponse<NodeConfig>),
+    AppendEntries(AppendEntriesResponse<C>),
     /// Answer to [`RaftRequest::Vote`] and [`RaftRequest::PreVote`].
-    Vote(VoteResponse<NodeConfig>),
+    Vote(VoteResponse<C>),
     /// A chunk was stored; send the next one.
     SnapshotChunkStored,
     /// The last chunk arrived and the snapshot was installed.
-    SnapshotInstalled(SnapshotResponse<NodeConfig>),
+    SnapshotInstalled(SnapshotResponse<C>),
     /// Answer to [`RaftRequest::TransferLeader`].
-    TransferLeader(TransferLeaderResponse<NodeConfig>),
-    /// Answer to [`RaftRequest::Forward`].
-    Forwarded(Result<Response, NodeError>),
+    TransferLeader(TransferLeaderResponse<C>),
+    /// Answer to [`RaftRequest::Forward`]: one result per operation, in order.
+    Forwarded(Vec<Result<Response, OpError>>),
     /// The request could not be handled (the node is stopping, or a chunk was out of order).
     Refused(String),
 }

@@ -8,20 +8,21 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use kv_core::command::Query;
+use kv_core::wire::Op;
+use kv_core::wire::OpError;
+use kv_core::wire::ReadMode;
+use kv_core::wire::Role;
+use kv_core::wire::Status;
 
-use super::Shared;
+use super::ClientPort;
 use super::command;
 use super::command::Action;
 use super::command::CommandError;
 use super::command::Shape;
-use super::node_error;
+use super::op_error;
 use super::parser;
 use super::parser::ProtocolError;
 use super::reply::Reply;
-use crate::node::NodeError;
-use crate::node::Op;
-use crate::node::ReadMode;
-use crate::node::Status;
 
 /// Most commands taken from the buffer before their replies are written.
 const MAX_PIPELINE: usize = 1024;
@@ -41,7 +42,7 @@ struct Session {
 
 /// Serves one connection until the client quits or disconnects, the input is malformed, or
 /// the node shuts down.
-pub(super) async fn run(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+pub(super) async fn run(mut stream: TcpStream, shared: &ClientPort) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let node = &shared.node;
     let mut shutdown = node.shutdown_signal();
@@ -105,9 +106,9 @@ pub(super) async fn run(mut stream: TcpStream, shared: &Shared) -> std::io::Resu
 }
 
 /// Executes a pipeline in order, appending the replies to `out`.
-async fn execute(shared: &Shared, session: &mut Session, commands: Vec<Vec<Vec<u8>>>, out: &mut Vec<u8>) {
+async fn execute(shared: &ClientPort, session: &mut Session, commands: Vec<Vec<Vec<u8>>>, out: &mut Vec<u8>) {
     let metrics = shared.node.metrics().clone();
-    let cursor_key = |cursor: &[u8]| shared.cursor_key(cursor);
+    let cursor_key = |cursor: &[u8]| shared.cursors.cursor_key(cursor);
     let mut actions = commands
         .into_iter()
         .map(|args| command::parse(&args, &cursor_key))
@@ -129,27 +130,23 @@ async fn execute(shared: &Shared, session: &mut Session, commands: Vec<Vec<Vec<u
         };
         let replies = match action {
             Err(reply) => vec![reply],
-            Ok(Action::Write { op, shape }) => {
-                // Propose this write and every write right after it together, in order.
+            Ok(Action::Data { op, shape }) => {
+                // This data command and every one right after it go down the request path as
+                // one batch: proposed together, read behind one barrier, forwarded together.
                 let mut batch = vec![(op, shape)];
-                while let Some(Ok(Action::Write { .. })) = actions.peek() {
-                    if let Some(Ok(Action::Write { op, shape })) = actions.next() {
+                while let Some(Ok(Action::Data { .. })) = actions.peek() {
+                    if let Some(Ok(Action::Data { op, shape })) = actions.next() {
                         batch.push((op, shape));
                     }
                 }
-                let replies = writes(shared, batch).await;
-                metrics.write_latency.observe(started.elapsed());
-                replies
-            }
-            Ok(Action::Read { query, shape }) => {
-                let mut batch = vec![(query, shape)];
-                while let Some(Ok(Action::Read { .. })) = actions.peek() {
-                    if let Some(Ok(Action::Read { query, shape })) = actions.next() {
-                        batch.push((query, shape));
-                    }
-                }
-                let replies = reads(shared, session.read_mode, batch).await;
-                metrics.read_latency.observe(started.elapsed());
+                let writes = batch.iter().any(|(op, _)| !op.is_read());
+                let replies = data(shared, session.read_mode, batch).await;
+                let latency = if writes {
+                    &metrics.write_latency
+                } else {
+                    &metrics.read_latency
+                };
+                latency.observe(started.elapsed());
                 replies
             }
             Ok(other) => vec![session_action(shared, session, other).await],
@@ -164,51 +161,25 @@ async fn execute(shared: &Shared, session: &mut Session, commands: Vec<Vec<Vec<u
     }
 }
 
-fn next_cursor(shared: &Shared) -> impl Fn(&[u8]) -> String + '_ {
-    |key| shared.cursor_for(key)
+fn next_cursor(shared: &ClientPort) -> impl Fn(&[u8]) -> String + '_ {
+    |key| shared.cursors.cursor_for(key)
 }
 
-async fn writes(shared: &Shared, batch: Vec<(Op, Shape)>) -> Vec<Reply> {
-    let node = &shared.node;
-    let mut tickets = Vec::with_capacity(batch.len());
-    for (op, shape) in batch {
-        tickets.push((node.submit_write(op).await, shape));
-    }
-    let mut replies = Vec::with_capacity(tickets.len());
-    for (ticket, shape) in tickets {
-        replies.push(match node.finish(ticket).await {
+async fn data(shared: &ClientPort, mode: ReadMode, batch: Vec<(Op, Shape)>) -> Vec<Reply> {
+    let (ops, shapes): (Vec<Op>, Vec<Shape>) = batch.into_iter().unzip();
+    let results = shared.node.path().execute_batch(ops, mode).await;
+    shapes
+        .into_iter()
+        .zip(results)
+        .map(|(shape, result)| match result {
             Ok(response) => command::render(shape, response, &next_cursor(shared)),
-            Err(e) => node_error(&e),
-        });
-    }
-    replies
-}
-
-async fn reads(shared: &Shared, mode: ReadMode, batch: Vec<(Query, Shape)>) -> Vec<Reply> {
-    let node = &shared.node;
-    let barrier = match mode {
-        ReadMode::Stale => Ok(()),
-        ReadMode::Linearizable => node.read_barrier().await,
-    };
-    let mut replies = Vec::with_capacity(batch.len());
-    for (query, shape) in batch {
-        let response = match &barrier {
-            Ok(()) => Ok(node.query_local(&query)),
-            // A follower hands each read to the leader.
-            Err(NodeError::NotLeader { leader: Some(_), .. }) => node.read(query, ReadMode::Linearizable).await,
-            Err(NodeError::NotLeader { leader: None, .. }) => Err(NodeError::NoLeader),
-            Err(e) => Err(e.clone()),
-        };
-        replies.push(match response {
-            Ok(response) => command::render(shape, response, &next_cursor(shared)),
-            Err(e) => node_error(&e),
-        });
-    }
-    replies
+            Err(e) => op_error(&e),
+        })
+        .collect()
 }
 
 /// Commands about the connection, the node or the cluster rather than the data.
-async fn session_action(shared: &Shared, session: &mut Session, action: Action) -> Reply {
+async fn session_action(shared: &ClientPort, session: &mut Session, action: Action) -> Reply {
     let node = &shared.node;
     match action {
         Action::Reply(reply) => reply,
@@ -243,7 +214,7 @@ async fn session_action(shared: &Shared, session: &mut Session, action: Action) 
             if let Some(version) = protover {
                 session.resp3 = version == 3;
             }
-            let role = if node.status().role == "leader" {
+            let role = if node.status().role == Role::Leader {
                 "master"
             } else {
                 "replica"
@@ -272,30 +243,30 @@ async fn session_action(shared: &Shared, session: &mut Session, action: Action) 
         Action::GetName => Reply::bulk_or_nil(session.name.clone()),
         Action::ClientId => Reply::Integer(i64::try_from(session.id).unwrap_or(i64::MAX)),
         Action::Info(sections) => Reply::text(info(shared, &sections)),
-        Action::RaftStatus => Reply::text(raft_section(&node.status())),
+        Action::RaftStatus => status_reply(&node.status()),
         Action::RaftLeader => match node.status().leader {
             Some((id, addrs)) => Reply::Array(vec![
-                Reply::Integer(i64::try_from(id).unwrap_or(i64::MAX)),
+                integer(id),
                 Reply::text(addrs.raft_addr),
                 Reply::text(addrs.client_addr),
             ]),
-            None => node_error(&NodeError::NoLeader),
+            None => op_error(&OpError::NoLeader),
         },
         Action::Snapshot => match node.snapshot().await {
             Ok(()) => Reply::ok(),
-            Err(e) => node_error(&e),
+            Err(e) => op_error(&e),
         },
-        Action::Admin(op) => match node.execute(op).await {
+        Action::Admin(op) => match node.path().execute(op).await {
             Ok(_) => Reply::ok(),
-            Err(e) => node_error(&e),
+            Err(e) => op_error(&e),
         },
-        Action::Write { .. } | Action::Read { .. } => {
+        Action::Data { .. } => {
             Reply::Error(CommandError::Invalid("internal: data command routed as a session command".into()).to_string())
         }
     }
 }
 
-fn auth(shared: &Shared, session: &mut Session, given: &[u8]) -> Reply {
+fn auth(shared: &ClientPort, session: &mut Session, given: &[u8]) -> Reply {
     match &shared.node.options().password {
         None => Reply::Error(
             "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
@@ -309,7 +280,47 @@ fn auth(shared: &Shared, session: &mut Session, given: &[u8]) -> Reply {
     }
 }
 
-/// The `# Raft` section of INFO (also `RAFT STATUS`).
+fn integer(n: u64) -> Reply {
+    Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// `RAFT STATUS`: a map of fixed fields, in this order (a flat array of name, value pairs in
+/// RESP2, as `HELLO` answers). Members are arrays of `[id, raft address, client address]`;
+/// the leader fields are nil while no leader is known. Documented in the README.
+fn status_reply(status: &Status) -> Reply {
+    let member = |(id, node): &(u64, kv_core::raft::KvNode)| {
+        Reply::Array(vec![
+            integer(*id),
+            Reply::text(node.raft_addr.clone()),
+            Reply::text(node.client_addr.clone()),
+        ])
+    };
+    let leader = status.leader.as_ref();
+    let field = |name: &str, value: Reply| (Reply::text(name), value);
+    Reply::Map(vec![
+        field("node_id", integer(status.id)),
+        field("role", Reply::text(status.role.as_str())),
+        field("term", integer(status.term)),
+        field("leader_id", leader.map_or(Reply::Nil, |(id, _)| integer(*id))),
+        field(
+            "leader_raft_addr",
+            leader.map_or(Reply::Nil, |(_, n)| Reply::text(n.raft_addr.clone())),
+        ),
+        field(
+            "leader_client_addr",
+            leader.map_or(Reply::Nil, |(_, n)| Reply::text(n.client_addr.clone())),
+        ),
+        field("last_log_index", integer(status.last_log_index)),
+        field("commit_index", integer(status.commit_index)),
+        field("applied_index", integer(status.applied_index)),
+        field("snapshot_index", integer(status.snapshot_index)),
+        field("purged_index", integer(status.purged_index)),
+        field("voters", Reply::Array(status.voters.iter().map(member).collect())),
+        field("learners", Reply::Array(status.learners.iter().map(member).collect())),
+    ])
+}
+
+/// The `# Raft` section of INFO.
 fn raft_section(status: &Status) -> String {
     let members = |list: &[(u64, kv_core::raft::KvNode)]| {
         list.iter()
@@ -322,7 +333,7 @@ fn raft_section(status: &Status) -> String {
         text,
         "# Raft\r\nraft_node_id:{}\r\nraft_role:{}\r\nraft_term:{}\r\nraft_leader_id:{}\r\nraft_leader_raft_addr:{}\r\nraft_leader_client_addr:{}\r\nraft_last_log_index:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_snapshot_index:{}\r\nraft_purged_index:{}\r\nraft_voters:{}\r\nraft_learners:{}\r\n",
         status.id,
-        status.role,
+        status.role.as_str(),
         status.term,
         status.leader.as_ref().map_or(0, |(id, _)| *id),
         status.leader.as_ref().map_or("", |(_, n)| n.raft_addr.as_str()),
@@ -339,7 +350,7 @@ fn raft_section(status: &Status) -> String {
 }
 
 /// The INFO text: server, clients, replication, raft, stats and keyspace sections.
-fn info(shared: &Shared, sections: &[String]) -> String {
+fn info(shared: &ClientPort, sections: &[String]) -> String {
     let node = &shared.node;
     let status = node.status();
     let metrics = node.metrics();
@@ -368,7 +379,7 @@ fn info(shared: &Shared, sections: &[String]) -> String {
         );
     }
     if wanted("replication") {
-        let leader = status.role == "leader";
+        let leader = status.role == Role::Leader;
         let _ = write!(
             text,
             "# Replication\r\nrole:{}\r\n",

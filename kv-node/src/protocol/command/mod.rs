@@ -14,8 +14,8 @@ use kv_core::raft::KvNode;
 
 use super::glob::Glob;
 use super::reply::Reply;
-use crate::node::Op;
-use crate::node::ReadMode;
+use kv_core::wire::Op;
+use kv_core::wire::ReadMode;
 
 /// Default `COUNT` of `SCAN`.
 const SCAN_COUNT: usize = 10;
@@ -27,17 +27,10 @@ const MAX_SCAN_COUNT: usize = 100_000;
 pub enum Action {
     /// Answered at once, no state involved.
     Reply(Reply),
-    /// A write through Raft, rendered by `shape`.
-    Write {
+    /// A read or write down the request path, its response rendered by `shape`.
+    Data {
         /// The operation.
         op: Op,
-        /// How to render the response.
-        shape: Shape,
-    },
-    /// A read, rendered by `shape`.
-    Read {
-        /// The query.
-        query: Query,
         /// How to render the response.
         shape: Shape,
     },
@@ -175,11 +168,14 @@ pub fn parse(args: &[Vec<u8>], cursor_key: &CursorLookup) -> Result<Action, Comm
         }
     };
     let key = |i: usize| args[i].clone();
-    let write = |command: Command, shape: Shape| Action::Write {
+    let write = |command: Command, shape: Shape| Action::Data {
         op: Op::Write { command, ttl_ms: None },
         shape,
     };
-    let read = |query: Query, shape: Shape| Action::Read { query, shape };
+    let read = |query: Query, shape: Shape| Action::Data {
+        op: Op::Read(query),
+        shape,
+    };
     let action = match name.as_str() {
         "ping" => {
             arity(argc <= 2)?;
@@ -300,7 +296,7 @@ pub fn parse(args: &[Vec<u8>], cursor_key: &CursorLookup) -> Result<Action, Comm
             let ms = amount
                 .checked_mul(unit)
                 .ok_or_else(|| CommandError::InvalidExpire(name.clone()))?;
-            Action::Write {
+            Action::Data {
                 op: Op::Write {
                     command: Command::SetExpiry {
                         key: key(1),
@@ -417,7 +413,7 @@ fn parse_set(args: &[Vec<u8>]) -> Result<Action, CommandError> {
         }
         i += 1;
     }
-    Ok(Action::Write {
+    Ok(Action::Data {
         op: Op::Write {
             command: Command::Set {
                 key: args[1].clone(),
@@ -463,7 +459,7 @@ fn parse_cas(args: &[Vec<u8>]) -> Result<Action, CommandError> {
     if i != args.len() {
         return Err(CommandError::Syntax);
     }
-    Ok(Action::Write {
+    Ok(Action::Data {
         op: Op::Write {
             command: Command::CompareAndSwap {
                 key: args[1].clone(),
@@ -675,12 +671,12 @@ fn parse_scan(args: &[Vec<u8>], cursor_key: &CursorLookup) -> Result<Action, Com
         i += 2;
     }
     let (start, end) = prefix_range(&glob.literal_prefix(), after);
-    Ok(Action::Read {
-        query: Query::Range {
+    Ok(Action::Data {
+        op: Op::Read(Query::Range {
             start,
             end,
             limit: count,
-        },
+        }),
         shape: Shape::Scan { glob, count },
     })
 }
@@ -844,7 +840,7 @@ mod tests {
 
     #[test]
     fn set_options() {
-        let Action::Write {
+        let Action::Data {
             op: Op::Write { command, ttl_ms },
             shape: Shape::Set { get: true },
         } = parse(&args("set k v nx get px 1500"), &no_cursor).unwrap()
@@ -864,7 +860,7 @@ mod tests {
     #[test]
     fn cas_forms() {
         let cas = |text: &str| match parse(&args(text), &no_cursor) {
-            Ok(Action::Write {
+            Ok(Action::Data {
                 op:
                     Op::Write {
                         command: Command::CompareAndSwap { expected, new, .. },

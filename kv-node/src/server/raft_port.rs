@@ -1,27 +1,20 @@
-//! The receiving side: accepts peers' connections and hands their requests to openraft.
+//! The receiving side of the Raft port: accepts peers' connections and hands their requests
+//! to openraft, and forwarded client operations to the node's request path.
 
 use openraft::alias::SnapshotMetaOf;
 use openraft::alias::SnapshotOf;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 
-use super::frame;
-use super::message::RaftReply;
-use super::message::RaftRequest;
-use super::message::SnapshotChunk;
+use kv_core::wire::SnapshotChunk;
+use kv_core::wire::frame;
+use kv_core::wire::frame::FrameError;
+
 use crate::NodeConfig;
 use crate::node::Node;
-
-/// Accepts connections on the Raft port until the node shuts down.
-pub async fn serve(listener: TcpListener, node: Node) {
-    let handler = node.clone();
-    node.accept_until_shutdown(listener, "raft", move |stream, _| {
-        let node = handler.clone();
-        async move { connection(stream, &node).await }
-    })
-    .await;
-}
+use crate::transport::RaftReply;
+use crate::transport::RaftRequest;
+use crate::transport::frame_io;
 
 /// A snapshot being received: its metadata and the bytes so far.
 struct Incoming {
@@ -29,14 +22,17 @@ struct Incoming {
     data: Vec<u8>,
 }
 
-async fn connection(mut stream: TcpStream, node: &Node) -> Result<(), frame::FrameError> {
+/// Serves one peer connection: requests answered one at a time, until the peer closes it or
+/// the node shuts down.
+pub async fn connection(mut stream: TcpStream, node: Node) -> Result<(), FrameError> {
+    let node = &node;
     stream.set_nodelay(true)?;
     let max = node.options().transport.max_frame;
     let mut shutdown = node.shutdown_signal();
     let mut incoming: Option<Incoming> = None;
     loop {
         let request = tokio::select! {
-            request = frame::read::<RaftRequest, _>(&mut stream, max) => request?,
+            request = frame_io::read::<RaftRequest, _>(&mut stream, max) => request?,
             _ = shutdown.changed() => return Ok(()),
         };
         let Some(request) = request else {
@@ -67,13 +63,13 @@ async fn handle(node: &Node, request: RaftRequest, incoming: &mut Option<Incomin
             Ok(response) => RaftReply::TransferLeader(response),
             Err(e) => refused(&e),
         },
-        RaftRequest::Forward(op) => RaftReply::Forwarded(node.execute_forwarded(op).await),
+        RaftRequest::Forward(ops) => RaftReply::Forwarded(node.path().execute_forwarded(ops).await),
         RaftRequest::Snapshot(chunk) => snapshot_chunk(node, chunk, incoming).await,
     }
 }
 
 /// Adds a chunk to the snapshot being received; installs it after the last chunk.
-async fn snapshot_chunk(node: &Node, chunk: SnapshotChunk, incoming: &mut Option<Incoming>) -> RaftReply {
+async fn snapshot_chunk(node: &Node, chunk: SnapshotChunk<NodeConfig>, incoming: &mut Option<Incoming>) -> RaftReply {
     let SnapshotChunk {
         vote,
         meta,

@@ -1,0 +1,501 @@
+//! The request path: the one place where a client's operation becomes a Raft proposal or a
+//! read, and where the outcome becomes a response or a typed error.
+//!
+//! kv-node's RESP sessions, its Raft port (operations forwarded by followers), the embedded
+//! store and the simulator's clients all call [`RequestPath`], so a simulated client runs the
+//! very code a redis-cli user does. What differs between them comes in through
+//! [`Environment`]: the clock that stamps writes (wall clock natively, virtual time in the
+//! simulator) and the way a follower reaches the leader (the Raft port natively, simulated
+//! messages in the simulator). Timeouts run on the Raft type configuration's async runtime, so
+//! nothing here reads a clock or opens a socket.
+//!
+//! # What happens to a batch
+//!
+//! [`RequestPath::execute_batch`] takes the operations of a pipeline in order:
+//!
+//! 1. Stale reads ([`ReadMode::Stale`]) are answered from this node's applied state at once.
+//! 2. Every other run of operations goes to the leader **as one unit**: a follower that knows
+//!    the leader forwards the whole run in one message ([`Environment::forward`]); the leader
+//!    executes it with [`RequestPath::execute_forwarded`], which never forwards again.
+//! 3. On the leader, consecutive writes are prepared ([`Command::validate`], TTL resolved on
+//!    the leader's clock) and proposed one after another without waiting (so they share log
+//!    flushes), then awaited in order; consecutive reads share one read-index barrier; a
+//!    membership change or leader transfer runs alone.
+//! 4. An operation refused before it was proposed because leadership moved is forwarded to
+//!    the new leader (together with the others refused alike). An operation that was proposed
+//!    and then lost its answer is reported as [`OpError::OutcomeUnknown`] and never re-run:
+//!    re-running could apply it twice.
+//!
+//! Results come back one per operation, in order.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::Duration;
+
+use openraft::ChangeMembers;
+use openraft::Raft;
+use openraft::ReadPolicy;
+use openraft::alias::LogIdOf;
+use openraft::errors::ClientWriteError;
+use openraft::errors::RaftError;
+use openraft::impls::ProgressResponder;
+use openraft::raft::ClientWriteResult;
+use openraft::storage::RaftStateMachine;
+use openraft::type_config::async_runtime::WatchReceiver;
+use openraft_rt::AsyncRuntime;
+use openraft_rt::Instant;
+
+use crate::command::Command;
+use crate::command::Expiry;
+use crate::command::Limits;
+use crate::command::Query;
+use crate::command::Response;
+use crate::command::Write;
+use crate::raft::KvNode;
+use crate::raft::KvTypeConfig;
+use crate::raft::state_machine::StoreHandle;
+use crate::wire::Op;
+use crate::wire::OpError;
+use crate::wire::ReadMode;
+use crate::wire::Status;
+
+/// One result per operation of a batch, in order.
+pub type Results = Vec<Result<Response, OpError>>;
+
+/// What the request path needs from where it runs.
+pub trait Environment: Clone + Send + Sync + 'static {
+    /// The clock that stamps writes this node proposes as leader, in milliseconds since the
+    /// Unix epoch (natively) or since the start (simulated). TTLs are resolved against it.
+    fn now_ms(&self) -> u64;
+
+    /// Hands `ops` to `leader` (reachable at `node`), which executes them with
+    /// [`RequestPath::execute_forwarded`]; returns its results, one per operation. An `Err`
+    /// covers the whole run: [`OpError::OutcomeUnknown`] if the run may have reached the
+    /// leader, any other kind if it certainly did not.
+    fn forward(&self, leader: u64, node: KvNode, ops: Vec<Op>)
+    -> impl Future<Output = Result<Results, OpError>> + Send;
+}
+
+/// The request path of one node. Clones share the node.
+pub struct RequestPath<C, SM, E>
+where
+    C: KvTypeConfig,
+    SM: RaftStateMachine<C>,
+{
+    id: u64,
+    raft: Raft<C, SM>,
+    store: StoreHandle,
+    limits: Limits,
+    timeout: Duration,
+    env: E,
+}
+
+impl<C, SM, E> Clone for RequestPath<C, SM, E>
+where
+    C: KvTypeConfig,
+    SM: RaftStateMachine<C>,
+    E: Clone,
+{
+    fn clone(&self) -> Self {
+        RequestPath {
+            id: self.id,
+            raft: self.raft.clone(),
+            store: self.store.clone(),
+            limits: self.limits,
+            timeout: self.timeout,
+            env: self.env.clone(),
+        }
+    }
+}
+
+/// How one operation ended on this node.
+enum Outcome {
+    /// Done, one way or the other.
+    Done(Result<Response, OpError>),
+    /// Refused before it was proposed: this node does not lead. Safe to send elsewhere.
+    Bounced(Op, Option<u64>),
+}
+
+/// A write on its way through Raft.
+enum Pending<C: KvTypeConfig> {
+    Done(Result<Response, OpError>),
+    Proposed(
+        openraft::alias::OneshotReceiverOf<C, openraft::raft::ClientWriteResult<C>>,
+        Op,
+    ),
+}
+
+impl<C, SM, E> RequestPath<C, SM, E>
+where
+    C: KvTypeConfig<Responder<ClientWriteResult<C>> = ProgressResponder<C, ClientWriteResult<C>>>,
+    SM: RaftStateMachine<C>,
+    E: Environment,
+{
+    /// The request path of node `id`: operations run on `raft`, reads are answered from
+    /// `store`, commands are held to `limits`, and each step waits at most `timeout`.
+    pub fn new(id: u64, raft: Raft<C, SM>, store: StoreHandle, limits: Limits, timeout: Duration, env: E) -> Self {
+        RequestPath {
+            id,
+            raft,
+            store,
+            limits,
+            timeout,
+            env,
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Its openraft instance.
+    pub fn raft(&self) -> &Raft<C, SM> {
+        &self.raft
+    }
+
+    /// Its environment.
+    pub fn env(&self) -> &E {
+        &self.env
+    }
+
+    /// The size limits commands are held to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The longest a step of an operation may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Runs one operation (linearizably), here or on the leader.
+    pub async fn execute(&self, op: Op) -> Result<Response, OpError> {
+        let mut results = self.execute_batch(vec![op], ReadMode::Linearizable).await;
+        results.pop().expect("one result per operation")
+    }
+
+    /// Runs a pipeline of operations in order, reads as `mode` says; see the module docs.
+    pub async fn execute_batch(&self, ops: Vec<Op>, mode: ReadMode) -> Results {
+        let stale = |op: &Op| mode == ReadMode::Stale && op.is_read();
+        let mut results = Vec::with_capacity(ops.len());
+        let mut ops = ops.into_iter().peekable();
+        while let Some(op) = ops.next() {
+            if let (true, Op::Read(query)) = (stale(&op), &op) {
+                results.push(Ok(self.query_local(query)));
+                continue;
+            }
+            let mut run = vec![op];
+            while let Some(next) = ops.next_if(|o| !stale(o)) {
+                run.push(next);
+            }
+            results.extend(self.execute_run(run).await);
+        }
+        results
+    }
+
+    /// Runs operations a follower forwarded: here, never forwarding them again.
+    pub async fn execute_forwarded(&self, ops: Vec<Op>) -> Results {
+        self.execute_here(ops)
+            .await
+            .into_iter()
+            .map(|outcome| match outcome {
+                Outcome::Done(result) => result,
+                Outcome::Bounced(_, leader) => Err(OpError::NotLeader { node: self.id, leader }),
+            })
+            .collect()
+    }
+
+    /// Answers `query` from this node's applied state, with no barrier.
+    pub fn query_local(&self, query: &Query) -> Response {
+        self.store.read().query(query, self.env.now_ms())
+    }
+
+    /// This node's view of the cluster.
+    pub fn status(&self) -> Status {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        let node = |id: u64| membership.get_node(&id).cloned().unwrap_or_default();
+        let index = |id: Option<&LogIdOf<C>>| id.map_or(0, |id| id.index);
+        Status {
+            id: self.id,
+            role: m.state.into(),
+            term: m.current_term,
+            leader: m.current_leader.map(|id| (id, node(id))),
+            last_log_index: m.last_log_index.unwrap_or(0),
+            commit_index: index(m.local_committed.as_ref()),
+            applied_index: index(m.last_applied.as_ref()),
+            snapshot_index: index(m.snapshot.as_ref()),
+            purged_index: index(m.purged.as_ref()),
+            voters: membership.voter_ids().map(|id| (id, node(id))).collect(),
+            learners: membership.learner_ids().map(|id| (id, node(id))).collect(),
+        }
+    }
+
+    /// The addresses of member `id`, from the current membership.
+    pub fn member(&self, id: u64) -> Option<KvNode> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        metrics.membership_config.membership().get_node(&id).cloned()
+    }
+
+    /// Validates `command` and stamps it with this node's clock, resolving a relative TTL.
+    pub fn prepare(&self, command: Command, ttl_ms: Option<u64>) -> Result<Write, OpError> {
+        command
+            .validate(&self.limits)
+            .map_err(|e| OpError::Rejected(e.to_string()))?;
+        let at_ms = self.env.now_ms();
+        let mut command = command;
+        if let Some(ttl) = ttl_ms {
+            let at = at_ms.saturating_add(ttl);
+            match &mut command {
+                Command::Set { expiry, .. } => *expiry = Expiry::At(at),
+                Command::SetExpiry { at_ms, .. } => *at_ms = Some(at),
+                _ => {}
+            }
+        }
+        Ok(Write { at_ms, command })
+    }
+
+    /// The leader, if it is known and is another node.
+    fn remote_leader(&self) -> Option<(u64, KvNode)> {
+        let leader = self.raft.metrics().borrow_watched().current_leader?;
+        if leader == self.id {
+            return None;
+        }
+        Some((leader, self.member(leader)?))
+    }
+
+    /// A run that must reach the leader: forwarded whole, or executed here.
+    async fn execute_run(&self, run: Vec<Op>) -> Results {
+        if let Some((leader, node)) = self.remote_leader() {
+            return self.forward(leader, node, run).await;
+        }
+        let outcomes = self.execute_here(run).await;
+        let mut results: Vec<Option<Result<Response, OpError>>> = Vec::with_capacity(outcomes.len());
+        let mut bounced = Vec::new();
+        let mut hint = None;
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Done(result) => results.push(Some(result)),
+                Outcome::Bounced(op, leader) => {
+                    hint = hint.or(leader.filter(|&l| l != self.id));
+                    bounced.push((results.len(), op));
+                    results.push(None);
+                }
+            }
+        }
+        if !bounced.is_empty() {
+            let (slots, ops): (Vec<usize>, Vec<Op>) = bounced.into_iter().unzip();
+            let forwarded = match hint.and_then(|leader| Some((leader, self.member(leader)?))) {
+                Some((leader, node)) => self.forward(leader, node, ops).await,
+                None => ops.iter().map(|_| Err(OpError::NoLeader)).collect(),
+            };
+            for (slot, result) in slots.into_iter().zip(forwarded) {
+                results[slot] = Some(result);
+            }
+        }
+        results.into_iter().map(|r| r.expect("every slot is filled")).collect()
+    }
+
+    /// Hands a run to the leader; a failed hand-off fails each operation, reads as "not run".
+    async fn forward(&self, leader: u64, node: KvNode, ops: Vec<Op>) -> Results {
+        let reads: Vec<bool> = ops.iter().map(Op::is_read).collect();
+        let expected = ops.len();
+        match self.env.forward(leader, node, ops).await {
+            Ok(results) if results.len() == expected => results,
+            Ok(results) => {
+                let error = OpError::OutcomeUnknown(format!(
+                    "leader {leader} answered {} results for {expected} operations",
+                    results.len()
+                ));
+                reads.iter().map(|_| Err(error.clone())).collect()
+            }
+            Err(error) => reads
+                .into_iter()
+                .map(|read| match &error {
+                    // A read has no effect to be unsure about.
+                    OpError::OutcomeUnknown(reason) if read => Err(OpError::Unavailable(reason.clone())),
+                    _ => Err(error.clone()),
+                })
+                .collect(),
+        }
+    }
+
+    /// Executes a run on this node: consecutive writes proposed together, consecutive reads
+    /// behind one barrier, cluster changes one at a time.
+    async fn execute_here(&self, run: Vec<Op>) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(run.len());
+        let mut ops = run.into_iter().peekable();
+        while let Some(op) = ops.next() {
+            match op {
+                Op::Write { .. } => {
+                    let mut writes = vec![op];
+                    while let Some(write) = ops.next_if(|o| matches!(o, Op::Write { .. })) {
+                        writes.push(write);
+                    }
+                    outcomes.extend(self.writes(writes).await);
+                }
+                Op::Read(query) => {
+                    let mut queries = vec![query];
+                    while let Some(Op::Read(query)) = ops.next_if(Op::is_read) {
+                        queries.push(query);
+                    }
+                    outcomes.extend(self.reads(queries).await);
+                }
+                change => outcomes.push(self.change(change).await),
+            }
+        }
+        outcomes
+    }
+
+    async fn writes(&self, writes: Vec<Op>) -> Vec<Outcome> {
+        let mut pending: Vec<Pending<C>> = Vec::with_capacity(writes.len());
+        for op in writes {
+            let Op::Write { command, ttl_ms } = op else {
+                unreachable!("only writes are batched here")
+            };
+            let write = match self.prepare(command, ttl_ms) {
+                Ok(write) => write,
+                Err(e) => {
+                    pending.push(Pending::Done(Err(e)));
+                    continue;
+                }
+            };
+            // The proposal consumes the write: a copy is kept in case it bounces and must be forwarded.
+            let op = Op::Write {
+                command: write.command.clone(),
+                ttl_ms: None,
+            };
+            let (responder, receiver) = ProgressResponder::complete_only();
+            pending.push(match self.raft.client_write_ff(write, Some(responder)).await {
+                Ok(()) => Pending::Proposed(receiver, op),
+                Err(fatal) => Pending::Done(Err(OpError::Unavailable(fatal.to_string()))),
+            });
+        }
+        let deadline = <C::AsyncRuntime as AsyncRuntime>::Instant::now() + self.timeout;
+        let mut outcomes = Vec::with_capacity(pending.len());
+        for write in pending {
+            outcomes.push(match write {
+                Pending::Done(result) => Outcome::Done(result),
+                Pending::Proposed(receiver, op) => {
+                    let answer: Result<Result<ClientWriteResult<C>, _>, _> =
+                        C::AsyncRuntime::timeout_at(deadline, receiver).await;
+                    match answer {
+                        Err(_) => Outcome::Done(Err(OpError::OutcomeUnknown(format!(
+                            "no answer within {:?}",
+                            self.timeout
+                        )))),
+                        Ok(Err(_)) => Outcome::Done(Err(OpError::OutcomeUnknown("the node is stopping".to_string()))),
+                        Ok(Ok(Ok(reply))) => Outcome::Done(Ok(reply.data)),
+                        // Refused before it was appended: it can go to the leader.
+                        Ok(Ok(Err(ClientWriteError::ForwardToLeader(f)))) => Outcome::Bounced(op, f.leader_id),
+                        Ok(Ok(Err(ClientWriteError::LogEntryDiscarded(_)))) => Outcome::Done(Err(
+                            OpError::OutcomeUnknown("the leader lost its log entry to a newer leader".to_string()),
+                        )),
+                        Ok(Ok(Err(other))) => Outcome::Done(Err(OpError::Rejected(other.to_string()))),
+                    }
+                }
+            });
+        }
+        outcomes
+    }
+
+    async fn reads(&self, queries: Vec<Query>) -> Vec<Outcome> {
+        let barrier = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
+        let failed = |e: OpError| -> Vec<Outcome> { queries.iter().map(|_| Outcome::Done(Err(e.clone()))).collect() };
+        match C::AsyncRuntime::timeout(self.timeout, barrier).await {
+            Err(_) => failed(OpError::Timeout(self.timeout)),
+            Ok(Ok(_)) => {
+                let now = self.env.now_ms();
+                let store = self.store.read();
+                queries
+                    .iter()
+                    .map(|query| Outcome::Done(Ok(store.query(query, now))))
+                    .collect()
+            }
+            Ok(Err(e)) => match e.forward_to_leader() {
+                Some(f) => {
+                    let leader = f.leader_id;
+                    queries
+                        .into_iter()
+                        .map(|q| Outcome::Bounced(Op::Read(q), leader))
+                        .collect()
+                }
+                None => failed(OpError::Unavailable(e.to_string())),
+            },
+        }
+    }
+
+    /// A membership change or a leader transfer.
+    async fn change(&self, op: Op) -> Outcome {
+        let raft = &self.raft;
+        let result = match &op {
+            Op::AddLearner { id, node } => {
+                // Waiting for the learner to catch up may take a while on a big store.
+                let add = raft.add_learner(*id, node.clone(), true);
+                match C::AsyncRuntime::timeout(self.timeout * 12, add).await {
+                    Err(_) => Err(Ok(OpError::OutcomeUnknown(format!(
+                        "node {id} was not added within {:?}",
+                        self.timeout * 12
+                    )))),
+                    Ok(result) => result.map(drop).map_err(Err),
+                }
+            }
+            Op::Promote { id } => {
+                self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([*id])))
+                    .await
+            }
+            Op::Remove { id } => {
+                let is_voter = raft
+                    .metrics()
+                    .borrow_watched()
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == *id);
+                let ids = BTreeSet::from([*id]);
+                let change = if is_voter {
+                    ChangeMembers::RemoveVoters(ids)
+                } else {
+                    ChangeMembers::RemoveNodes(ids)
+                };
+                self.change_membership(change).await
+            }
+            Op::TransferLeader { to } => {
+                if !raft.is_leader() {
+                    let leader = raft.metrics().borrow_watched().current_leader;
+                    return Outcome::Bounced(op, leader);
+                }
+                return Outcome::Done(
+                    raft.trigger()
+                        .transfer_leader(*to)
+                        .await
+                        .map(|()| Response::Ok)
+                        .map_err(|e| OpError::Unavailable(e.to_string())),
+                );
+            }
+            Op::Write { .. } | Op::Read(_) => unreachable!("data operations are batched elsewhere"),
+        };
+        match result {
+            Ok(()) => Outcome::Done(Ok(Response::Ok)),
+            Err(Ok(e)) => Outcome::Done(Err(e)),
+            Err(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Outcome::Bounced(op, f.leader_id),
+            Err(Err(RaftError::APIError(e))) => Outcome::Done(Err(OpError::Rejected(e.to_string()))),
+            Err(Err(RaftError::Fatal(f))) => Outcome::Done(Err(OpError::Unavailable(f.to_string()))),
+        }
+    }
+
+    async fn change_membership(
+        &self,
+        change: ChangeMembers<u64, KvNode>,
+    ) -> Result<(), Result<OpError, RaftError<C, ClientWriteError<C>>>> {
+        let change = self.raft.change_membership(change, false);
+        match C::AsyncRuntime::timeout(self.timeout, change).await {
+            Err(_) => Err(Ok(OpError::OutcomeUnknown(format!(
+                "the membership change did not finish within {:?}",
+                self.timeout
+            )))),
+            Ok(result) => result.map(drop).map_err(Err),
+        }
+    }
+}
