@@ -26,7 +26,7 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use tokio::sync::oneshot;
 
-use super::time::SimInstant;
+use super::instant::SimInstant;
 
 /// Most polls allowed while virtual time stands still; more means a livelock (a bug).
 const MAX_POLLS_PER_INSTANT: u64 = 10_000_000;

@@ -41,12 +41,33 @@
 //! [`Executor::kill_group`] drops every task of a group at once, which deregisters their timers
 //! and makes their [`JoinHandle`]s resolve to a [`JoinError`].
 //!
+//! # Module layering
+//!
+//! The submodules import each other in one direction only, so each can be read (and changed)
+//! knowing only what is below it:
+//!
+//! ```text
+//! time      SimInstant::now, Sleep, Timeout: ask the current executor for the time and timers
+//!   ↓
+//! executor  tasks, the ready queue, timers, the clock, the seeded generator
+//!   ↓
+//! instant   SimInstant and its arithmetic: a plain value
+//!
+//! sync, watch   channels and a mutex over tokio's; they import no sibling
+//! ```
+//!
+//! This file sits above them all: it re-exports them and wires them into [`SimRuntime`]. A
+//! submodule's `super::Name` counts as an import of the module that defines `Name`, so a
+//! re-export cannot hide a circle either. `tests::runtime_modules_import_each_other_in_one_direction`
+//! checks all of this.
+//!
 //! # Panics
 //!
 //! A panicking task is a bug in the simulation: the panic propagates out of the call that
 //! drives the executor instead of being turned into a [`JoinError`].
 
 mod executor;
+mod instant;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -68,6 +89,7 @@ pub use self::executor::JoinError;
 pub use self::executor::JoinHandle;
 pub use self::executor::TaskGroup;
 pub use self::executor::TaskId;
+pub use self::instant::SimInstant;
 pub use self::sync::SimMpsc;
 pub use self::sync::SimMpscReceiver;
 pub use self::sync::SimMpscSender;
@@ -75,7 +97,6 @@ pub use self::sync::SimMpscWeakSender;
 pub use self::sync::SimMutex;
 pub use self::sync::SimOneshot;
 pub use self::sync::SimOneshotSender;
-pub use self::time::SimInstant;
 pub use self::time::Sleep;
 pub use self::time::Timeout;
 pub use self::time::TimeoutError;

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
@@ -164,4 +166,142 @@ fn now_outside_an_executor_panics() {
 #[should_panic(expected = "deadlock")]
 fn block_on_detects_deadlock() {
     Executor::new(1).block_on(std::future::pending::<()>());
+}
+
+/// The runtime's source files, by module name (`mod` is mod.rs), for the import check below.
+const SOURCES: [(&str, &str); 7] = [
+    ("mod", include_str!("mod.rs")),
+    ("executor", include_str!("executor.rs")),
+    ("instant", include_str!("instant.rs")),
+    ("sync", include_str!("sync.rs")),
+    ("tests", include_str!("tests.rs")),
+    ("time", include_str!("time.rs")),
+    ("watch", include_str!("watch.rs")),
+];
+
+/// The lines of `source` that are code, not comments.
+fn code_lines(source: &str) -> impl Iterator<Item = &str> {
+    source.lines().filter(|l| !l.trim_start().starts_with("//"))
+}
+
+/// The first path segment of every path that follows `prefix` in `line`, including each
+/// member of a `prefix{a, b::c}` group.
+fn segments_after<'a>(line: &'a str, prefix: &str) -> Vec<&'a str> {
+    let ident = |s: &'a str| {
+        let end = s.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(s.len());
+        &s[..end]
+    };
+    let mut found = Vec::new();
+    for (at, _) in line.match_indices(prefix) {
+        let preceded_by_ident = line[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        if preceded_by_ident {
+            continue;
+        }
+        let rest = &line[at + prefix.len()..];
+        match rest.strip_prefix('{') {
+            Some(group) => found.extend(
+                group
+                    .split(['}', ';'])
+                    .next()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(|m| ident(m.trim())),
+            ),
+            None => found.push(ident(rest)),
+        }
+    }
+    found.retain(|s| !s.is_empty());
+    found
+}
+
+/// Which module each file depends on: a submodule on what it names through `super::` (a name
+/// re-exported by mod.rs counts as the module that defines it; any other name as mod.rs
+/// itself), mod.rs on the submodules whose paths it uses.
+fn runtime_imports() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
+    let modules: BTreeSet<&str> = SOURCES.iter().map(|&(m, _)| m).filter(|&m| m != "mod").collect();
+    let mod_rs = SOURCES[0].1;
+    let declared: BTreeSet<&str> = code_lines(mod_rs)
+        .filter_map(|l| l.trim().strip_prefix("mod ")?.strip_suffix(';'))
+        .collect();
+    assert_eq!(declared, modules, "SOURCES must list every module that mod.rs declares");
+    let mut reexported = BTreeMap::new();
+    for line in code_lines(mod_rs) {
+        if let Some(path) = line
+            .trim()
+            .strip_prefix("pub use self::")
+            .and_then(|p| p.strip_suffix(';'))
+            && let Some((module, name)) = path.split_once("::")
+        {
+            reexported.insert(name, module);
+        }
+    }
+    let resolve = |name: &str| -> &'static str {
+        let module = modules.get(name).or_else(|| reexported.get(name)).copied();
+        module.map_or("mod", |m| modules.get(m).copied().unwrap_or("mod"))
+    };
+    SOURCES
+        .iter()
+        .map(|&(file, source)| {
+            let deps = code_lines(source)
+                .flat_map(|line| {
+                    if file == "mod" {
+                        let paths = line.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'));
+                        let firsts = paths.filter_map(|p| p.trim_start_matches("self::").split_once("::"));
+                        firsts.filter_map(|(m, _)| modules.get(m).copied()).collect::<Vec<_>>()
+                    } else {
+                        let mut names = segments_after(line, "super::");
+                        names.extend(segments_after(line, "crate::runtime::"));
+                        names.into_iter().map(resolve).collect()
+                    }
+                })
+                .filter(|&dep| dep != file)
+                .collect();
+            (file, deps)
+        })
+        .collect()
+}
+
+/// No module of the runtime imports one that imports it back, directly or through others.
+#[test]
+fn runtime_modules_import_each_other_in_one_direction() {
+    fn visit<'a>(
+        module: &'a str,
+        imports: &BTreeMap<&'a str, BTreeSet<&'a str>>,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) {
+        if let Some(start) = path.iter().position(|&m| m == module) {
+            panic!(
+                "import cycle in kv-core/src/runtime: {} -> {module}",
+                path[start..].join(" -> ")
+            );
+        }
+        if !done.insert(module) {
+            return;
+        }
+        path.push(module);
+        for &dep in &imports[module] {
+            visit(dep, imports, path, done);
+        }
+        path.pop();
+    }
+    let imports = runtime_imports();
+    let mut done = BTreeSet::new();
+    for &module in imports.keys() {
+        visit(module, &imports, &mut Vec::new(), &mut done);
+    }
+    // The layering the module docs draw, which also shows the check sees imports at all.
+    let layering = [
+        ("time", "executor"),
+        ("executor", "instant"),
+        ("mod", "time"),
+        ("tests", "mod"),
+    ];
+    for (from, to) in layering {
+        assert!(imports[from].contains(to), "{from} should import {to}: {imports:?}");
+    }
+    assert_eq!(
+        segments_after("use super::{a, b::c}; use super::d;", "super::"),
+        ["a", "b", "d"]
+    );
 }
