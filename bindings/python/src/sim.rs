@@ -12,6 +12,7 @@ use kv_core::sim::OpId;
 use kv_core::sim::OpState;
 use kv_core::sim::OpView;
 use kv_core::sim::SimOptions;
+use kv_core::sim::time;
 use kv_core::sim::workload::RunOptions;
 use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
@@ -60,21 +61,10 @@ fn to_py<'py>(py: Python<'py>, value: &impl Serialize) -> PyResult<Bound<'py, Py
     json_to_py(py, &json)
 }
 
-/// `ms` milliseconds, rounded to whole nanoseconds (so that integer and decimal times are exact,
-/// as in the web demo's links that `kv-replay` replays).
+/// `ms` milliseconds as kv-core converts them for every binding (to the nearest nanosecond);
+/// a time it refuses is an invalid argument.
 fn millis(ms: f64) -> PyResult<Duration> {
-    if ms.is_finite() && ms >= 0.0 && ms * 1e6 < u64::MAX as f64 {
-        Ok(Duration::from_nanos((ms * 1e6).round() as u64))
-    } else {
-        Err(error::error(
-            Kind::InvalidArgument,
-            format!("time must be a non-negative number of milliseconds, not {ms}"),
-        ))
-    }
-}
-
-fn ms(ns: u64) -> f64 {
-    ns as f64 / 1e6
+    time::duration_from_ms(ms).map_err(|e| error::error(Kind::InvalidArgument, e.to_string()))
 }
 
 fn hex(hash: u64) -> String {
@@ -117,9 +107,9 @@ fn op_dict<'py>(py: Python<'py>, op: &OpView) -> PyResult<Bound<'py, PyDict>> {
     dict.set_item("kind", kind)?;
     dict.set_item("key", PyBytes::new(py, &key))?;
     dict.set_item("call", op.call.describe())?;
-    dict.set_item("invoked_ms", ms(op.invoked_ns))?;
+    dict.set_item("invoked_ms", time::ms_from_nanos(op.invoked_ns))?;
     dict.set_item("state", state)?;
-    dict.set_item("returned_ms", returned_ns.map(ms))?;
+    dict.set_item("returned_ms", returned_ns.map(time::ms_from_nanos))?;
     dict.set_item("result", result)?;
     dict.set_item("error", err)?;
     dict.set_item("summary", op.state.summary())?;
@@ -171,7 +161,7 @@ impl Simulation {
 
     /// Virtual time in milliseconds.
     fn now_ms(&self) -> PyResult<f64> {
-        guard(|| Ok(self.inner.now().as_secs_f64() * 1000.0))
+        guard(|| Ok(time::ms_from_duration(self.inner.now())))
     }
 
     /// Whether `node` is running.

@@ -7,13 +7,12 @@
 //! message says what was wrong. Seeds are JS numbers (integers up to 2^53); trace hashes are
 //! 16-digit hex strings because a u64 does not fit a JS number.
 
-use std::time::Duration;
-
 use kv_core::sim::ClientCall;
 use kv_core::sim::OpId;
 use kv_core::sim::OpState;
 use kv_core::sim::OpView;
 use kv_core::sim::SimOptions;
+use kv_core::sim::time;
 use kv_core::sim::workload::RunOptions;
 use kv_core::sim::workload::run_seed;
 use serde::Serialize;
@@ -33,16 +32,6 @@ fn seed_from(seed: f64) -> Result<u64, JsError> {
     } else {
         Err(JsError::new(&format!(
             "seed must be an integer between 0 and 2^53-1, not {seed}"
-        )))
-    }
-}
-
-fn millis(ms: f64) -> Result<Duration, JsError> {
-    if ms.is_finite() && ms >= 0.0 {
-        Ok(Duration::from_secs_f64(ms / 1000.0))
-    } else {
-        Err(JsError::new(&format!(
-            "time must be a non-negative number of milliseconds, not {ms}"
         )))
     }
 }
@@ -85,9 +74,9 @@ impl From<OpView> for JsOp {
             kind,
             key: String::from_utf8_lossy(key).into_owned(),
             call: op.call.describe(),
-            invoked_ms: op.invoked_ns as f64 / 1e6,
+            invoked_ms: time::ms_from_nanos(op.invoked_ns),
             state,
-            returned_ms: returned_ns.map(|ns| ns as f64 / 1e6),
+            returned_ms: returned_ns.map(time::ms_from_nanos),
             result: op.state.summary(),
         }
     }
@@ -117,7 +106,7 @@ impl Simulation {
     /// Advances virtual time by `ms` milliseconds.
     #[wasm_bindgen(js_name = runFor)]
     pub fn run_for(&mut self, ms: f64) -> Result<(), JsError> {
-        self.inner.run_for(millis(ms)?);
+        self.inner.run_for(time::duration_from_ms(ms)?);
         Ok(())
     }
 
@@ -129,7 +118,7 @@ impl Simulation {
     /// Virtual time in milliseconds.
     #[wasm_bindgen(js_name = nowMs)]
     pub fn now_ms(&self) -> f64 {
-        self.inner.now().as_secs_f64() * 1000.0
+        time::ms_from_duration(self.inner.now())
     }
 
     /// Crashes a node (it keeps its log, vote and snapshot).

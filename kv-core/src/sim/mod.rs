@@ -10,6 +10,7 @@
 
 pub mod network;
 mod ops;
+pub mod time;
 pub mod trace;
 pub mod workload;
 
