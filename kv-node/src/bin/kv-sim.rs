@@ -14,17 +14,54 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use clap::Parser;
 use kv_core::sim::workload::RunOptions;
 use kv_core::sim::workload::RunReport;
 use kv_core::sim::workload::run_seed;
 
-const USAGE: &str = "usage: kv-sim (--seeds N [--start S] | --seed N [--trace] | --hashes S1,S2,..) \
-                     [--nodes 3-7] [--duration-ms MS]";
+const EXAMPLES: &str = "\
+Examples:
+  kv-sim --seeds 10000            run seeds 0..10000 (on every core), report failures and speed
+  kv-sim --seed 42                run one seed and summarize it
+  kv-sim --seed 42 --trace        print that run's every event and its trace hash
+  kv-sim --hashes 1,2,3           print \"seed hash\" per seed (compared against wasm in CI)";
 
+/// Runs kv-core's deterministic simulator over many seeds, or replays one.
+///
+/// Usage errors exit with 2, a failed or erroring seed with 1.
+#[derive(Debug, Parser)]
+#[command(name = "kv-sim", after_help = EXAMPLES, args_override_self = true)]
 struct Args {
-    mode: Mode,
+    #[command(flatten)]
+    what: What,
+    /// With --seeds: the first seed.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    start: u64,
+    /// With --seed: print every event of the run, then its trace hash.
+    #[arg(long)]
+    trace: bool,
+    /// Nodes per run, 3 to 7 [default: 3 + seed % 3].
+    #[arg(long, value_name = "N")]
     nodes: Option<usize>,
+    /// Virtual time of each run with clients and faults, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5_000)]
     duration_ms: u64,
+}
+
+/// What to run: exactly one of these. (A flag given twice takes its last value, as it always
+/// did.)
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct What {
+    /// Run N seeds from --start on every core; report failures and speed.
+    #[arg(long, value_name = "N")]
+    seeds: Option<u64>,
+    /// Run one seed and summarize it.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Print "seed hash" per seed, one a line.
+    #[arg(long, value_name = "S1,S2,..", value_parser = seed_list)]
+    hashes: Option<SeedList>,
 }
 
 enum Mode {
@@ -33,46 +70,31 @@ enum Mode {
     Hashes(Vec<u64>),
 }
 
-fn parse() -> Result<Args, String> {
-    let mut args = std::env::args().skip(1);
-    let (mut seeds, mut start, mut seed, mut trace, mut hashes) = (None, 0, None, false, None);
-    let (mut nodes, mut duration_ms) = (None, 5_000);
-    let num = |v: Option<String>, flag: &str| -> Result<u64, String> {
-        v.ok_or(format!("{flag} needs a value"))?
-            .parse()
-            .map_err(|e| format!("{flag}: {e}"))
-    };
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "--seeds" => seeds = Some(num(args.next(), "--seeds")?),
-            "--start" => start = num(args.next(), "--start")?,
-            "--seed" => seed = Some(num(args.next(), "--seed")?),
-            "--trace" => trace = true,
-            "--hashes" => {
-                let list = args.next().ok_or("--hashes needs a list")?;
-                hashes = Some(
-                    list.split(',')
-                        .map(|s| s.trim().parse().map_err(|e| format!("--hashes: {e}")))
-                        .collect::<Result<Vec<u64>, _>>()?,
-                );
-            }
-            "--nodes" => nodes = Some(num(args.next(), "--nodes")? as usize),
-            "--duration-ms" => duration_ms = num(args.next(), "--duration-ms")?,
-            "-h" | "--help" => return Err(USAGE.to_string()),
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+/// The seeds of a `--hashes` list.
+#[derive(Debug, Clone)]
+struct SeedList(Vec<u64>);
+
+/// Reads a `--hashes` list: seeds separated by commas, with or without spaces (`1, 2, 3`).
+fn seed_list(text: &str) -> Result<SeedList, std::num::ParseIntError> {
+    let seeds = text.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
+    Ok(SeedList(seeds))
+}
+
+impl Args {
+    fn mode(&self) -> Mode {
+        match (&self.what.seeds, &self.what.seed, &self.what.hashes) {
+            (Some(count), None, None) => Mode::Many {
+                start: self.start,
+                count: *count,
+            },
+            (None, Some(seed), None) => Mode::One {
+                seed: *seed,
+                trace: self.trace,
+            },
+            (None, None, Some(SeedList(list))) => Mode::Hashes(list.clone()),
+            _ => unreachable!("clap lets exactly one of --seeds, --seed and --hashes through"),
         }
     }
-    let mode = match (seeds, seed, hashes) {
-        (Some(count), None, None) => Mode::Many { start, count },
-        (None, Some(seed), None) => Mode::One { seed, trace },
-        (None, None, Some(list)) => Mode::Hashes(list),
-        _ => return Err(USAGE.to_string()),
-    };
-    Ok(Args {
-        mode,
-        nodes,
-        duration_ms,
-    })
 }
 
 fn options(args: &Args, seed: u64, keep_trace: bool) -> RunOptions {
@@ -97,16 +119,10 @@ fn run(args: &Args, seed: u64, keep_trace: bool) -> Result<RunReport, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    match &args.mode {
+    let args = Args::parse();
+    match args.mode() {
         Mode::Hashes(seeds) => {
-            for &seed in seeds {
+            for seed in seeds {
                 match run(&args, seed, false) {
                     Ok(report) => println!("{seed} {:016x}", report.trace_hash),
                     Err(e) => {
@@ -117,7 +133,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Mode::One { seed, trace } => match run(&args, *seed, *trace) {
+        Mode::One { seed, trace } => match run(&args, seed, trace) {
             Err(e) => {
                 eprintln!("{e}");
                 ExitCode::FAILURE
@@ -139,12 +155,12 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 } else {
                     println!("FAILED: {:#?}\nconverged: {:?}", report.check, report.converged);
-                    println!("replay: {}", replay_line(&args, *seed));
+                    println!("replay: {}", replay_line(&args, seed));
                     ExitCode::FAILURE
                 }
             }
         },
-        Mode::Many { start, count } => many(&args, *start, *count),
+        Mode::Many { start, count } => many(&args, start, count),
     }
 }
 
