@@ -13,8 +13,9 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "kv-core does no I/O; the simulator builds for the browser"
+step "kv-core does no I/O; no import circles; the simulator builds for the browser"
 scripts/check-no-io.sh
+python3 scripts/check-layering.py
 scripts/build-web.sh
 
 step "native tests"

@@ -85,6 +85,27 @@ async fn any_node_serves_reads_and_writes_and_observability() {
     assert!(cluster.metric(followers[0], "quorumkv_forwarded_total").await.unwrap() >= 40.0);
     let metrics = http_get(&cluster.node(leader).admin_addr, "/metrics").await.unwrap();
     assert!(metrics.contains("quorumkv_fsync_seconds_count"), "{metrics}");
+
+    // The command table: COMMAND answers from it, and every name it lists is accepted.
+    let table = kv_node::protocol::command::commands();
+    let count = i64::try_from(table.len()).unwrap();
+    assert_eq!(a.call(&["COMMAND", "COUNT"]).await.unwrap(), Reply::Integer(count));
+    let Reply::Array(names) = a.call(&["COMMAND", "LIST"]).await.unwrap() else {
+        panic!("COMMAND LIST answers an array")
+    };
+    assert_eq!(names.len(), table.len());
+    let Reply::Array(info) = a.call(&["COMMAND", "INFO", "get", "nosuch"]).await.unwrap() else {
+        panic!("COMMAND INFO answers an array")
+    };
+    assert!(
+        matches!(&info[0], Reply::Array(entry) if entry[1] == Reply::Integer(2)),
+        "{info:?}"
+    );
+    assert_eq!(info[1], Reply::Nil);
+    let Reply::Error(unknown) = a.call(&["MULTI"]).await.unwrap() else {
+        panic!("MULTI is not in the table")
+    };
+    assert!(unknown.starts_with("ERR unknown command 'MULTI'"), "{unknown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

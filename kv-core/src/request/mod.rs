@@ -41,9 +41,9 @@ use openraft::errors::RaftError;
 use openraft::impls::ProgressResponder;
 use openraft::raft::ClientWriteResult;
 use openraft::storage::RaftStateMachine;
+use openraft::type_config::TypeConfigExt;
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft_rt::AsyncRuntime;
-use openraft_rt::Instant;
 
 use crate::command::Command;
 use crate::command::Expiry;
@@ -372,7 +372,8 @@ where
                 Err(fatal) => Pending::Done(Err(OpError::Unavailable(fatal.to_string()))),
             });
         }
-        let deadline = <C::AsyncRuntime as AsyncRuntime>::Instant::now() + self.timeout;
+        // The runtime's clock: virtual time in the simulator.
+        let deadline = C::now() + self.timeout;
         let mut outcomes = Vec::with_capacity(pending.len());
         for write in pending {
             outcomes.push(match write {

@@ -5,6 +5,7 @@
 //! - [`parser`]: incremental parsing of requests (pipelined arrays of bulk strings, or inline
 //!   commands) and of replies, within [`ParseLimits`].
 //! - [`command`]: the command table, from arguments to an [`Action`](command::Action).
+//! - [`render`]: from a store response to a reply.
 //! - [`session`]: one connection: authentication, read mode, and pipelines executed in order,
 //!   with consecutive writes proposed together and consecutive reads sharing one read barrier.
 //!
@@ -17,6 +18,7 @@ pub mod command;
 mod cursors;
 pub mod glob;
 pub mod parser;
+pub mod render;
 pub mod reply;
 mod session;
 

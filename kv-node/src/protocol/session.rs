@@ -18,10 +18,12 @@ use super::ClientPort;
 use super::command;
 use super::command::Action;
 use super::command::CommandError;
-use super::command::Shape;
+use super::command::Flag;
 use super::op_error;
 use super::parser;
 use super::parser::ProtocolError;
+use super::render;
+use super::render::Shape;
 use super::reply::Reply;
 
 /// Most commands taken from the buffer before their replies are written.
@@ -111,7 +113,10 @@ async fn execute(shared: &ClientPort, session: &mut Session, commands: Vec<Vec<V
     let cursor_key = |cursor: &[u8]| shared.cursors.cursor_key(cursor);
     let mut actions = commands
         .into_iter()
-        .map(|args| command::parse(&args, &cursor_key))
+        .map(|args| {
+            let before_auth = command::lookup(&args[0]).is_some_and(|spec| spec.has(Flag::NoAuth));
+            command::parse(&args, &cursor_key).map(|action| (action, before_auth))
+        })
         .peekable();
     while let Some(action) = actions.next() {
         if session.quit {
@@ -119,13 +124,10 @@ async fn execute(shared: &ClientPort, session: &mut Session, commands: Vec<Vec<V
         }
         let started = Instant::now();
         let action = match action {
-            Ok(action)
-                if !session.authenticated
-                    && !matches!(action, Action::Auth(_) | Action::Hello { .. } | Action::Quit) =>
-            {
+            Ok((_, false)) if !session.authenticated => {
                 Err(Reply::Error("NOAUTH Authentication required.".to_string()))
             }
-            Ok(action) => Ok(action),
+            Ok((action, _)) => Ok(action),
             Err(e) => Err(Reply::Error(format!("ERR {e}"))),
         };
         let replies = match action {
@@ -134,8 +136,8 @@ async fn execute(shared: &ClientPort, session: &mut Session, commands: Vec<Vec<V
                 // This data command and every one right after it go down the request path as
                 // one batch: proposed together, read behind one barrier, forwarded together.
                 let mut batch = vec![(op, shape)];
-                while let Some(Ok(Action::Data { .. })) = actions.peek() {
-                    if let Some(Ok(Action::Data { op, shape })) = actions.next() {
+                while let Some(Ok((Action::Data { .. }, _))) = actions.peek() {
+                    if let Some(Ok((Action::Data { op, shape }, _))) = actions.next() {
                         batch.push((op, shape));
                     }
                 }
@@ -172,7 +174,7 @@ async fn data(shared: &ClientPort, mode: ReadMode, batch: Vec<(Op, Shape)>) -> V
         .into_iter()
         .zip(results)
         .map(|(shape, result)| match result {
-            Ok(response) => command::render(shape, response, &next_cursor(shared)),
+            Ok(response) => render::render(shape, response, &next_cursor(shared)),
             Err(e) => op_error(&e),
         })
         .collect()
@@ -244,6 +246,7 @@ async fn session_action(shared: &ClientPort, session: &mut Session, action: Acti
         Action::ClientId => Reply::Integer(i64::try_from(session.id).unwrap_or(i64::MAX)),
         Action::Info(sections) => Reply::text(info(shared, &sections)),
         Action::RaftStatus => status_reply(&node.status()),
+        Action::Introspect(what) => command::introspect(&what),
         Action::RaftLeader => match node.status().leader {
             Some((id, addrs)) => Reply::Array(vec![
                 integer(id),

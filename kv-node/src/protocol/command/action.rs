@@ -1,0 +1,124 @@
+//! What a parsed command asks for, and why a command cannot run.
+
+use kv_core::command::Key;
+use kv_core::wire::Op;
+use kv_core::wire::ReadMode;
+
+use crate::protocol::render::Shape;
+use crate::protocol::reply::Reply;
+
+/// What a client command asks for.
+#[derive(Debug)]
+pub enum Action {
+    /// Answered at once, no state involved.
+    Reply(Reply),
+    /// A read or write down the request path, its response rendered by `shape`.
+    Data {
+        /// The operation.
+        op: Op,
+        /// How to render the response.
+        shape: Shape,
+    },
+    /// A cluster change run on the leader (`RAFT ADD-LEARNER|PROMOTE|REMOVE|TRANSFER-LEADER`).
+    Admin(Op),
+    /// `AUTH [user] password`.
+    Auth(Vec<u8>),
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
+    Hello {
+        /// Requested protocol version.
+        protover: Option<i64>,
+        /// Password given with `AUTH`.
+        password: Option<Vec<u8>>,
+        /// Name given with `SETNAME`.
+        name: Option<Vec<u8>>,
+    },
+    /// `READONLY` / `READWRITE`.
+    SetReadMode(ReadMode),
+    /// `CLIENT SETNAME`.
+    SetName(Vec<u8>),
+    /// `CLIENT GETNAME`.
+    GetName,
+    /// `CLIENT ID`.
+    ClientId,
+    /// `QUIT`: answer `+OK` and close.
+    Quit,
+    /// `INFO [section ...]`.
+    Info(Vec<String>),
+    /// `RAFT STATUS`.
+    RaftStatus,
+    /// `RAFT LEADER`.
+    RaftLeader,
+    /// `RAFT SNAPSHOT`.
+    Snapshot,
+    /// `COMMAND ...`: about the command table itself.
+    Introspect(Introspection),
+}
+
+/// What `COMMAND` asks about the command table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Introspection {
+    /// `COMMAND` and `COMMAND INFO` with no names: every command.
+    All,
+    /// `COMMAND INFO name...`.
+    Info(Vec<String>),
+    /// `COMMAND DOCS [name...]`.
+    Docs(Vec<String>),
+    /// `COMMAND COUNT`.
+    Count,
+    /// `COMMAND LIST`.
+    List,
+}
+
+/// A command that cannot run as given. Rendered as `-ERR <text>`, as Redis words it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// No such command.
+    #[error("unknown command '{name}', with args beginning with: {args}")]
+    Unknown {
+        /// The command name as sent.
+        name: String,
+        /// Its first arguments, quoted.
+        args: String,
+    },
+    /// No such subcommand.
+    #[error("unknown subcommand '{sub}'. Try {command} HELP.")]
+    UnknownSubcommand {
+        /// The command.
+        command: String,
+        /// The subcommand as sent.
+        sub: String,
+    },
+    /// Too few or too many arguments.
+    #[error("wrong number of arguments for '{0}' command")]
+    Arity(String),
+    /// Options that do not fit together or are unknown.
+    #[error("syntax error")]
+    Syntax,
+    /// An argument that must be an integer is not one.
+    #[error("value is not an integer or out of range")]
+    NotAnInteger,
+    /// A non-positive or overflowing expire time.
+    #[error("invalid expire time in '{0}' command")]
+    InvalidExpire(String),
+    /// SELECT of a database other than 0.
+    #[error("DB index is out of range")]
+    DbIndex,
+    /// A SCAN cursor this node did not hand out (or forgot).
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// Anything else, with its own words.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Resolves a SCAN cursor to the key the previous page ended with (`None` for the start).
+pub type CursorLookup<'a> = dyn Fn(&[u8]) -> Result<Option<Key>, CommandError> + 'a;
+
+/// Parses a Redis integer argument (no `+` sign).
+pub fn integer(arg: &[u8]) -> Result<i64, CommandError> {
+    std::str::from_utf8(arg)
+        .ok()
+        .filter(|s| !s.starts_with('+'))
+        .and_then(|s| s.parse().ok())
+        .ok_or(CommandError::NotAnInteger)
+}

@@ -1,0 +1,211 @@
+//! Parsers of the commands about the connection, the server and the cluster.
+
+use kv_core::raft::KvNode;
+use kv_core::wire::Op;
+use kv_core::wire::ReadMode;
+
+use super::action::Action;
+use super::action::CommandError;
+use super::action::CursorLookup;
+use super::action::Introspection;
+use super::action::integer;
+use crate::protocol::reply::Reply;
+
+type Args = [Vec<u8>];
+
+fn lossy(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).into_owned()
+}
+
+pub(super) fn ping(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    match args {
+        [_] => Ok(Action::Reply(Reply::Simple("PONG".to_string()))),
+        [_, message] => Ok(Action::Reply(Reply::Bulk(message.clone()))),
+        _ => Err(CommandError::Arity("ping".to_string())),
+    }
+}
+
+pub(super) fn echo(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::Reply(Reply::Bulk(args[1].clone())))
+}
+
+pub(super) fn quit(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::Quit)
+}
+
+pub(super) fn select(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    match integer(&args[1])? {
+        0 => Ok(Action::Reply(Reply::ok())),
+        _ => Err(CommandError::DbIndex),
+    }
+}
+
+pub(super) fn auth(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    match args {
+        [_, password] | [_, _, password] => Ok(Action::Auth(password.clone())),
+        _ => Err(CommandError::Syntax),
+    }
+}
+
+pub(super) fn hello(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    let protover = args.get(1).map(|v| integer(v)).transpose()?;
+    let mut password = None;
+    let mut name = None;
+    let mut i = 2;
+    while i < args.len() {
+        match args[i].to_ascii_uppercase().as_slice() {
+            b"AUTH" if i + 2 < args.len() => {
+                password = Some(args[i + 2].clone());
+                i += 3;
+            }
+            b"SETNAME" if i + 1 < args.len() => {
+                name = Some(args[i + 1].clone());
+                i += 2;
+            }
+            _ => return Err(CommandError::Syntax),
+        }
+    }
+    Ok(Action::Hello {
+        protover,
+        password,
+        name,
+    })
+}
+
+pub(super) fn readonly(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::SetReadMode(ReadMode::Stale))
+}
+
+pub(super) fn readwrite(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::SetReadMode(ReadMode::Linearizable))
+}
+
+pub(super) fn info(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::Info(
+        args[1..].iter().map(|s| lossy(s).to_ascii_lowercase()).collect(),
+    ))
+}
+
+pub(super) fn client_setname(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    if args[2].iter().any(|&b| b <= b' ' || b > b'~') {
+        return Err(CommandError::Invalid(
+            "Client names cannot contain spaces, newlines or special characters.".to_string(),
+        ));
+    }
+    Ok(Action::SetName(args[2].clone()))
+}
+
+pub(super) fn client_getname(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::GetName)
+}
+
+pub(super) fn client_id(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::ClientId)
+}
+
+pub(super) fn client_setinfo(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::Reply(Reply::ok()))
+}
+
+/// `CONFIG GET parameter...`: redis-benchmark asks these on start; the answers describe
+/// QuorumKV's behaviour. Unknown parameters are left out, as Redis does.
+pub(super) fn config_get(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    let pairs = args[2..]
+        .iter()
+        .filter_map(|param| {
+            let param = lossy(param).to_ascii_lowercase();
+            let value = match param.as_str() {
+                "save" => "",
+                "appendonly" => "no",
+                "databases" => "1",
+                _ => return None,
+            };
+            Some((Reply::text(param), Reply::text(value)))
+        })
+        .collect();
+    Ok(Action::Reply(Reply::Map(pairs)))
+}
+
+fn names(args: &Args) -> Vec<String> {
+    args[2..].iter().map(|a| lossy(a).to_ascii_lowercase()).collect()
+}
+
+/// `COMMAND` alone (its subcommands have parsers of their own).
+pub(super) fn command(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::Introspect(Introspection::All))
+}
+
+pub(super) fn command_count(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::Introspect(Introspection::Count))
+}
+
+pub(super) fn command_list(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::Introspect(Introspection::List))
+}
+
+pub(super) fn command_info(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::Introspect(match args.len() {
+        2 => Introspection::All,
+        _ => Introspection::Info(names(args)),
+    }))
+}
+
+pub(super) fn command_docs(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::Introspect(Introspection::Docs(names(args))))
+}
+
+pub(super) fn raft_status(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::RaftStatus)
+}
+
+pub(super) fn raft_leader(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::RaftLeader)
+}
+
+pub(super) fn raft_snapshot(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::Snapshot)
+}
+
+/// A node id argument: a positive integer.
+fn node_id(arg: &[u8]) -> Result<u64, CommandError> {
+    u64::try_from(integer(arg)?)
+        .ok()
+        .filter(|&id| id > 0)
+        .ok_or(CommandError::NotAnInteger)
+}
+
+fn address(arg: &[u8]) -> Result<String, CommandError> {
+    let text = lossy(arg);
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(text),
+        _ => Err(CommandError::Invalid(format!(
+            "invalid address '{text}', expected host:port"
+        ))),
+    }
+}
+
+pub(super) fn raft_add_learner(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    if args.len() > 5 {
+        return Err(CommandError::Arity("raft|add-learner".to_string()));
+    }
+    let node = KvNode {
+        raft_addr: address(&args[3])?,
+        client_addr: args.get(4).map(|a| address(a)).transpose()?.unwrap_or_default(),
+    };
+    Ok(Action::Admin(Op::AddLearner {
+        id: node_id(&args[2])?,
+        node,
+    }))
+}
+
+pub(super) fn raft_promote(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::Admin(Op::Promote { id: node_id(&args[2])? }))
+}
+
+pub(super) fn raft_remove(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::Admin(Op::Remove { id: node_id(&args[2])? }))
+}
+
+pub(super) fn raft_transfer_leader(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::Admin(Op::TransferLeader { to: node_id(&args[2])? }))
+}

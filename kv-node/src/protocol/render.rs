@@ -1,0 +1,112 @@
+//! From a store response to a reply: each data command names the [`Shape`] of its reply.
+
+use kv_core::command::CommandError as StoreError;
+use kv_core::command::Response;
+use kv_core::command::TtlState;
+
+use super::glob::Glob;
+use super::reply::Reply;
+
+/// How a store response becomes a reply.
+#[derive(Debug)]
+pub enum Shape {
+    /// A value as a bulk string or nil (GET, GETDEL).
+    Value,
+    /// SET: `+OK` / nil, or the previous value with `GET`.
+    Set {
+        /// `GET` was given.
+        get: bool,
+    },
+    /// `+OK` (MSET, FLUSHDB).
+    Ok,
+    /// A count as an integer (DEL, APPEND, EXPIRE, PERSIST, DBSIZE).
+    Count,
+    /// An integer result (INCR and friends).
+    Integer,
+    /// EXISTS: how many of the values are present.
+    Exists,
+    /// STRLEN: the value's length.
+    Strlen,
+    /// MGET: an array of bulk strings or nils.
+    Values,
+    /// TTL / PTTL.
+    Ttl {
+        /// In seconds (TTL) rather than milliseconds (PTTL).
+        seconds: bool,
+    },
+    /// SCAN: a next cursor and the matching keys.
+    Scan {
+        /// The MATCH pattern.
+        glob: Glob,
+        /// Entries asked for; fewer means the scan is complete.
+        count: usize,
+    },
+    /// CAS: `[1|0, previous value or nil]`.
+    Cas,
+    /// KEYS: the matching keys.
+    Keys {
+        /// The pattern.
+        glob: Glob,
+    },
+}
+
+/// The reply for a store-level command failure.
+pub fn store_error(error: &StoreError) -> Reply {
+    Reply::Error(match error {
+        StoreError::NotAnInteger => "ERR value is not an integer or out of range".to_string(),
+        StoreError::Overflow => "ERR increment or decrement would overflow".to_string(),
+        StoreError::ValueTooLong { .. } => "ERR string exceeds maximum allowed size".to_string(),
+    })
+}
+
+/// Renders `response` as `shape` says. `next_cursor` turns the last key of a full SCAN page
+/// into a cursor.
+pub fn render(shape: Shape, response: Response, next_cursor: &dyn Fn(&[u8]) -> String) -> Reply {
+    match (shape, response) {
+        (_, Response::Error(e)) => store_error(&e),
+        (Shape::Value, Response::Value(v)) => Reply::bulk_or_nil(v),
+        (Shape::Set { get: true }, Response::Set { previous, .. }) => Reply::bulk_or_nil(previous),
+        (Shape::Set { get: false }, Response::Set { written, .. }) => {
+            if written {
+                Reply::ok()
+            } else {
+                Reply::Nil
+            }
+        }
+        (Shape::Ok, _) => Reply::ok(),
+        (Shape::Count, Response::Count(n)) => Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX)),
+        (Shape::Integer, Response::Integer(n)) => Reply::Integer(n),
+        (Shape::Exists, Response::Values(values)) => Reply::Integer(values.iter().flatten().count() as i64),
+        (Shape::Strlen, Response::Value(v)) => Reply::Integer(v.map_or(0, |v| v.len() as i64)),
+        (Shape::Values, Response::Values(values)) => Reply::Array(values.into_iter().map(Reply::bulk_or_nil).collect()),
+        (Shape::Ttl { seconds }, Response::Ttl(ttl)) => Reply::Integer(match ttl {
+            TtlState::Missing => -2,
+            TtlState::Persistent => -1,
+            TtlState::Remaining(ms) if seconds => i64::try_from(ms.saturating_add(500) / 1000).unwrap_or(i64::MAX),
+            TtlState::Remaining(ms) => i64::try_from(ms).unwrap_or(i64::MAX),
+        }),
+        (Shape::Scan { glob, count }, Response::Entries(entries)) => {
+            let cursor = match entries.last() {
+                Some((last, _)) if entries.len() >= count => next_cursor(last),
+                _ => "0".to_string(),
+            };
+            let keys = entries
+                .into_iter()
+                .filter(|(k, _)| glob.matches(k))
+                .map(|(k, _)| Reply::Bulk(k))
+                .collect();
+            Reply::Array(vec![Reply::text(cursor), Reply::Array(keys)])
+        }
+        (Shape::Cas, Response::Cas { swapped, previous }) => {
+            Reply::Array(vec![Reply::Integer(i64::from(swapped)), Reply::bulk_or_nil(previous)])
+        }
+        (Shape::Keys { glob }, Response::Entries(entries)) => Reply::Array(
+            entries
+                .into_iter()
+                .filter(|(k, _)| glob.matches_all() || glob.matches(k))
+                .map(|(k, _)| Reply::Bulk(k))
+                .collect(),
+        ),
+        (shape, response) => Reply::Error(format!("ERR internal: {response:?} does not render as {shape:?}")),
+    }
+}
