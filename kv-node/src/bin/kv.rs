@@ -182,6 +182,22 @@ fn show(reply: &Reply) -> String {
     }
 }
 
+/// A reply on one line: members of a RAFT STATUS list as `id raft-addr client-addr`, comma
+/// separated.
+fn inline(reply: &Reply) -> String {
+    match reply {
+        Reply::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Reply::Array(parts) => parts.iter().map(show).collect::<Vec<_>>().join(" "),
+                other => show(other),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => show(other),
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), ClientError> {
     let connect = || Client::connect(&cli.addr, cli.password.as_deref());
     let print = |reply: Reply| println!("{}", show(&reply));
@@ -225,7 +241,15 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Cluster { command } => {
             let mut client = connect().await?;
             match command {
-                ClusterCommand::Status => print(client.call_ok(&["RAFT", "STATUS"]).await?),
+                // RESP2 brings the map as name, value pairs: one "name: value" line each.
+                ClusterCommand::Status => match client.call_ok(&["RAFT", "STATUS"]).await? {
+                    Reply::Array(items) => {
+                        for pair in items.chunks(2) {
+                            println!("{}: {}", show(&pair[0]), pair.get(1).map_or(String::new(), inline));
+                        }
+                    }
+                    other => print(other),
+                },
                 ClusterCommand::Add {
                     id,
                     raft_addr,
