@@ -32,9 +32,9 @@
 //! - `read_mode_role_and_status`: every [`ReadMode`] and [`Role`], and a [`Status`]. No port
 //!   carries them postcard-encoded today, but they are wire types.
 //!
-//! Each test also checks that its goldens hold every variant of the enums it names: the matches in
-//! the `*_variant` functions have no wildcard, so a new variant does not compile until it is named
-//! there, and a test fails until a golden holds it.
+//! Each test also checks that its goldens hold every variant it lists of the enums it covers
+//! (`assert_covers`). The matches in the `*_variant` functions have no wildcard, so a new variant
+//! does not compile until it is named there; then give it a golden and add it to the list.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -244,8 +244,7 @@ fn same_reply(a: &RaftReply, b: &RaftReply) -> bool {
 
 // ---------------------------------------------------------------------------------------------
 // Variant names. No match has a wildcard: a new variant does not compile here. Name it, then add
-// a golden that holds it (with a version bump, see the module docs, unless the variant is last
-// and nothing sends it yet).
+// a golden that holds it and list it where its test calls `assert_covers`.
 // ---------------------------------------------------------------------------------------------
 
 fn request_variant(request: &RaftRequest) -> &'static str {
