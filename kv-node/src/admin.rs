@@ -9,6 +9,8 @@ use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use kv_core::wire::Role;
+
 use crate::node::Node;
 
 /// Longest request head read.
@@ -56,7 +58,8 @@ pub async fn respond(mut stream: TcpStream, node: Node) -> std::io::Result<()> {
                 s.commit_index,
                 s.applied_index
             );
-            let status = if s.leader.is_some() {
+            // Serving means a leader is known and Raft runs here.
+            let status = if s.leader.is_some() && s.role != Role::Shutdown {
                 "200 OK"
             } else {
                 "503 Service Unavailable"

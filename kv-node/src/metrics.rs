@@ -95,6 +95,8 @@ pub struct Metrics {
     pub command_errors: Counter,
     /// Client connections accepted.
     pub connections_accepted: Counter,
+    /// Client connections refused past `maxclients`.
+    pub connections_rejected: Counter,
     /// Client connections open now.
     pub connections_open: Gauge,
     /// Time from receiving a write command to its answer.
@@ -143,6 +145,11 @@ impl Metrics {
                 "quorumkv_connections_accepted_total",
                 "Client connections accepted.",
                 &self.connections_accepted,
+            ),
+            (
+                "quorumkv_connections_rejected_total",
+                "Client connections refused past maxclients.",
+                &self.connections_rejected,
             ),
             (
                 "quorumkv_forwarded_total",
