@@ -59,7 +59,7 @@ pub async fn respond(mut stream: TcpStream, node: Node) -> std::io::Result<()> {
                 s.applied_index
             );
             // Serving means a leader is known and Raft runs here.
-            let status = if s.leader.is_some() && s.role != Role::Shutdown {
+            let status = if s.leader.is_some() && s.role != Role::Shutdown && !node.lost_data().is_lost() {
                 "200 OK"
             } else {
                 "503 Service Unavailable"

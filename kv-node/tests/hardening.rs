@@ -317,3 +317,70 @@ async fn redis_semantics_that_once_differed() {
     raw.read_exact(&mut head).await.unwrap();
     assert_eq!(&head, b"$65531\r\n");
 }
+
+/// A follower restarted with a wiped data directory and the same id once never caught up while
+/// it and the leader spun at 50% CPU, silently. Now the follower refuses the leader with
+/// instructions and reports it, and the leader counts the follower as stalled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_lost_its_data_says_so_and_the_leader_sees_it_stall() {
+    let mut cluster = Cluster::start(ClusterOptions::default()).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let wiped = (1..=3).find(|&id| id != leader).unwrap();
+    let mut c = cluster.client(leader).await;
+    for i in 0..20 {
+        assert_eq!(c.call(&["SET", &format!("k{i}"), "v"]).await.unwrap(), Reply::ok());
+    }
+    let commit: u64 = cluster
+        .status_field(leader, "raft_commit_index")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    cluster.wait_applied(wiped, commit, Duration::from_secs(10)).await;
+    cluster.node_mut(wiped).terminate();
+    std::fs::remove_dir_all(&cluster.node(wiped).data_dir).unwrap();
+    cluster.node_mut(wiped).spawn();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // The leader has entries for the wiped follower that it cannot deliver.
+        assert_eq!(c.call(&["SET", "during", "wipe"]).await.unwrap(), Reply::ok());
+        let lost = match Client::connect(&cluster.node(wiped).client_addr, None).await {
+            Ok(mut w) => match w.call(&["INFO", "raft"]).await {
+                Ok(Reply::Bulk(info)) => String::from_utf8_lossy(&info).contains("raft_data_lost:1"),
+                _ => false,
+            },
+            Err(_) => false,
+        };
+        let stalled = cluster
+            .metric(leader, "quorumkv_replication_stalled")
+            .await
+            .unwrap_or(0.0);
+        if lost && stalled >= 1.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lost {lost}, stalled {stalled}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let health = cluster_support::http_status(&cluster.node(wiped).admin_addr, "/health")
+        .await
+        .unwrap();
+    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+    // The other two still form a majority.
+    assert_eq!(c.call(&["SET", "still", "writable"]).await.unwrap(), Reply::ok());
+}
+
+/// `RAFT ADD-LEARNER` with an unreachable address once answered OK at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_an_unreachable_learner_says_it_has_not_caught_up() {
+    let cluster = Cluster::start(ClusterOptions::default()).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let mut c = cluster.client(leader).await;
+    let dead = format!("127.0.0.1:{}", cluster_support::free_port());
+    let started = Instant::now();
+    let e = error(c.call(&["RAFT", "ADD-LEARNER", "7", dead.as_str()]).await.unwrap());
+    assert!(e.contains("has not caught up") && e.contains(&dead), "{e}");
+    assert!(started.elapsed() >= Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!(c.call(&["RAFT", "REMOVE", "7"]).await.unwrap(), Reply::ok());
+    assert_eq!(c.call(&["SET", "k", "v"]).await.unwrap(), Reply::ok());
+}

@@ -443,14 +443,26 @@ where
         let raft = &self.raft;
         let result = match &op {
             Op::AddLearner { id, node } => {
-                // Waiting for the learner to catch up may take a while on a big store.
-                let add = raft.add_learner(*id, node.clone(), true);
-                match C::AsyncRuntime::timeout(self.timeout * 12, add).await {
+                // Within the request timeout (a follower that forwarded this waits that long, and a
+                // second more): the membership change, then the catch-up with what is left.
+                let limit = self.timeout * 3 / 4;
+                let add = raft.add_learner(*id, node.clone(), false);
+                match C::AsyncRuntime::timeout(self.timeout / 4, add).await {
                     Err(_) => Err(Ok(OpError::OutcomeUnknown(format!(
                         "node {id} was not added within {:?}",
-                        self.timeout * 12
+                        self.timeout / 4
                     )))),
-                    Ok(result) => result.map(drop).map_err(Err),
+                    Ok(Err(e)) => Err(Err(e)),
+                    // openraft's own blocking wait gives up quietly; this one says so.
+                    Ok(Ok(added)) => self
+                        .caught_up(*id, added.log_id.index, limit)
+                        .await
+                        .map_err(|()| {
+                            Ok(OpError::Rejected(format!(
+                                "node {id} was added as a learner but has not caught up within {limit:?}: check that {} is reachable (RAFT REMOVE {id} undoes it)",
+                                node.raft_addr
+                            )))
+                        }),
                 }
             }
             Op::Promote { id } => {
@@ -510,6 +522,24 @@ where
             Err(Err(RaftError::APIError(e))) => Outcome::Done(Err(OpError::Rejected(e.to_string()))),
             Err(Err(RaftError::Fatal(f))) => Outcome::Done(Err(OpError::Unavailable(f.to_string()))),
         }
+    }
+
+    /// Waits until this leader has replicated to `learner` at least up to `index`.
+    async fn caught_up(&self, learner: u64, index: u64, limit: Duration) -> Result<(), ()> {
+        self.raft
+            .wait(Some(limit))
+            .metrics(
+                |m| {
+                    m.replication
+                        .as_ref()
+                        .and_then(|r| r.get(&learner))
+                        .is_some_and(|matched| matched.as_ref().is_some_and(|l| l.index >= index))
+                },
+                "the new learner to catch up",
+            )
+            .await
+            .map(drop)
+            .map_err(drop)
     }
 
     async fn change_membership(

@@ -11,6 +11,7 @@
 
 mod compaction;
 mod env;
+mod health;
 mod metrics_text;
 mod timed_fs;
 
@@ -39,6 +40,8 @@ use kv_core::wire::OpError;
 use kv_core::wire::Status;
 
 pub use env::NodeEnv;
+pub use health::LostData;
+pub use health::STALL_AFTER;
 
 use crate::NodeConfig;
 use crate::metrics::Metrics;
@@ -192,6 +195,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     shutdown: watch::Sender<bool>,
     writer_exit: Mutex<Option<WriterExit>>,
+    lost_data: LostData,
 }
 
 impl fmt::Debug for Node {
@@ -271,7 +275,9 @@ impl Node {
             metrics,
             shutdown,
             writer_exit: Mutex::new(Some(writer_exit)),
+            lost_data: LostData::default(),
         }));
+        tokio::spawn(health::watch_replication(node.clone()));
         if let Some(every) = node.0.options.snapshot_every {
             tokio::spawn(compaction::compact_by_policy(node.clone(), every));
         }
@@ -349,6 +355,11 @@ impl Node {
     /// A receiver that changes to `true` when the node shuts down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.0.shutdown.subscribe()
+    }
+
+    /// Whether this node holds less than the leader believes it does (see [`LostData`]).
+    pub fn lost_data(&self) -> &LostData {
+        &self.0.lost_data
     }
 
     /// Answers `query` from this node's applied state, with no barrier.

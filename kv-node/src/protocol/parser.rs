@@ -425,7 +425,11 @@ mod tests {
     fn a_request_parsed_in_pieces_resumes_where_it_stopped() {
         let limits = ParseLimits::default();
         let mut whole = Vec::new();
-        for request in [&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n"[..], b"PING\r\n", b"*0\r\n"] {
+        for request in [
+            &b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n"[..],
+            b"PING\r\n",
+            b"*0\r\n",
+        ] {
             whole.extend_from_slice(request);
         }
         let mut parser = RequestParser::default();

@@ -476,6 +476,12 @@ fn info(shared: &ClientPort, sections: &[String]) -> String {
     }
     if wanted("raft") {
         text.push_str(&raft_section(&status));
+        let _ = write!(
+            text,
+            "raft_stalled_followers:{}\r\nraft_data_lost:{}\r\n",
+            metrics.replication_stalled.get(),
+            u8::from(node.lost_data().is_lost())
+        );
         text.push_str("\r\n");
     }
     if wanted("stats") {

@@ -442,6 +442,18 @@ impl Cluster {
 }
 
 /// GETs `path` from an HTTP server; the body.
+/// The status line of `GET path` on an admin port.
+pub async fn http_status(addr: &str, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    response.lines().next().map(str::to_string)
+}
+
 pub async fn http_get(addr: &str, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(addr).await.ok()?;
     stream
