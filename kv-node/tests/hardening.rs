@@ -384,3 +384,39 @@ async fn adding_an_unreachable_learner_says_it_has_not_caught_up() {
     assert_eq!(c.call(&["RAFT", "REMOVE", "7"]).await.unwrap(), Reply::ok());
     assert_eq!(c.call(&["SET", "k", "v"]).await.unwrap(), Reply::ok());
 }
+
+/// Reads whose results together passed the 16 MiB frame failed on a follower at once ("timed
+/// out after 0ns"): a forwarded run's reply may now be larger than a request frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_reads_through_a_follower_are_answered() {
+    let cluster = Cluster::start(ClusterOptions::default()).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let mut c = cluster.client(follower).await;
+    let value = vec![b'v'; MIB - 64];
+    for i in 0..6 {
+        let key = format!("big{i}");
+        assert_eq!(
+            c.call(&[b"SET".as_slice(), key.as_bytes(), &value]).await.unwrap(),
+            Reply::ok()
+        );
+    }
+    // Four MGETs of 6 MiB each, pipelined: one forwarded run of 24 MiB.
+    let mget = ["MGET", "big0", "big1", "big2", "big3", "big4", "big5"];
+    for _ in 0..4 {
+        c.queue(&mget);
+    }
+    c.flush().await.unwrap();
+    for _ in 0..4 {
+        let Reply::Array(values) = c.read_reply().await.unwrap() else {
+            panic!("MGET through a follower failed")
+        };
+        assert_eq!(values.len(), 6);
+        assert!(values.iter().all(|v| *v == Reply::Bulk(value.clone())));
+    }
+    // KEYS through a follower carries keys only.
+    let Reply::Array(keys) = c.call(&["KEYS", "big*"]).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(keys.len(), 6);
+}
