@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub faults: bool,
     /// Whether to return every event of the run in the report.
     pub keep_trace: bool,
+    /// Run with the planted bug (`SimOptions::planted_bug`), which the checkers must catch.
+    #[serde(default)]
+    pub planted_bug: bool,
 }
 
 impl Default for RunOptions {
@@ -49,6 +52,7 @@ impl Default for RunOptions {
             keys: 3,
             faults: true,
             keep_trace: false,
+            planted_bug: false,
         }
     }
 }
@@ -88,6 +92,7 @@ pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, SimError> 
         seed,
         nodes: options.nodes,
         trace_capacity,
+        planted_bug: options.planted_bug,
         ..SimOptions::default()
     })?;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed.rotate_left(17) ^ 0xFA_u64);
@@ -105,7 +110,7 @@ pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, SimError> 
     // Quiet period: everything reconnected and running; wait for the replicas to agree.
     sim.heal();
     sim.set_drop_rate(0.0)?;
-    for node in 1..=options.nodes as u64 {
+    for node in sim.node_ids() {
         if !sim.is_up(node) {
             sim.restart(node)?;
         }
@@ -135,9 +140,10 @@ pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, SimError> 
 }
 
 fn inject_fault(sim: &mut Simulation, rng: &mut Xoshiro256PlusPlus) -> Result<Option<String>, SimError> {
-    let n = sim.options().nodes as u64;
-    let node = 1 + rng.next_u64() % n;
-    let crashed = (1..=n).filter(|&i| !sim.is_up(i)).count() as u64;
+    let ids = sim.node_ids();
+    let n = ids.len() as u64;
+    let node = ids[(rng.next_u64() % n) as usize];
+    let crashed = ids.iter().filter(|&&i| !sim.is_up(i)).count() as u64;
     let fault = match rng.next_u64() % 8 {
         0 | 1 if sim.is_up(node) && crashed < n / 2 => {
             sim.crash(node)?;
@@ -149,7 +155,7 @@ fn inject_fault(sim: &mut Simulation, rng: &mut Xoshiro256PlusPlus) -> Result<Op
         }
         3 => {
             let mut groups = vec![Vec::new(), Vec::new()];
-            for i in 1..=n {
+            for &i in &ids {
                 groups[(rng.next_u64() % 2) as usize].push(i);
             }
             sim.partition(&groups)?;
@@ -164,13 +170,32 @@ fn inject_fault(sim: &mut Simulation, rng: &mut Xoshiro256PlusPlus) -> Result<Op
             sim.set_drop_rate(p)?;
             format!("drop {p}")
         }
-        _ => return Ok(None),
+        _ => match rng.next_u64() % 4 {
+            0 if (*ids.last().expect("a cluster has nodes")) < super::MAX_NODE_ID && n < 7 => {
+                let id = sim.add_node()?;
+                format!("add node {id}")
+            }
+            1 => match sim.remove_node(node) {
+                Ok(()) => format!("remove {node}"),
+                Err(SimError::TooFewVoters(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            },
+            2 => {
+                sim.transfer_leader(node)?;
+                format!("transfer leadership to {node}")
+            }
+            _ => return Ok(None),
+        },
     };
     Ok(Some(fault))
 }
 
 fn convergence(sim: &Simulation) -> Result<(), String> {
-    let replicas = sim.replicas();
+    // Only members are replicas: a started node whose joining failed holds nothing.
+    let (voters, learners) = sim.membership();
+    let members: std::collections::BTreeSet<u64> = voters.into_iter().flatten().chain(learners).collect();
+    let mut replicas = sim.replicas();
+    replicas.retain(|id, _| members.contains(id));
     let mut iter = replicas.iter();
     let Some((first_id, first)) = iter.next() else {
         return Err("no replica running".to_string());
