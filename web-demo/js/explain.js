@@ -11,7 +11,11 @@ function reachable(node, nodes) {
 }
 
 export function explain(view) {
-  const nodes = view.nodes;
+  // Majorities count the voters of the current configuration (as the leader sees it); a
+  // learner or a removed node does not count.
+  const config = (view.nodes.find((n) => n.role === 'leader') ?? view.nodes.find((n) => n.voters?.length))?.voters;
+  const voters = config?.length ? new Set(config[config.length - 1]) : null;
+  const nodes = voters ? view.nodes.filter((n) => voters.has(n.id)) : view.nodes.filter((n) => !n.removed);
   const total = nodes.length;
   const need = majorityOf(total);
   const up = nodes.filter((n) => n.role !== 'crashed');
@@ -69,6 +73,7 @@ export function legend() {
     role('leader', 'takes client writes and copies them to the others'),
     role('follower', 'copies the leader’s log and votes in elections'),
     role('candidate', 'asks for votes to become leader'),
+    role('learner', 'copies the log but does not vote yet (a node being added)'),
     role('crashed', 'down (click to restart)'),
     `<li>${dot('#1e8e3e')}log entries</li>`,
     `<li>${dot('#8a96a3')}heartbeat</li>`,

@@ -35,6 +35,9 @@ class App {
       partition: (groups) => this.partition(groups),
       isolateLeader: () => this.isolateLeader(),
       heal: () => this.act('heal'),
+      addNode: () => this.act('add'),
+      removeNode: (id) => this.act('remove', id),
+      transferLeader: (id) => this.act('transfer', id),
       dropRate: (p) => this.act('drop', p),
     });
     $('legend').innerHTML = legend();
@@ -149,6 +152,7 @@ class App {
       case 'put':
         return this.act('put', node, key, value);
       case 'get':
+      case 'stale':
       case 'delete':
         return this.act(type, node, key);
       case 'cas':
@@ -195,6 +199,9 @@ class App {
     const ops = sim.ops();
     this.maybeCheck(ops);
     this.timeline.render(ops, this.view.now_ms);
+    this.controls.setNodes(this.view.nodes.filter((n) => !n.removed).map((n) => n.id));
+    const config = membershipText(this.view);
+    if ($('membership').textContent !== config) $('membership').textContent = config;
     this.showResults(ops);
     const { text, tone } = explain(this.view);
     const status = $('status');
@@ -255,6 +262,20 @@ class App {
       this.note('The address bar now holds the link to this run.');
     }
   }
+}
+
+/** The configuration as the leader (or else the first running node) sees it, in words. */
+export function membershipText(view) {
+  const from = view.nodes.find((n) => n.role === 'leader') ?? view.nodes.find((n) => n.voters.length);
+  if (!from) return 'Configuration: unknown (no node is running).';
+  const set = (ids) => `{${ids.map((i) => `N${i}`).join(', ')}}`;
+  const voters = from.voters.length === 2
+    ? `joint configuration: voters ${set(from.voters[0])} and ${set(from.voters[1])}, and a write needs a majority of each`
+    : `voters ${set(from.voters[0] ?? [])}`;
+  const learners = from.learners.length ? `; learners ${set(from.learners)} (they copy the log but do not vote)` : '';
+  const removed = view.nodes.filter((n) => n.removed).map((n) => n.id);
+  const gone = removed.length ? `; removed ${set(removed)}` : '';
+  return `Configuration as N${from.id} sees it: ${voters}${learners}${gone}.`;
 }
 
 const wasm = await loadWasm();

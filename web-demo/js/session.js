@@ -15,13 +15,19 @@ const CALLS = {
   drop: (sim, p) => sim.setDropRate(p),
   put: (sim, node, key, value) => sim.put(node, key, value),
   get: (sim, node, key) => sim.get(node, key),
+  stale: (sim, node, key) => sim.staleGet(node, key),
   delete: (sim, node, key) => sim.delete(node, key),
   cas: (sim, node, key, expected, value) => sim.cas(node, key, expected, value),
+  add: (sim) => sim.addNode(),
+  remove: (sim, node) => sim.removeNode(node),
+  transfer: (sim, node) => sim.transferLeader(node),
 };
 
 export const ACTION_TYPES = Object.keys(CALLS);
 export const MIN_NODES = 3;
 export const MAX_NODES = 7;
+/** Highest node id: a cluster of 7 may add nodes up to this id (kv-core's MAX_NODE_ID). */
+export const MAX_NODE_ID = 9;
 /** Longest stretch of virtual time a link may ask to replay (a bound, not a preference). */
 export const MAX_REPLAY_MS = 10 * 60 * 1000;
 

@@ -3,9 +3,10 @@
 // Actions are separated by `;`, their fields by `,`: time in ms (to the nanosecond), type, then
 // the arguments. Text is percent-encoded (so `;` and `,` inside keys and values stay
 // unambiguous), a partition is its groups joined by `|` with nodes joined by `.`, and `!` stands
-// for "absent" in a compare-and-swap. Example:
-//   #seed=7&n=5&t=2400&a=812.5,put,1,x,hello;1200,crash,1;1500,partition,2.3|4.5
-import { ACTION_TYPES, MAX_NODES, MIN_NODES, roundMs } from './session.js';
+// for "absent" in a compare-and-swap. `stale,N,key` is a stale read on node N; `add` starts a
+// node and joins it, `remove,N` and `transfer,N` change membership and leadership. Example:
+//   #seed=7&n=5&t=2400&a=812.5,put,1,x,hello;1200,crash,1;1500,partition,2.3|4.5;1600,add
+import { ACTION_TYPES, MAX_NODE_ID, MAX_NODES, MIN_NODES, roundMs } from './session.js';
 
 const enc = (s) => encodeURIComponent(s).replace(/!/g, '%21');
 const dec = (s) => decodeURIComponent(s);
@@ -16,7 +17,7 @@ const num = (s, what) => {
 };
 const node = (s) => {
   const n = num(s, 'a node id');
-  if (!Number.isInteger(n) || n < 1 || n > MAX_NODES) throw new Error(`no node ${s}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_NODE_ID) throw new Error(`no node ${s}`);
   return n;
 };
 const fmtMs = (ms) => String(roundMs(ms));
@@ -39,9 +40,12 @@ function decodeArgs(type, f) {
   switch (type) {
     case 'crash':
     case 'restart':
+    case 'remove':
+    case 'transfer':
       want(1);
       return [node(f[0])];
     case 'heal':
+    case 'add':
       want(0);
       return [];
     case 'drop':
@@ -54,6 +58,7 @@ function decodeArgs(type, f) {
       want(3);
       return [node(f[0]), dec(f[1]), dec(f[2])];
     case 'get':
+    case 'stale':
     case 'delete':
       want(2);
       return [node(f[0]), dec(f[1])];

@@ -234,6 +234,94 @@ describe('web demo in headless Chromium', () => {
   });
 });
 
+describe('membership and anomalies in headless Chromium', () => {
+  test('add, transfer and remove from the page: drawn as they happen, and the link replays them', async () => {
+    const page = await open('#seed=12&n=3');
+    await page.click('#play'); // pause and drive virtual time by hand
+    await page.evaluate(() => window.demo.runFor(600));
+    await page.click('#add-node');
+    await page.waitForSelector(`${node(4)}`);
+    // Millisecond by millisecond, the leader's configuration goes learner → joint → voter
+    // (the leader uses a configuration as soon as it is in its log).
+    const stages = await page.evaluate(() => {
+      const seen = [];
+      for (let i = 0; i < 300; i++) {
+        window.demo.runFor(1);
+        const leader = window.demo.state().nodes.find((n) => n.role === 'leader');
+        const stage = leader.learners.includes(4) ? 'learner' : leader.voters.length === 2 ? 'joint'
+          : leader.voters[0].includes(4) ? 'voter' : 'outside';
+        if (seen.at(-1) !== stage) seen.push(stage);
+      }
+      return seen;
+    });
+    assert.deepEqual(stages, ['learner', 'joint', 'voter']);
+    await page.evaluate(() => window.demo.runFor(1500));
+    assert.match(await page.textContent('#membership'), /voters \{N1, N2, N3, N4\}/);
+    assert.equal(await page.getAttribute(node(4), 'data-member'), 'voter');
+    const feed = await page.textContent('#feed');
+    assert.match(feed, /node 4 is a learner/);
+    assert.match(feed, /node 4 is a voter/);
+
+    await page.selectOption('#member-node', '4');
+    await page.click('#transfer-leader');
+    await page.evaluate(() => window.demo.runFor(1000));
+    assert.equal(await page.evaluate(() => window.demo.leader()), 4);
+
+    await page.selectOption('#member-node', '1');
+    await page.click('#remove-node');
+    await page.evaluate(() => window.demo.runFor(1500));
+    assert.equal(await page.getAttribute(node(1), 'data-member'), 'removed');
+    assert.match(await page.textContent('#membership'), /voters \{N2, N3, N4\}; removed \{N1\}/);
+    assert.match(await page.textContent('#status'), /majority \(2 of 3\)/);
+    const first = await page.evaluate(() => ({ link: window.demo.link(), hash: window.demo.traceHash(), actions: window.demo.actions() }));
+    assert.deepEqual(first.actions.map((a) => a.type), ['add', 'transfer', 'remove']);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+
+    const again = await open(location(first.link));
+    assert.equal(await again.evaluate(() => window.demo.traceHash()), first.hash);
+    assert.equal(await again.getAttribute(node(1), 'data-member'), 'removed');
+    assert.deepEqual(again.errors, []);
+    await again.close();
+    assert.equal(native('kv-replay', [location(first.link)]), first.hash);
+  });
+
+  test('a stale read under a partition turns the verdict red, says why, and matches the native verdict', async () => {
+    const page = await open('#seed=5&n=5');
+    await page.click('#play');
+    await page.evaluate(() => window.demo.runFor(1000));
+    const old = await page.evaluate(() => window.demo.leader());
+    await send(page, { op: 'put', node: old, key: 'k', value: 'v1' });
+    await page.evaluate(() => window.demo.runFor(300));
+    await page.click('#isolate-leader');
+    await page.evaluate(() => window.demo.runFor(1500));
+    const next = await page.evaluate(() => window.demo.leader());
+    assert.notEqual(next, old);
+    await send(page, { op: 'put', node: next, key: 'k', value: 'v2' });
+    await page.evaluate(() => window.demo.runFor(300));
+    assert.match(await page.textContent('#verdict'), /✓ linearizable/);
+    await page.selectOption('#client-op', 'get');
+    await page.selectOption('#client-read', 'stale');
+    const stale = await send(page, { op: 'get', node: old, key: 'k' });
+    await page.evaluate(() => window.demo.runFor(50));
+    assert.equal((await page.evaluate((id) => window.demo.ops().find((o) => o.id === id), stale)).result, 'ok v1');
+    const verdict = await page.textContent('#verdict');
+    assert.match(verdict, /✗ NOT linearizable on key k: op #\d+ \(.*get.*\) cannot be linearized/);
+    assert.match(await page.getAttribute('#verdict', 'class'), /\bbad\b/);
+    const why = await page.textContent('#why');
+    assert.match(why, new RegExp(`#${stale} local-get k on N${old} .* answered "ok v1"\\. But #\\d+ put k=v2 \\(N${next}\\) had already returned`));
+    assert.match(why, /stale read/);
+    assert.ok(await page.$(`#timeline .op.violating[data-op-id="${stale}"]`), 'the stale read is drawn red');
+    const link = location(await page.evaluate(() => window.demo.link()));
+    assert.match(link, new RegExp(`stale,${old},k`));
+    assert.deepEqual(page.errors, []);
+    await page.close();
+    const [hash, nativeVerdict] = native('kv-replay', ['--check', link]).split('\n');
+    assert.equal(hash, await (async () => (await import('./replay-node.mjs')).replayLink(link).traceHash)());
+    assert.equal(nativeVerdict, verdict.replace(/^✗ NOT/, 'not'));
+  });
+});
+
 function location(link) {
   return link.slice(link.indexOf('#'));
 }

@@ -19,6 +19,10 @@ test('a run survives the URL, awkward text included', () => {
       { at: 2000, type: 'get', args: [3, ''] },
       { at: 2100, type: 'delete', args: [4, 'x'] },
       { at: 2200, type: 'restart', args: [1] },
+      { at: 2250, type: 'stale', args: [2, 'x,y'] },
+      { at: 2300, type: 'add', args: [] },
+      { at: 2350, type: 'transfer', args: [6] },
+      { at: 2390, type: 'remove', args: [3] },
     ],
   };
   const hash = encodeRun(run);
@@ -35,6 +39,8 @@ test('malformed links are refused with a reason', () => {
   assert.throws(() => decodeRun('#seed=1&a=10,crash,99'), /no node 99/);
   assert.throws(() => decodeRun('#seed=1&a=10,put,1,k'), /put takes 3 fields/);
   assert.throws(() => decodeRun('#seed=1&a=abc,heal'), /time should be a number/);
+  assert.throws(() => decodeRun('#seed=1&a=10,add,1'), /add takes 0 fields/);
+  assert.throws(() => decodeRun('#seed=1&a=10,remove,10'), /no node 10/);
 });
 
 test('replay reaches the recorded trace hash, however time was chopped', () => {
@@ -75,4 +81,25 @@ test('the checker\'s culprits map back to op ids, skipping failed ops it never s
   assert.equal(good.ok, true);
   const unsafe = readCheck({ violations: [{ invariant: 'election_safety', detail: 'two leaders in term 2' }], operations: 3, linearizability: 'Linearizable' }, ops);
   assert.equal(unsafe.ok, false);
+});
+
+test('membership changes and stale reads replay to the same hash as the live run', () => {
+  const base = { seed: 12, nodes: 3 };
+  const live = new Session(wasm, base);
+  live.runFor(600);
+  const added = live.perform('add');
+  assert.equal(added, 4);
+  live.runFor(900);
+  live.perform('transfer', 4);
+  live.runFor(700);
+  live.perform('stale', 2, 'k');
+  live.perform('remove', 1);
+  live.runFor(1500);
+  const replayed = Session.replay(wasm, decodeRun(encodeRun({ ...base, actions: live.actions, untilMs: live.nowMs() })));
+  assert.equal(replayed.sim.traceHash(), live.sim.traceHash());
+  const view = replayed.sim.state();
+  assert.equal(view.nodes.length, 4);
+  assert.equal(view.nodes.find((n) => n.id === 1).removed, true);
+  const leader = view.nodes.find((n) => n.role === 'leader');
+  assert.deepEqual(leader.voters, [[2, 3, 4]]);
 });

@@ -90,12 +90,14 @@ pub struct Simulation {
 
 #[wasm_bindgen]
 impl Simulation {
-    /// A cluster of `nodes` (3 to 7) nodes whose every random choice comes from `seed`.
+    /// A cluster of `nodes` (3 to 7) nodes whose every random choice comes from `seed`;
+    /// `plantedBug` switches on the simulator's planted bug (reads skip the read-index check).
     #[wasm_bindgen(constructor)]
-    pub fn new(seed: f64, nodes: usize) -> Result<Simulation, JsError> {
+    pub fn new(seed: f64, nodes: usize, planted_bug: Option<bool>) -> Result<Simulation, JsError> {
         let options = SimOptions {
             seed: seed_from(seed)?,
             nodes,
+            planted_bug: planted_bug.unwrap_or(false),
             ..SimOptions::default()
         };
         Ok(Simulation {
@@ -149,6 +151,25 @@ impl Simulation {
         Ok(self.inner.set_drop_rate(p)?)
     }
 
+    /// Starts a fresh node and asks the leader to add it as a learner, then as a voter;
+    /// returns its id (the change completes later, as events).
+    #[wasm_bindgen(js_name = addNode)]
+    pub fn add_node(&mut self) -> Result<u32, JsError> {
+        Ok(self.inner.add_node()? as u32)
+    }
+
+    /// Asks the leader to remove a node from the cluster; it shuts down once that is committed.
+    #[wasm_bindgen(js_name = removeNode)]
+    pub fn remove_node(&mut self, node: u32) -> Result<(), JsError> {
+        Ok(self.inner.remove_node(node.into())?)
+    }
+
+    /// Asks the leader to hand leadership to `node`.
+    #[wasm_bindgen(js_name = transferLeader)]
+    pub fn transfer_leader(&mut self, node: u32) -> Result<(), JsError> {
+        Ok(self.inner.transfer_leader(node.into())?)
+    }
+
     fn submit(&mut self, node: u32, call: ClientCall) -> Result<u32, JsError> {
         let id = self.inner.submit(node.into(), call)?;
         u32::try_from(id.0).map_err(|_| JsError::new("too many operations"))
@@ -168,6 +189,13 @@ impl Simulation {
     /// Submits a linearizable get to `node`; returns the operation id.
     pub fn get(&mut self, node: u32, key: &str) -> Result<u32, JsError> {
         self.submit(node, ClientCall::Get { key: key.into() })
+    }
+
+    /// Submits a stale read to `node`: its local state machine answers, without the
+    /// read-index check, so the answer may be out of date.
+    #[wasm_bindgen(js_name = staleGet)]
+    pub fn stale_get(&mut self, node: u32, key: &str) -> Result<u32, JsError> {
+        self.submit(node, ClientCall::LocalGet { key: key.into() })
     }
 
     /// Submits a delete to `node`; returns the operation id.
@@ -234,9 +262,10 @@ impl Simulation {
     }
 }
 
-/// Runs one seeded fault run (as `kv-sim` does) and returns `{traceHash, ok, events, operations}`.
+/// Runs one seeded fault run (as `kv-sim` does) and returns `{traceHash, ok, events,
+/// operations, faults, problem}`; `plantedBug` runs it with the planted bug.
 #[wasm_bindgen(js_name = runSeed)]
-pub fn run_seed_js(seed: f64, nodes: usize, duration_ms: f64) -> Result<JsValue, JsError> {
+pub fn run_seed_js(seed: f64, nodes: usize, duration_ms: f64, planted_bug: Option<bool>) -> Result<JsValue, JsError> {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Summary {
@@ -244,10 +273,13 @@ pub fn run_seed_js(seed: f64, nodes: usize, duration_ms: f64) -> Result<JsValue,
         ok: bool,
         events: u64,
         operations: usize,
+        faults: usize,
+        problem: Option<String>,
     }
     let options = RunOptions {
         nodes,
         duration_ms: duration_ms as u64,
+        planted_bug: planted_bug.unwrap_or(false),
         ..RunOptions::default()
     };
     let report = run_seed(seed_from(seed)?, &options)?;
@@ -256,5 +288,25 @@ pub fn run_seed_js(seed: f64, nodes: usize, duration_ms: f64) -> Result<JsValue,
         ok: report.is_ok(),
         events: report.events,
         operations: report.check.operations,
+        faults: report.faults.len(),
+        problem: problem(&report),
     })
+}
+
+/// What a failing run got wrong, in a sentence.
+fn problem(report: &kv_core::sim::workload::RunReport) -> Option<String> {
+    use kv_core::check::linearizability::Verdict;
+    if let Some(v) = report.check.violations.first() {
+        return Some(format!("{}: {}", v.invariant, v.detail));
+    }
+    if let Verdict::Violation { key, reason, .. } = &report.check.linearizability {
+        return Some(format!(
+            "not linearizable on key {}: {reason}",
+            String::from_utf8_lossy(key)
+        ));
+    }
+    if !matches!(report.check.linearizability, Verdict::Linearizable) {
+        return Some(format!("{:?}", report.check.linearizability));
+    }
+    report.converged.clone().err()
 }

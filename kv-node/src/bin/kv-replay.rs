@@ -8,16 +8,23 @@
 //! The link format is web-demo/js/url.js's: `seed`, `n` (nodes), `t` (run until, ms) and `a`,
 //! actions separated by `;`, fields by `,`: time in ms (at most 6 decimals, i.e. nanoseconds),
 //! type, arguments. Text is percent-encoded, a partition's groups are joined by `|` and their
-//! nodes by `.`, and `!` is "absent" in a compare-and-swap.
+//! nodes by `.`, and `!` is "absent" in a compare-and-swap. `stale,N,key` is a stale read on
+//! node N; `add` starts a node and joins it; `remove,N` and `transfer,N` change membership and
+//! leadership.
+//!
+//! With `--check` it also prints the checkers' verdict on a second line: `linearizable`, or
+//! `not linearizable on key K: …`, or the violated invariant.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use kv_core::check::linearizability::Verdict;
+use kv_core::sim::CheckReport;
 use kv_core::sim::ClientCall;
 use kv_core::sim::SimOptions;
 use kv_core::sim::Simulation;
 
-const USAGE: &str = "usage: kv-replay '#seed=N&n=NODES[&t=MS][&a=ACTIONS]' (a web-demo link or its #part)";
+const USAGE: &str = "usage: kv-replay [--check] '#seed=N&n=NODES[&t=MS][&a=ACTIONS]' (a web-demo link or its #part)";
 
 /// One user action of a link.
 #[derive(Debug)]
@@ -28,6 +35,9 @@ enum Action {
     Heal,
     Drop(f64),
     Call(u64, ClientCall),
+    Add,
+    Remove(u64),
+    Transfer(u64),
 }
 
 #[derive(Debug)]
@@ -95,6 +105,10 @@ fn action(item: &str) -> Result<(u64, Action), String> {
         ("crash", [n]) => Action::Crash(node(n)?),
         ("restart", [n]) => Action::Restart(node(n)?),
         ("heal", []) => Action::Heal,
+        ("add", []) => Action::Add,
+        ("remove", [n]) => Action::Remove(node(n)?),
+        ("transfer", [n]) => Action::Transfer(node(n)?),
+        ("stale", [n, key]) => Action::Call(node(n)?, ClientCall::LocalGet { key: decode(key)? }),
         ("drop", [p]) => Action::Drop(p.parse().map_err(|_| format!("{p:?} is not a drop rate"))?),
         ("partition", [groups]) => Action::Partition(
             groups
@@ -178,6 +192,9 @@ fn replay(run: &Run) -> Result<Simulation, String> {
             }
             Action::Drop(p) => sim.set_drop_rate(*p),
             Action::Call(n, call) => sim.submit(*n, call.clone()).map(|_| ()),
+            Action::Add => sim.add_node().map(|_| ()),
+            Action::Remove(n) => sim.remove_node(*n),
+            Action::Transfer(n) => sim.transfer_leader(*n),
         };
         done.map_err(|e| format!("action {} ({action:?}) failed: {e}", i + 1))?;
     }
@@ -185,15 +202,36 @@ fn replay(run: &Run) -> Result<Simulation, String> {
     Ok(sim)
 }
 
+/// The checkers' verdict in one line, as the web demo's test compares it.
+fn verdict(report: &CheckReport) -> String {
+    if let Some(v) = report.violations.first() {
+        return format!("{}: {}", v.invariant, v.detail);
+    }
+    match &report.linearizability {
+        Verdict::Linearizable => "linearizable".to_string(),
+        Verdict::Violation { key, reason, .. } => {
+            format!("not linearizable on key {}: {reason}", String::from_utf8_lossy(key))
+        }
+        Verdict::Unknown { key, reason } => format!("undecided on key {}: {reason}", String::from_utf8_lossy(key)),
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [link] = args.as_slice() else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
+    let (check, link) = match args.as_slice() {
+        [flag, link] if flag == "--check" => (true, link),
+        [link] if !link.starts_with("--") => (false, link),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
     };
     match parse(link).and_then(|run| replay(&run)) {
         Ok(sim) => {
             println!("{:016x}", sim.trace_hash());
+            if check {
+                println!("{}", verdict(&sim.check()));
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
