@@ -5,6 +5,7 @@ import { explain, legend } from './explain.js';
 import { LogsView, logsKey } from './logs.js';
 import { ClusterView, groupNames } from './render.js';
 import { Session } from './session.js';
+import { Rewinder } from './rewind.js';
 import { readCheck, TimelineView } from './timeline.js';
 import { decodeRun, encodeRun } from './url.js';
 import { loadWasm } from './wasm.js';
@@ -40,6 +41,10 @@ class App {
       transferLeader: (id) => this.act('transfer', id),
       dropRate: (p) => this.act('drop', p),
     });
+    $('scrub').addEventListener('input', () => this.seek(Number($('scrub').value)));
+    $('back').addEventListener('click', () => this.seek(this.session.nowMs() - 250));
+    $('to-head').addEventListener('click', () => this.seek(this.session.headMs));
+    this.idle();
     $('legend').innerHTML = legend();
     $('logs').insertAdjacentHTML('afterend', `<div class="logs-key">${logsKey()}</div>`);
     window.addEventListener('hashchange', () => this.startFromUrl());
@@ -64,6 +69,7 @@ class App {
     this.pause();
     try {
       this.session = Session.replay(this.wasm, run);
+      this.rewinder = new Rewinder(this.wasm, { seed: this.session.seed, nodes: this.session.nodes });
       if (run.actions.length || run.untilMs) {
         this.note(`Replayed this link: seed ${run.seed}, ${run.nodes} nodes, ${run.actions.length} action${run.actions.length === 1 ? '' : 's'}, up to ${(this.session.nowMs() / 1000).toFixed(3)} s. Press Play to go on.`);
       } else {
@@ -72,6 +78,7 @@ class App {
     } catch (e) {
       this.note(`This link could not be replayed: ${e.message}`, true);
       this.session = new Session(this.wasm, { seed: run.seed ?? 1, nodes: run.nodes ?? 5 });
+      this.rewinder = new Rewinder(this.wasm, { seed: this.session.seed, nodes: this.session.nodes });
     }
     const last = [...this.session.actions].reverse().find((a) => a.type === 'drop');
     this.controls.reset({ seed: this.session.seed, nodes: this.session.nodes, dropRate: last ? last.args[0] : 0 });
@@ -123,6 +130,32 @@ class App {
     requestAnimationFrame((t2) => this.frame(t2));
   }
 
+  /**
+   * Shows the run as it was (or will be, up to the end of the recording) at virtual time `t`:
+   * a deterministic replay, from a checkpoint when one is at hand. Returns the real ms it took.
+   */
+  seek(t) {
+    const began = performance.now();
+    this.pause();
+    this.session = this.rewinder.seek(this.session, t);
+    this.feed.reset();
+    const count = this.session.sim.eventCount();
+    this.eventsSeen = Math.max(0, count - 200);
+    this.lastCheck = { at: -Infinity, returned: -1 };
+    this.refresh();
+    this.saveUrl();
+    return performance.now() - began;
+  }
+
+  /** Builds rewind checkpoints a few ms at a time while the page has nothing else to do. */
+  idle() {
+    if (this.rewinder && this.session) {
+      this.rewinder.track(this.session);
+      this.rewinder.work(this.playing ? 3 : 8);
+    }
+    setTimeout(() => this.idle(), 40);
+  }
+
   /** Advances virtual time at once (tests and the console); same result as playing that long. */
   runFor(ms) {
     this.session.runFor(ms);
@@ -132,7 +165,11 @@ class App {
   /** Does an action now, records it in the URL; shows the error if the simulator refuses. */
   act(type, ...args) {
     try {
+      const forks = this.session.forks.length;
       const result = this.session.perform(type, ...args);
+      if (this.session.forks.length > forks) {
+        this.note(`Forked the run at ${(this.session.nowMs() / 1000).toFixed(3)} s: what was recorded after this moment is dropped, and the link now holds the fork.`);
+      }
       this.refresh();
       this.saveUrl();
       return result;
@@ -208,6 +245,11 @@ class App {
     if (status.textContent !== text) status.textContent = text;
     status.className = `status ${tone}`;
     $('now').textContent = (this.view.now_ms / 1000).toFixed(3);
+    const scrub = $('scrub');
+    scrub.max = this.session.headMs;
+    scrub.value = this.view.now_ms;
+    const behind = this.session.headMs - this.view.now_ms;
+    $('scrub-out').textContent = behind > 0.5 ? `rewound: ${(behind / 1000).toFixed(3)} s before the end (${(this.session.headMs / 1000).toFixed(3)} s)` : '';
     $('trace-hash').textContent = sim.traceHash();
   }
 
@@ -244,7 +286,9 @@ class App {
   /** The run as a link: seed, size, actions and the current virtual time. */
   link() {
     const s = this.session;
-    return location.href.replace(/#.*$/, '') + encodeRun({ seed: s.seed, nodes: s.nodes, actions: s.actions, untilMs: s.nowMs() });
+    return location.href.replace(/#.*$/, '') + encodeRun({
+      seed: s.seed, nodes: s.nodes, actions: s.recorded(), untilMs: s.headMs, viewMs: s.nowMs(), forks: s.forks,
+    });
   }
 
   saveUrl() {
@@ -291,7 +335,10 @@ window.demo = {
   check: () => app.session.sim.check(),
   traceHash: () => app.session.sim.traceHash(),
   nowMs: () => app.session.nowMs(),
-  actions: () => structuredClone(app.session.actions),
+  actions: () => structuredClone(app.session.recorded()),
+  seek: (ms) => app.seek(ms),
+  headMs: () => app.session.headMs,
+  buildCheckpoints: () => app.rewinder.buildAll(),
   link: () => app.link(),
   leader: () => app.leader()?.id ?? null,
   play: () => app.play(),

@@ -70,10 +70,16 @@ function decodeArgs(type, f) {
   }
 }
 
-/** `{seed, nodes, actions, untilMs}` → the URL hash (with its `#`). */
-export function encodeRun({ seed, nodes, actions, untilMs }) {
+/**
+ * `{seed, nodes, actions, untilMs, viewMs?, forks?}` → the URL hash (with its `#`). `v` is the
+ * moment shown, when the run was rewound to before its end `t`; `f` lists the virtual times at
+ * which the run was forked from an earlier one (for the reader: the actions are the fork's).
+ */
+export function encodeRun({ seed, nodes, actions, untilMs, viewMs = null, forks = [] }) {
   const parts = [`seed=${seed}`, `n=${nodes}`];
   if (untilMs > 0) parts.push(`t=${fmtMs(untilMs)}`);
+  if (viewMs !== null && viewMs < untilMs) parts.push(`v=${fmtMs(viewMs)}`);
+  if (forks.length) parts.push(`f=${forks.map(fmtMs).join(',')}`);
   if (actions.length) {
     const list = actions.map(({ at, type, args }) => [fmtMs(at), type, ...encodeArgs(type, args)].join(','));
     parts.push(`a=${list.join(';')}`);
@@ -100,11 +106,16 @@ export function decodeRun(hash) {
     throw new Error(`a cluster has ${MIN_NODES} to ${MAX_NODES} nodes, not ${nodes}`);
   }
   const untilMs = params.has('t') ? num(params.get('t'), 'the time') : 0;
+  const viewMs = params.has('v') ? num(params.get('v'), 'the time shown') : null;
+  const forks = params.get('f') ? params.get('f').split(',').map((f) => num(f, 'a fork time')) : [];
   const raw = params.get('a') ?? '';
   const actions = raw === '' ? [] : raw.split(';').map((item, i) => {
     const [at, type, ...fields] = item.split(',');
     if (!ACTION_TYPES.includes(type)) throw new Error(`action ${i + 1}: unknown type ${JSON.stringify(type)}`);
     return { at: num(at, `action ${i + 1}'s time`), type, args: decodeArgs(type, fields) };
   });
-  return { seed, nodes, actions, untilMs };
+  const run = { seed, nodes, actions, untilMs };
+  if (viewMs !== null) run.viewMs = viewMs;
+  if (forks.length) run.forks = forks;
+  return run;
 }

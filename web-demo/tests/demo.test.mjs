@@ -322,6 +322,64 @@ describe('membership and anomalies in headless Chromium', () => {
   });
 });
 
+describe('time travel in headless Chromium', () => {
+  const RUN = '#seed=8&n=5&t=9000&a=600,put,1,x,1;1500,crash,1;2700,partition,2.3|4.5;4200,heal;5100,restart,1;6300,put,2,x,2;7000,add';
+
+  test('scrubbing back and forward gives the straight runs\' hashes; a fork\'s link replays in Chromium, node and natively', async () => {
+    const { replayLink } = await import('./replay-node.mjs');
+    const page = await open(RUN);
+    const end = await page.evaluate(() => window.demo.traceHash());
+    assert.equal(end, native('kv-replay', [RUN]));
+    const scrub = (ms) => page.$eval('#scrub', (e, ms) => { e.value = String(ms); e.dispatchEvent(new Event('input')); }, ms);
+    await scrub(3000);
+    const at3 = await page.evaluate(() => ({ hash: window.demo.traceHash(), now: window.demo.nowMs(), link: window.demo.link() }));
+    assert.equal(at3.now, 3000);
+    assert.match(await page.textContent('#scrub-out'), /rewound: 6\.000 s before the end/);
+    assert.match(location(at3.link), /&t=9000&v=3000&/);
+    assert.equal(at3.hash, replayLink(location(at3.link)).traceHash);
+    assert.equal(at3.hash, native('kv-replay', [location(at3.link)]));
+    // The cluster drawn is the cluster at 3 s: node 1 down, the network split.
+    assert.equal(await page.getAttribute(node(1), 'data-role'), 'crashed');
+    assert.equal(await page.$$eval('#cluster .link.cut', (els) => els.length) > 0, true);
+    await scrub(9000);
+    assert.equal(await page.evaluate(() => window.demo.traceHash()), end);
+    assert.equal(await page.getAttribute(node(1), 'data-role') !== 'crashed', true);
+    await page.click('#back');
+    assert.equal(await page.evaluate(() => window.demo.nowMs()), 8750);
+
+    // Act at 5.5 s: the run forks there.
+    await scrub(5500);
+    await page.selectOption('#member-node', '3');
+    await page.click('#transfer-leader');
+    assert.match(await page.textContent('#replay-note'), /Forked the run at 5\.500 s/);
+    await page.evaluate(() => window.demo.runFor(800));
+    const fork = await page.evaluate(() => ({ hash: window.demo.traceHash(), link: window.demo.link(), actions: window.demo.actions() }));
+    assert.deepEqual(fork.actions.map((a) => a.type), ['put', 'crash', 'partition', 'heal', 'restart', 'transfer']);
+    assert.match(location(fork.link), /&t=6300&f=5500&/);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+    const again = await open(location(fork.link));
+    assert.equal(await again.evaluate(() => window.demo.traceHash()), fork.hash);
+    assert.deepEqual(again.errors, []);
+    await again.close();
+    assert.equal(replayLink(location(fork.link)).traceHash, fork.hash);
+    assert.equal(native('kv-replay', [location(fork.link)]), fork.hash);
+  });
+
+  test('a 60 s run redraws within 200 ms at any time once checkpoints are built', async () => {
+    const page = await open('#seed=1&n=5&t=60000&a=1000,put,1,x,1');
+    const took = await page.evaluate(() => {
+      window.demo.buildCheckpoints();
+      return [31234, 7000, 52345.5, 12000, 59000, 2500, 44444].map((t) => window.demo.seek(t));
+    });
+    const sorted = [...took].sort((a, b) => a - b);
+    console.log(`seek redraw ms: ${took.map((t) => t.toFixed(0)).join(' ')}`);
+    assert.ok(sorted[Math.floor(sorted.length / 2)] <= 200, `median ${sorted[3]} ms`);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+});
+
 function location(link) {
   return link.slice(link.indexOf('#'));
 }

@@ -103,3 +103,48 @@ test('membership changes and stale reads replay to the same hash as the live run
   const leader = view.nodes.find((n) => n.role === 'leader');
   assert.deepEqual(leader.voters, [[2, 3, 4]]);
 });
+
+test('rewinding (with and without checkpoints) and forking give the same hashes as straight runs', async () => {
+  const { Rewinder } = await import('../js/rewind.js');
+  const base = { seed: 4, nodes: 5 };
+  const live = new Session(wasm, base);
+  const script = [[500, 'put', 1, 'a', '1'], [1700, 'crash', 2], [2600, 'partition', [[1, 2], [3, 4, 5]]],
+    [4100, 'heal'], [5200, 'stale', 3, 'a'], [6100, 'restart', 2], [7300, 'add']];
+  for (const [at, type, ...args] of script) {
+    live.runUntil(at);
+    live.perform(type, ...args);
+  }
+  live.runUntil(9000);
+  const end = live.sim.traceHash();
+  const straight = (t) => Session.replay(wasm, { ...base, actions: live.actions.filter((a) => a.at <= t), untilMs: t }).sim.traceHash();
+  const rewinder = new Rewinder(wasm, base, 2000);
+  let s = rewinder.seek(live, 3000);
+  assert.equal(s.sim.traceHash(), straight(3000));
+  assert.equal(s.future.length, 4);
+  s = rewinder.seek(s, 9000);
+  assert.equal(s.sim.traceHash(), end);
+  rewinder.buildAll();
+  assert.deepEqual([...rewinder.checkpoints.keys()].sort((a, b) => a - b), [2000, 4000, 6000, 8000]);
+  for (const t of [6100, 4100, 2599.5, 8000, 100]) {
+    s = rewinder.seek(s, t);
+    assert.equal(s.nowMs(), t);
+    assert.equal(s.sim.traceHash(), straight(t), `at ${t}`);
+  }
+  // Acting at 5000 forks the run: later recorded actions are dropped, and the fork replays.
+  s = rewinder.seek(s, 5000);
+  s.perform('crash', 4);
+  assert.deepEqual(s.forks, [5000]);
+  assert.equal(s.future.length, 0);
+  s.runFor(1000);
+  rewinder.track(s);
+  assert.deepEqual([...rewinder.checkpoints.keys()].filter((t) => t > 5000), []);
+  const link = encodeRun({ ...base, actions: s.recorded(), untilMs: s.headMs, forks: s.forks });
+  assert.match(link, /&f=5000&/);
+  const forked = Session.replay(wasm, decodeRun(link));
+  assert.equal(forked.sim.traceHash(), s.sim.traceHash());
+  assert.deepEqual(forked.forks, [5000]);
+  // A rewound link (`v`) shows the earlier moment and keeps the rest as the future.
+  const rewound = Session.replay(wasm, decodeRun(encodeRun({ ...base, actions: live.actions, untilMs: 9000, viewMs: 3000 })));
+  assert.equal(rewound.sim.traceHash(), straight(3000));
+  assert.equal(rewound.headMs, 9000);
+});

@@ -8,7 +8,8 @@
 //! The link format is web-demo/js/url.js's: `seed`, `n` (nodes), `t` (run until, ms) and `a`,
 //! actions separated by `;`, fields by `,`: time in ms (at most 6 decimals, i.e. nanoseconds),
 //! type, arguments. Text is percent-encoded, a partition's groups are joined by `|` and their
-//! nodes by `.`, and `!` is "absent" in a compare-and-swap. `stale,N,key` is a stale read on
+//! nodes by `.`, and `!` is "absent" in a compare-and-swap. `v` (a rewound link) is the moment
+//! shown, before `t`: the replay stops there; `f` (fork times) is for the reader only. `stale,N,key` is a stale read on
 //! node N; `add` starts a node and joins it; `remove,N` and `transfer,N` change membership and
 //! leadership.
 //!
@@ -45,6 +46,8 @@ struct Run {
     seed: u64,
     nodes: usize,
     until_ns: u64,
+    /// The moment the link shows, if it was rewound to before `until_ns` (`v`).
+    view_ns: Option<u64>,
     actions: Vec<(u64, Action)>,
 }
 
@@ -146,13 +149,14 @@ fn action(item: &str) -> Result<(u64, Action), String> {
 
 fn parse(link: &str) -> Result<Run, String> {
     let hash = link.split_once('#').map_or(link, |(_, h)| h);
-    let (mut seed, mut nodes, mut until_ns, mut actions) = (None, 5, 0, vec![]);
+    let (mut seed, mut nodes, mut until_ns, mut view_ns, mut actions) = (None, 5, 0, None, vec![]);
     for param in hash.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = param.split_once('=').unwrap_or((param, ""));
         match name {
             "seed" => seed = Some(value.parse().map_err(|_| format!("bad seed {value:?}"))?),
             "n" => nodes = value.parse().map_err(|_| format!("bad node count {value:?}"))?,
             "t" => until_ns = ms_to_ns(value)?,
+            "v" => view_ns = Some(ms_to_ns(value)?),
             "a" if !value.is_empty() => actions = value.split(';').map(action).collect::<Result<_, _>>()?,
             _ => {}
         }
@@ -161,6 +165,7 @@ fn parse(link: &str) -> Result<Run, String> {
         seed: seed.ok_or("the link names no seed")?,
         nodes,
         until_ns,
+        view_ns,
         actions,
     })
 }
@@ -180,7 +185,11 @@ fn replay(run: &Run) -> Result<Simulation, String> {
         ..SimOptions::default()
     };
     let mut sim = Simulation::new(options).map_err(|e| e.to_string())?;
+    let stop = run.view_ns.unwrap_or(u64::MAX);
     for (i, (at_ns, action)) in run.actions.iter().enumerate() {
+        if *at_ns > stop {
+            break;
+        }
         run_until(&mut sim, *at_ns);
         let done = match action {
             Action::Crash(n) => sim.crash(*n),
@@ -198,7 +207,7 @@ fn replay(run: &Run) -> Result<Simulation, String> {
         };
         done.map_err(|e| format!("action {} ({action:?}) failed: {e}", i + 1))?;
     }
-    run_until(&mut sim, run.until_ns);
+    run_until(&mut sim, run.until_ns.min(stop));
     Ok(sim)
 }
 
