@@ -6,6 +6,7 @@ import { LogsView, logsKey } from './logs.js';
 import { ClusterView, groupNames } from './render.js';
 import { Session } from './session.js';
 import { Rewinder } from './rewind.js';
+import { SCENARIOS, scenarioOf } from './scenarios.js';
 import { readCheck, TimelineView } from './timeline.js';
 import { decodeRun, encodeRun } from './url.js';
 import { loadWasm } from './wasm.js';
@@ -30,7 +31,11 @@ class App {
       play: () => (this.playing ? this.pause() : this.play()),
       step: () => this.step(),
       speed: () => {},
-      newRun: (seed, nodes) => this.start({ seed, nodes, actions: [] }, { autoplay: true }),
+      newRun: (seed, nodes) => {
+        $('scenario-note').hidden = true;
+        $('scenario').value = '';
+        this.start({ seed, nodes, actions: [] }, { autoplay: true });
+      },
       copyLink: () => this.copyLink(),
       send: (req) => this.send(req),
       partition: (groups) => this.partition(groups),
@@ -45,6 +50,11 @@ class App {
     $('back').addEventListener('click', () => this.seek(this.session.nowMs() - 250));
     $('to-head').addEventListener('click', () => this.seek(this.session.headMs));
     this.idle();
+    $('scenario').append(...SCENARIOS.map((s) => new Option(s.name, s.id)));
+    $('scenario').addEventListener('change', () => {
+      const s = SCENARIOS.find((x) => x.id === $('scenario').value);
+      if (s) location.hash = s.link;
+    });
     $('legend').innerHTML = legend();
     $('logs').insertAdjacentHTML('afterend', `<div class="logs-key">${logsKey()}</div>`);
     window.addEventListener('hashchange', () => this.startFromUrl());
@@ -59,6 +69,12 @@ class App {
     } catch (e) {
       this.note(`This link could not be read: ${e.message}. Started a fresh run instead.`, true);
     }
+    const scenario = scenarioOf(location.hash);
+    $('scenario').value = scenario?.id ?? '';
+    const note = $('scenario-note');
+    note.hidden = !scenario;
+    note.innerHTML = scenario ? `<b>${scenario.name}.</b> What to watch: ` : '';
+    if (scenario) note.append(scenario.watch);
     if (!run) return this.start({ seed: 1, nodes: 5, actions: [] }, { autoplay: true });
     const replayed = run.actions.length > 0 || run.untilMs > 0;
     this.start(run, { autoplay: !replayed });

@@ -322,6 +322,21 @@ describe('membership and anomalies in headless Chromium', () => {
   });
 });
 
+describe('guided scenarios in headless Chromium', () => {
+  test('picking a scenario opens its link and says what to watch', async () => {
+    const { SCENARIOS } = await import('../js/scenarios.js');
+    const page = await open();
+    await page.selectOption('#scenario', 'figure-8');
+    await page.waitForFunction((link) => location.hash === link && window.demo.nowMs() === 2000, SCENARIOS.find((s) => s.id === 'figure-8').link);
+    assert.match(await page.textContent('#scenario-note'), /figure 8.*What to watch: N1 \(term 1\)/);
+    assert.equal(await page.evaluate(() => window.demo.leader()), 2);
+    await page.click('#new-run');
+    assert.equal(await page.isHidden('#scenario-note'), true);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+});
+
 describe('time travel in headless Chromium', () => {
   const RUN = '#seed=8&n=5&t=9000&a=600,put,1,x,1;1500,crash,1;2700,partition,2.3|4.5;4200,heal;5100,restart,1;6300,put,2,x,2;7000,add';
 

@@ -148,3 +148,46 @@ test('rewinding (with and without checkpoints) and forking give the same hashes 
   assert.equal(rewound.sim.traceHash(), straight(3000));
   assert.equal(rewound.headMs, 9000);
 });
+
+test('each guided scenario shows what its text says', async () => {
+  const { SCENARIOS } = await import('../js/scenarios.js');
+  const leaderOf = (view) => view.nodes.filter((n) => n.role === 'leader').sort((a, b) => b.term - a.term)[0];
+  const commits = (s, node) => s.sim.events(0).filter((e) => e.kind.type === 'commit' && e.kind.node === node).map((e) => e.kind.index);
+  const checks = {
+    election: (s, v) => assert.ok(leaderOf(v).id !== 1 && leaderOf(v).term >= 2),
+    replication: (s, v) => {
+      assert.deepEqual(s.sim.ops().map((o) => o.state), ['ok', 'ok']);
+      assert.ok(v.nodes.filter((n) => n.commit_index >= 3).length >= 3);
+    },
+    'partition-heals': (s, v) => {
+      assert.equal(v.nodes.filter((n) => n.role === 'leader').length, 1);
+      assert.match(s.sim.ops().at(-1).result, /^ok (kept|lost)$/);
+      assert.equal(s.sim.check().linearizability, 'Linearizable');
+    },
+    minority: (s, v) => {
+      const n1 = v.nodes.find((n) => n.id === 1);
+      assert.ok(n1.log.some((e) => e.summary.startsWith('SET x') && e.index > n1.commit_index));
+      assert.equal(s.sim.ops()[0].state, 'pending');
+    },
+    'stale-read': (s) => assert.ok(s.sim.check().linearizability.Violation),
+    'figure-8': (s, v) => {
+      assert.equal(leaderOf(v).id, 2);
+      assert.ok(v.nodes.find((n) => n.id === 2).log.some((e) => e.index === 2 && e.term === 1 && e.summary.startsWith('SET x')));
+      assert.deepEqual(commits(s, 2), [1, 3], 'index 2 commits only with the new term\'s entry');
+    },
+    'membership-partition': (s, v) => {
+      assert.equal(v.nodes.find((n) => n.id === 4).role, 'learner');
+      assert.deepEqual(leaderOf(v).voters, [[1, 2, 3]]);
+      const during = Session.replay(wasm, { ...decodeRun(SCENARIOS.at(-1).link), viewMs: 2000 }).sim.state();
+      assert.equal(during.nodes.find((n) => n.id === 1).voters.length, 2, 'N1 is stuck in the joint configuration');
+    },
+  };
+  assert.deepEqual(SCENARIOS.map((s) => s.id), Object.keys(checks));
+  for (const scenario of SCENARIOS) {
+    const run = decodeRun(scenario.link);
+    assert.equal(encodeRun(run), scenario.link, `${scenario.id}'s link is in canonical form`);
+    const s = Session.replay(wasm, run);
+    checks[scenario.id](s, s.sim.state());
+    assert.deepEqual(s.sim.check().violations, [], scenario.id);
+  }
+});
