@@ -344,3 +344,32 @@ fn seeded_runs_find_the_planted_bug() {
         .count();
     assert!(failing > 0, "the planted bug went unnoticed over 30 seeds");
 }
+
+/// A seeded run driven in steps (as the web demo plays a seed) has run_seed's trace.
+#[test]
+fn a_workload_driven_in_steps_has_run_seeds_trace() {
+    use kv_core::sim::workload::Workload;
+    for seed in [3u64, 8, 21] {
+        let options = RunOptions {
+            planted_bug: seed == 8,
+            ..RunOptions::default()
+        };
+        let report = run_seed(seed, &options).unwrap();
+        let mut run = Workload::new(seed, &options).unwrap();
+        let mut i = 0u64;
+        while let Some(due) = run.next_due() {
+            i += 1;
+            if i.is_multiple_of(3) {
+                run.step().unwrap();
+            } else {
+                // Chopped anywhere, but not past the end of the schedule (run_seed stops there).
+                let t = (run.sim().now() + Duration::from_micros(7_919 * i)).min(due);
+                run.run_until(t).unwrap();
+            }
+        }
+        let sim = run.sim();
+        assert_eq!(sim.trace_hash(), report.trace_hash, "seed {seed}");
+        assert_eq!(run.faults(), report.faults.as_slice());
+        assert_eq!(sim.check(), report.check);
+    }
+}

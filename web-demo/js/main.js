@@ -7,6 +7,7 @@ import { ClusterView, groupNames } from './render.js';
 import { Session } from './session.js';
 import { Rewinder } from './rewind.js';
 import { SCENARIOS, scenarioOf } from './scenarios.js';
+import { SweepView } from './sweep.js';
 import { readCheck, TimelineView } from './timeline.js';
 import { decodeRun, encodeRun } from './url.js';
 import { loadWasm } from './wasm.js';
@@ -50,6 +51,7 @@ class App {
     $('back').addEventListener('click', () => this.seek(this.session.nowMs() - 250));
     $('to-head').addEventListener('click', () => this.seek(this.session.headMs));
     this.idle();
+    this.sweep = new SweepView();
     $('scenario').append(...SCENARIOS.map((s) => new Option(s.name, s.id)));
     $('scenario').addEventListener('change', () => {
       const s = SCENARIOS.find((x) => x.id === $('scenario').value);
@@ -85,16 +87,17 @@ class App {
     this.pause();
     try {
       this.session = Session.replay(this.wasm, run);
-      this.rewinder = new Rewinder(this.wasm, { seed: this.session.seed, nodes: this.session.nodes });
+      this.rewinder = new Rewinder(this.wasm, this.session.base());
       if (run.actions.length || run.untilMs) {
-        this.note(`Replayed this link: seed ${run.seed}, ${run.nodes} nodes, ${run.actions.length} action${run.actions.length === 1 ? '' : 's'}, up to ${(this.session.nowMs() / 1000).toFixed(3)} s. Press Play to go on.`);
+        const workload = run.workloadMs ? `, the fault workload (${run.workloadMs / 1000} s)${run.bug ? ' with the planted bug' : ''}` : '';
+        this.note(`Replayed this link: seed ${run.seed}, ${run.nodes} nodes${workload}, ${run.actions.length} action${run.actions.length === 1 ? '' : 's'}, up to ${(this.session.nowMs() / 1000).toFixed(3)} s. Press Play to go on.`);
       } else {
         this.note('');
       }
     } catch (e) {
       this.note(`This link could not be replayed: ${e.message}`, true);
       this.session = new Session(this.wasm, { seed: run.seed ?? 1, nodes: run.nodes ?? 5 });
-      this.rewinder = new Rewinder(this.wasm, { seed: this.session.seed, nodes: this.session.nodes });
+      this.rewinder = new Rewinder(this.wasm, this.session.base());
     }
     const last = [...this.session.actions].reverse().find((a) => a.type === 'drop');
     this.controls.reset({ seed: this.session.seed, nodes: this.session.nodes, dropRate: last ? last.args[0] : 0 });
@@ -303,7 +306,7 @@ class App {
   link() {
     const s = this.session;
     return location.href.replace(/#.*$/, '') + encodeRun({
-      seed: s.seed, nodes: s.nodes, actions: s.recorded(), untilMs: s.headMs, viewMs: s.nowMs(), forks: s.forks,
+      ...s.base(), actions: s.recorded(), untilMs: s.headMs, viewMs: s.nowMs(), forks: s.forks,
     });
   }
 

@@ -38,13 +38,19 @@ export function roundMs(ms) {
 
 export class Session {
   /** @param wasm the loaded `quorumkv_wasm` module */
-  constructor(wasm, { seed, nodes }) {
+  /**
+   * `workloadMs`: run the seed's fault workload (kv-sim's clients and faults for that long,
+   * then a quiet period) under the actions; `bug`: switch on the simulator's planted bug.
+   */
+  constructor(wasm, { seed, nodes, workloadMs = null, bug = false }) {
     if (!Number.isInteger(nodes) || nodes < MIN_NODES || nodes > MAX_NODES) {
       throw new Error(`a cluster has ${MIN_NODES} to ${MAX_NODES} nodes, not ${nodes}`);
     }
     this.seed = seed;
     this.nodes = nodes;
-    this.sim = new wasm.Simulation(seed, nodes);
+    this.workloadMs = workloadMs;
+    this.bug = bug;
+    this.sim = new wasm.Simulation(seed, nodes, bug, workloadMs ?? undefined);
     /** Actions applied so far. */
     this.actions = [];
     /**
@@ -56,6 +62,14 @@ export class Session {
     this.headMs = 0;
     /** Virtual times at which this run was forked from an earlier one. */
     this.forks = [];
+  }
+
+  /** What a fresh replay of this run starts from: `{ seed, nodes, workloadMs?, bug? }`. */
+  base() {
+    const base = { seed: this.seed, nodes: this.nodes };
+    if (this.workloadMs !== null) base.workloadMs = this.workloadMs;
+    if (this.bug) base.bug = true;
+    return base;
   }
 
   nowMs() {
@@ -132,8 +146,8 @@ export class Session {
    * action). With `viewMs`, stops at that time instead, the later actions kept as the future
    * (a rewound run); the recorded run still reaches `untilMs`.
    */
-  static replay(wasm, { seed, nodes, actions, untilMs = 0, viewMs = null, forks = [] }) {
-    const session = new Session(wasm, { seed, nodes });
+  static replay(wasm, { seed, nodes, actions, untilMs = 0, viewMs = null, forks = [], workloadMs = null, bug = false }) {
+    const session = new Session(wasm, { seed, nodes, workloadMs, bug });
     session.forks = [...forks];
     const stop = Math.min(viewMs ?? Infinity, MAX_REPLAY_MS);
     for (const [i, { at, type, args }] of actions.entries()) {

@@ -6,7 +6,7 @@
 // for "absent" in a compare-and-swap. `stale,N,key` is a stale read on node N; `add` starts a
 // node and joins it, `remove,N` and `transfer,N` change membership and leadership. Example:
 //   #seed=7&n=5&t=2400&a=812.5,put,1,x,hello;1200,crash,1;1500,partition,2.3|4.5;1600,add
-import { ACTION_TYPES, MAX_NODE_ID, MAX_NODES, MIN_NODES, roundMs } from './session.js';
+import { ACTION_TYPES, MAX_NODE_ID, MAX_NODES, MAX_REPLAY_MS, MIN_NODES, roundMs } from './session.js';
 
 const enc = (s) => encodeURIComponent(s).replace(/!/g, '%21');
 const dec = (s) => decodeURIComponent(s);
@@ -75,8 +75,10 @@ function decodeArgs(type, f) {
  * moment shown, when the run was rewound to before its end `t`; `f` lists the virtual times at
  * which the run was forked from an earlier one (for the reader: the actions are the fork's).
  */
-export function encodeRun({ seed, nodes, actions, untilMs, viewMs = null, forks = [] }) {
+export function encodeRun({ seed, nodes, actions, untilMs, viewMs = null, forks = [], workloadMs = null, bug = false }) {
   const parts = [`seed=${seed}`, `n=${nodes}`];
+  if (workloadMs !== null) parts.push(`w=${workloadMs}`);
+  if (bug) parts.push('bug=1');
   if (untilMs > 0) parts.push(`t=${fmtMs(untilMs)}`);
   if (viewMs !== null && viewMs < untilMs) parts.push(`v=${fmtMs(viewMs)}`);
   if (forks.length) parts.push(`f=${forks.map(fmtMs).join(',')}`);
@@ -117,5 +119,11 @@ export function decodeRun(hash) {
   const run = { seed, nodes, actions, untilMs };
   if (viewMs !== null) run.viewMs = viewMs;
   if (forks.length) run.forks = forks;
+  if (params.has('w')) {
+    const w = num(params.get('w'), 'the workload length');
+    if (!Number.isInteger(w) || w < 0 || w > MAX_REPLAY_MS) throw new Error(`the workload length must be whole ms up to ${MAX_REPLAY_MS}, not ${w}`);
+    run.workloadMs = w;
+  }
+  if (params.get('bug') === '1') run.bug = true;
   return run;
 }

@@ -337,6 +337,47 @@ describe('guided scenarios in headless Chromium', () => {
   });
 });
 
+describe('seed sweep in headless Chromium', () => {
+  async function sweep(page, { count, bug }) {
+    await page.fill('#sweep-count', String(count));
+    await page.fill('#sweep-from', '0');
+    await page.setChecked('#sweep-bug', bug);
+    await page.click('#sweep-start');
+    await page.waitForFunction(() => document.getElementById('sweep-card').dataset.state === 'done', null, { timeout: 120_000 });
+    return page.evaluate(() => ({
+      stats: document.getElementById('sweep-stats').textContent,
+      progress: document.getElementById('sweep-progress').value,
+      failing: [...document.querySelectorAll('#sweep-results tr.bad')].map((tr) => ({
+        seed: Number(tr.dataset.seed), hash: tr.cells[5].textContent, problem: tr.cells[2].textContent, link: tr.querySelector('a.open-run')?.getAttribute('href'),
+      })),
+    }));
+  }
+
+  test('without the planted bug no seed fails; with it the sweep finds one, which opens as a replayable run', async () => {
+    const page = await open();
+    await page.click('#play');
+    const clean = await sweep(page, { count: 30, bug: false });
+    assert.equal(clean.progress, 30);
+    assert.match(clean.stats, /^done: 30 runs, [\d.]+ runs\/s, 0 failing$/);
+    assert.deepEqual(clean.failing, []);
+
+    const buggy = await sweep(page, { count: 30, bug: true });
+    assert.match(buggy.stats, /^done: 30 runs, [\d.]+ runs\/s, [1-9]\d* failing \(planted bug on\)$/);
+    console.log(`sweep: ${clean.stats} | ${buggy.stats}`);
+    const first = buggy.failing.at(-1);
+    assert.match(first.problem, /✗ not linearizable on key k\d/);
+    assert.deepEqual(page.errors, []);
+    await page.click(`#sweep-results tr[data-seed="${first.seed}"] a.open-run`);
+    await page.waitForFunction((link) => location.hash === link && window.demo.session?.nowMs?.() !== 0, first.link).catch(() => {});
+    await page.waitForFunction((hash) => window.demo.traceHash() === hash, first.hash);
+    assert.match(await page.textContent('#verdict'), /✗ NOT linearizable on key k\d/);
+    assert.match(await page.textContent('#replay-note'), new RegExp(`seed ${first.seed}, \\d nodes, the fault workload \\(5 s\\) with the planted bug`));
+    assert.deepEqual(page.errors, []);
+    await page.close();
+    assert.equal(native('kv-replay', [first.link]), first.hash);
+  });
+});
+
 describe('time travel in headless Chromium', () => {
   const RUN = '#seed=8&n=5&t=9000&a=600,put,1,x,1;1500,crash,1;2700,partition,2.3|4.5;4200,heal;5100,restart,1;6300,put,2,x,2;7000,add';
 

@@ -191,3 +191,20 @@ test('each guided scenario shows what its text says', async () => {
     assert.deepEqual(s.sim.check().violations, [], scenario.id);
   }
 });
+
+test('a sweep result opens as a run with the same trace hash; the planted bug is found, and only with it', async () => {
+  const { seedLink } = await import('../js/sweep.js');
+  const results = (bug) => Array.from({ length: 30 }, (_, seed) => ({ seed, nodes: 3 + (seed % 3), durationMs: 5000, bug, ...wasm.runSeed(seed, 3 + (seed % 3), 5000, bug) }));
+  assert.deepEqual(results(false).filter((r) => !r.ok).map((r) => r.seed), []);
+  const failing = results(true).filter((r) => !r.ok);
+  assert.ok(failing.length > 0, 'the planted bug went unnoticed');
+  const r = failing[0];
+  assert.match(r.problem, /not linearizable on key k\d/);
+  const link = seedLink(r);
+  assert.match(link, new RegExp(`^#seed=${r.seed}&n=${r.nodes}&w=5000&bug=1&t=`));
+  const run = decodeRun(link);
+  assert.deepEqual({ w: run.workloadMs, bug: run.bug }, { w: 5000, bug: true });
+  const s = Session.replay(wasm, run);
+  assert.equal(s.sim.traceHash(), r.traceHash);
+  assert.ok(s.sim.check().linearizability.Violation);
+});
