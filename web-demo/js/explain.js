@@ -13,13 +13,17 @@ function reachable(node, nodes) {
 export function explain(view) {
   // Majorities count the voters of the current configuration (as the leader sees it); a
   // learner or a removed node does not count.
-  const config = (view.nodes.find((n) => n.role === 'leader') ?? view.nodes.find((n) => n.voters?.length))?.voters;
+  const leader = view.nodes.filter((n) => n.role === 'leader').sort((a, b) => b.term - a.term)[0];
+  const config = (leader ?? view.nodes.find((n) => n.voters?.length))?.voters;
   const voters = config?.length ? new Set(config[config.length - 1]) : null;
   const nodes = voters ? view.nodes.filter((n) => voters.has(n.id)) : view.nodes.filter((n) => !n.removed);
   const total = nodes.length;
   const need = majorityOf(total);
   const up = nodes.filter((n) => n.role !== 'crashed');
-  const rule = `a write is committed once a majority (${need} of ${total}) have it in their log`;
+  const old = config?.length === 2 ? config[0] : null;
+  const rule = old
+    ? `during this joint configuration a write is committed once a majority of the old voters (${majorityOf(old.length)} of ${old.length}) and of the new (${need} of ${total}) have it in their log`
+    : `a write is committed once a majority (${need} of ${total}) have it in their log`;
 
   if (up.length < need) {
     return {

@@ -329,7 +329,8 @@ class App {
 
 /** The configuration as the leader (or else the first running node) sees it, in words. */
 export function membershipText(view) {
-  const from = view.nodes.find((n) => n.role === 'leader') ?? view.nodes.find((n) => n.voters.length);
+  const leaders = view.nodes.filter((n) => n.role === 'leader').sort((a, b) => b.term - a.term);
+  const from = leaders[0] ?? view.nodes.find((n) => n.voters.length);
   if (!from) return 'Configuration: unknown (no node is running).';
   const set = (ids) => `{${ids.map((i) => `N${i}`).join(', ')}}`;
   const voters = from.voters.length === 2
