@@ -208,3 +208,14 @@ test('a sweep result opens as a run with the same trace hash; the planted bug is
   assert.equal(s.sim.traceHash(), r.traceHash);
   assert.ok(s.sim.check().linearizability.Violation);
 });
+
+test('a seed\'s workload run rewinds like any other run', async () => {
+  const { Rewinder } = await import('../js/rewind.js');
+  const run = { seed: 8, nodes: 5, actions: [{ at: 1200, type: 'crash', args: [2] }], untilMs: 4000, workloadMs: 5000, bug: true };
+  const s = Session.replay(wasm, run);
+  const rewinder = new Rewinder(wasm, s.base(), 1000);
+  rewinder.buildAll();
+  const back = rewinder.seek(s, 2500);
+  assert.equal(back.sim.traceHash(), Session.replay(wasm, { ...run, viewMs: 2500 }).sim.traceHash());
+  assert.equal(rewinder.seek(back, 4000).sim.traceHash(), Session.replay(wasm, run).sim.traceHash());
+});

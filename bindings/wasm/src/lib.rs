@@ -1,8 +1,10 @@
 //! WebAssembly bindings of kv-core's deterministic simulator.
 //!
 //! The JavaScript surface mirrors the Python one: a `Simulation` class with `runFor`, `step`,
-//! `crash`, `restart`, `partition`, `heal`, `setDropRate`, `put`/`get`/`delete`/`cas` (returning
-//! operation ids), `state`, `events`, `ops`, `check` and `traceHash`. Values cross as plain JS
+//! `crash`, `restart`, `partition`, `heal`, `setDropRate`, `put`/`get`/`staleGet`/`delete`/`cas`
+//! (returning operation ids), `addNode`/`removeNode`/`transferLeader`, `state`, `events`, `ops`,
+//! `check` and `traceHash`; it can run a seed's fault workload and the planted bug. `runSeed`
+//! runs one seed to its end, as `kv-sim` does (the page's seed sweep). Values cross as plain JS
 //! objects (via serde); keys and values are strings (UTF-8). Errors become JS exceptions whose
 //! message says what was wrong. Seeds are JS numbers (integers up to 2^53); trace hashes are
 //! 16-digit hex strings because a u64 does not fit a JS number.

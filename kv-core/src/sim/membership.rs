@@ -164,7 +164,7 @@ impl Simulation {
     /// committed the node is shut down for good. Refused if it would leave fewer than
     /// [`MIN_VOTERS`] voters.
     pub fn remove_node(&mut self, node: u64) -> Result<(), SimError> {
-        self.check_node(node)?;
+        self.check_member(node)?;
         let (joint, learners) = self.membership();
         let voters: BTreeSet<u64> = joint.last().cloned().unwrap_or_default();
         if voters.contains(&node) && voters.len() <= MIN_VOTERS {
@@ -202,7 +202,7 @@ impl Simulation {
     /// Asks the leader to hand leadership to `to` (openraft's `transfer_leader`): the leader
     /// stops and `to` starts an election at once, with the leader's blessing.
     pub fn transfer_leader(&mut self, to: u64) -> Result<(), SimError> {
-        self.check_node(node_ok(to, self)?)?;
+        self.check_member(to)?;
         let world = self.world.clone();
         let timeout = Duration::from_millis(self.options().client_timeout_ms);
         self.exec.enter(|| {
@@ -226,6 +226,15 @@ impl Simulation {
         Ok(())
     }
 
+    /// A node of the run that was not removed.
+    pub(super) fn check_member(&self, node: u64) -> Result<(), SimError> {
+        self.check_node(node)?;
+        if self.is_removed(node) {
+            return Err(SimError::Removed(node));
+        }
+        Ok(())
+    }
+
     /// Shuts down nodes whose removal was committed.
     pub(super) fn retire_removed(&mut self) {
         let retiring = std::mem::take(&mut self.world.lock().retiring);
@@ -242,13 +251,5 @@ impl Simulation {
                 self.exec.kill_group(group);
             }
         }
-    }
-}
-
-fn node_ok(node: u64, sim: &Simulation) -> Result<u64, SimError> {
-    if sim.is_removed(node) {
-        Err(SimError::Removed(node))
-    } else {
-        Ok(node)
     }
 }

@@ -6,7 +6,10 @@
 //! calls give the same trace, natively and in wasm ([`Simulation::trace_hash`]).
 //!
 //! A crash drops every task of the node at once; its [`MemLogStore`] and [`MemSnapshotStore`]
-//! survive as a disk would, and a restart builds a fresh `Raft` over them.
+//! survive as a disk would, and a restart builds a fresh `Raft` over them. Nodes join and leave
+//! through openraft's membership API (`membership.rs`: [`Simulation::add_node`],
+//! [`Simulation::remove_node`], [`Simulation::transfer_leader`]); a removed node stays down.
+//! [`workload::Workload`] drives the seeded fault schedule step by step.
 
 mod membership;
 pub mod network;
@@ -567,7 +570,7 @@ impl Simulation {
 
     /// Crashes a node: all its tasks stop at once; its log, vote and snapshot are kept.
     pub fn crash(&mut self, node: u64) -> Result<(), SimError> {
-        self.check_node(node)?;
+        self.check_member(node)?;
         let group = self.groups.remove(&node).ok_or(SimError::AlreadyCrashed(node))?;
         self.exec.enter(|| {
             let mut world = self.world.lock();
@@ -598,10 +601,7 @@ impl Simulation {
 
     /// Restarts a crashed node from its log, vote and snapshot.
     pub fn restart(&mut self, node: u64) -> Result<(), SimError> {
-        self.check_node(node)?;
-        if self.is_removed(node) {
-            return Err(SimError::Removed(node));
-        }
+        self.check_member(node)?;
         if self.is_up(node) {
             return Err(SimError::NotCrashed(node));
         }
