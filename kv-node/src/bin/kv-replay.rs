@@ -60,7 +60,22 @@ struct Run {
 }
 
 /// "812.5" → 812_500_000 ns, exactly (no float on the way).
+/// The longest virtual time a link may name, in milliseconds: ten minutes, as the page's
+/// `MAX_REPLAY_MS` (web-demo/js/session.js). A link past it is refused rather than replayed
+/// for ever.
+const MAX_REPLAY_MS: u64 = 10 * 60 * 1000;
+
 fn ms_to_ns(text: &str) -> Result<u64, String> {
+    let ns = parse_ms(text)?;
+    if ns > MAX_REPLAY_MS * 1_000_000 {
+        return Err(format!(
+            "{text} ms is past the replay bound of {MAX_REPLAY_MS} ms of virtual time"
+        ));
+    }
+    Ok(ns)
+}
+
+fn parse_ms(text: &str) -> Result<u64, String> {
     let bad = || format!("{text:?} is not a time in milliseconds");
     let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
     if whole.is_empty() || frac.len() > 6 || !(whole.chars().chain(frac.chars())).all(|c| c.is_ascii_digit()) {
@@ -166,7 +181,7 @@ fn parse(link: &str) -> Result<Run, String> {
             "n" => nodes = value.parse().map_err(|_| format!("bad node count {value:?}"))?,
             "t" => until_ns = ms_to_ns(value)?,
             "v" => view_ns = Some(ms_to_ns(value)?),
-            "w" => workload_ms = Some(value.parse().map_err(|_| format!("bad workload length {value:?}"))?),
+            "w" => workload_ms = Some(ms_to_ns(value)? / 1_000_000),
             "bug" => planted_bug = value == "1",
             "a" if !value.is_empty() => actions = value.split(';').map(action).collect::<Result<_, _>>()?,
             _ => {}
@@ -271,6 +286,28 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("kv-replay: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_past_the_replay_bound_are_refused() {
+        assert_eq!(ms_to_ns("600000").unwrap(), 600_000_000_000);
+        for link in [
+            "#seed=1&t=600000.001",
+            "#seed=1&t=99999999999999",
+            "#seed=1&w=700000",
+            "#seed=1&a=600001,crash,1",
+        ] {
+            let error = parse(link).err().unwrap_or_else(|| panic!("{link} was accepted"));
+            assert!(
+                error.contains("replay bound") || error.contains("cannot read"),
+                "{link}: {error}"
+            );
         }
     }
 }
