@@ -65,10 +65,16 @@ async fn connections_past_maxclients_are_refused_and_the_others_keep_working() {
             .unwrap();
         assert_eq!(answer, "-ERR max number of clients reached\r\n");
     }
-    // The admitted clients, and Raft, still serve.
+    // The admitted clients, and Raft, still serve; a snapshot still finds a file descriptor.
+    let mut floods = Vec::new();
+    for _ in 0..200 {
+        floods.push(TcpStream::connect(&addr).await.unwrap());
+    }
     for c in &mut clients {
         assert_eq!(c.call(&["SET", "k", "v"]).await.unwrap(), Reply::ok());
     }
+    assert_eq!(clients[0].call(&["RAFT", "SNAPSHOT"]).await.unwrap(), Reply::ok());
+    drop(floods);
     assert!(cluster.metric(1, "quorumkv_connections_rejected_total").await.unwrap() >= 50.0);
     // A freed slot is given to the next client.
     drop(clients.pop());
@@ -419,4 +425,85 @@ async fn large_reads_through_a_follower_are_answered() {
         panic!()
     };
     assert_eq!(keys.len(), 6);
+}
+
+/// Unmounts the tmpfs when the test ends, whatever happens.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// After the disk filled, the node once stayed up in role `shutdown` answering nothing, with
+/// `/health` 200. Now it exits non-zero (so a supervisor restarts it), and once space is back
+/// a restart loses nothing that was acknowledged. Needs root, to mount a small tmpfs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_node_loudly_and_a_restart_loses_nothing() {
+    let mut cluster = single(&[]).await;
+    let root = tempfile::tempdir().unwrap();
+    let mnt = root.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mounting a tmpfs failed (this test needs root)");
+    let _mount = Mount(mnt.clone());
+    // The node on the small disk, with room for its log until a filler takes the rest.
+    cluster.node_mut(1).terminate();
+    cluster.node_mut(1).move_data_dir(mnt.join("node1"));
+    cluster.node_mut(1).spawn();
+    cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let filler = mnt.join("filler");
+    let free = fs_free(&mnt);
+    std::fs::write(&filler, vec![0u8; (free as usize).saturating_sub(256 << 10)]).unwrap();
+
+    let mut c = cluster.client(1).await;
+    let value = vec![b'd'; 16 << 10];
+    let mut acknowledged = Vec::new();
+    for i in 0..200 {
+        let key = format!("k{i}");
+        match c.call(&[b"SET".as_slice(), key.as_bytes(), &value]).await {
+            Ok(Reply::Simple(ok)) if ok == "OK" => acknowledged.push(key),
+            _ => break,
+        }
+    }
+    assert!(acknowledged.len() < 200, "the disk never filled");
+    eprintln!("{} writes acknowledged before the disk filled", acknowledged.len());
+    let status = cluster
+        .node_mut(1)
+        .wait_exit(Duration::from_secs(20))
+        .expect("the node kept running with a failed log");
+    assert!(!status.success(), "{status}");
+
+    std::fs::remove_file(&filler).unwrap();
+    cluster.node_mut(1).spawn();
+    cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let mut c = cluster.client(1).await;
+    for key in &acknowledged {
+        assert_eq!(
+            c.call(&["GET", key.as_str()]).await.unwrap(),
+            Reply::Bulk(value.clone()),
+            "{key} was acknowledged and lost"
+        );
+    }
+    assert_eq!(c.call(&["SET", "after", "space"]).await.unwrap(), Reply::ok());
+}
+
+/// Free bytes of the file system holding `path`.
+fn fs_free(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap()
 }

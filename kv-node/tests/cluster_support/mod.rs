@@ -157,6 +157,31 @@ impl NodeProcess {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit by itself; its status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut()?.try_wait().unwrap() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Moves the node's data directory to `dir` (for its next start).
+    pub fn move_data_dir(&mut self, dir: PathBuf) {
+        let at = self
+            .args
+            .iter()
+            .position(|a| a == "--data-dir")
+            .expect("--data-dir is set")
+            + 1;
+        self.args[at] = dir.display().to_string();
+        self.data_dir = dir;
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
