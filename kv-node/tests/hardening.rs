@@ -507,3 +507,47 @@ fn fs_free(path: &std::path::Path) -> u64 {
         .and_then(|l| l.trim().parse().ok())
         .unwrap()
 }
+
+/// Deleting the newest log segment once let the node start with a third of its keys and no
+/// warning; now it refuses to start, naming the missing segment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_newest_segment_stops_the_node_from_starting() {
+    let mut cluster = single(&[]).await;
+    let mut c = cluster.client(1).await;
+    // 16 MiB segments: about 40 MiB of writes make three.
+    let value = vec![b's'; 512 << 10];
+    for i in 0..80 {
+        let key = format!("k{i}");
+        assert_eq!(
+            c.call(&[b"SET".as_slice(), key.as_bytes(), &value]).await.unwrap(),
+            Reply::ok()
+        );
+    }
+    drop(c);
+    cluster.node_mut(1).terminate();
+    let log = cluster.node(1).data_dir.join("log");
+    let mut segments: Vec<_> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 2, "{segments:?}");
+    std::fs::remove_file(segments.last().unwrap()).unwrap();
+    cluster.node_mut(1).spawn();
+    let status = cluster
+        .node_mut(1)
+        .wait_exit(Duration::from_secs(20))
+        .expect("the node started without its newest segment");
+    assert!(!status.success());
+    // Its log (the newest file next to the data directory) names the missing segment.
+    let dir = cluster.node(1).data_dir.parent().unwrap().to_path_buf();
+    let mut logs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".log."))
+        .collect();
+    logs.sort();
+    let text = std::fs::read_to_string(logs.last().unwrap()).unwrap();
+    assert!(text.contains("is missing"), "{text}");
+}

@@ -444,10 +444,13 @@ fn info(shared: &ClientPort, sections: &[String]) -> String {
     if wanted("clients") {
         let _ = write!(
             text,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nrejected_connections:{}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nrejected_connections:{}\r\ntimeout:{}\r\nclient_output_limit:{}\r\nmax_reply_bytes:{}\r\n\r\n",
             metrics.connections_open.get(),
             node.options().max_clients,
-            metrics.connections_rejected.get()
+            metrics.connections_rejected.get(),
+            node.options().idle_timeout.map_or(0, |t| t.as_secs()),
+            node.options().output_limit,
+            node.options().limits.max_reply_bytes
         );
     }
     if wanted("replication") {
