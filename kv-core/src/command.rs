@@ -297,6 +297,8 @@ pub enum Response {
     Error(CommandError),
     /// Keys in key order.
     Keys(Vec<Key>),
+    /// The leader's read index (the answer to a follower's `Op::ReadIndex`).
+    ReadIndex(u64),
 }
 
 /// The expiry state of a key.

@@ -295,6 +295,7 @@ fn op_variant(op: &Op) -> &'static str {
         Op::Promote { .. } => "Promote",
         Op::Remove { .. } => "Remove",
         Op::TransferLeader { .. } => "TransferLeader",
+        Op::ReadIndex => "ReadIndex",
     }
 }
 
@@ -331,6 +332,7 @@ fn response_variant(response: &Response) -> &'static str {
         Response::Ttl(_) => "Ttl",
         Response::Error(_) => "Error",
         Response::Keys(_) => "Keys",
+        Response::ReadIndex(_) => "ReadIndex",
     }
 }
 
@@ -502,6 +504,7 @@ fn forwarded_ops() {
             forward(Op::TransferLeader { to: 2 }),
             "514b5652 0200 04000000 05 01 05 02",
         ),
+        ("read index", forward(Op::ReadIndex), "514b5652 0200 03000000 05 01 06"),
     ];
     check_frames(&cases, same_request);
 
@@ -526,7 +529,15 @@ fn forwarded_ops() {
     assert_covers(
         "Op",
         ops.iter().map(|op| op_variant(op)),
-        &["Write", "Read", "AddLearner", "Promote", "Remove", "TransferLeader"],
+        &[
+            "Write",
+            "Read",
+            "AddLearner",
+            "Promote",
+            "Remove",
+            "TransferLeader",
+            "ReadIndex",
+        ],
     );
     assert_covers(
         "Query",
@@ -632,6 +643,11 @@ fn forwarded_results() {
             "514b5652 0200 09000000 05 01 00 0a 02 0161 0162",
         ),
         (
+            "read index",
+            ok(Response::ReadIndex(300)),
+            "514b5652 0200 06000000 05 01 00 0b ac02",
+        ),
+        (
             "not leader, leader known",
             err(OpError::NotLeader {
                 node: 2,
@@ -686,7 +702,18 @@ fn forwarded_results() {
         "Response",
         responses.iter().map(|response| response_variant(response)),
         &[
-            "Ok", "Set", "Cas", "Value", "Values", "Entries", "Count", "Integer", "Ttl", "Error", "Keys",
+            "Ok",
+            "Set",
+            "Cas",
+            "Value",
+            "Values",
+            "Entries",
+            "Count",
+            "Integer",
+            "Ttl",
+            "Error",
+            "Keys",
+            "ReadIndex",
         ],
     );
     assert_covers(

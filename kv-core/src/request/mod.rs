@@ -14,14 +14,17 @@
 //! [`RequestPath::execute_batch`] takes the operations of a pipeline in order:
 //!
 //! 1. Stale reads ([`ReadMode::Stale`]) are answered from this node's applied state at once.
-//! 2. Every other run of operations goes to the leader **as one unit**: a follower that knows
-//!    the leader forwards the whole run in one message ([`Environment::forward`]); the leader
-//!    executes it with [`RequestPath::execute_forwarded`], which never forwards again.
-//! 3. On the leader, consecutive writes are prepared ([`Command::validate`], TTL resolved on
+//! 2. A follower serves a run of linearizable reads itself: it asks the leader for a read
+//!    index ([`Op::ReadIndex`], one round trip for the whole run), waits until it has applied
+//!    that index, and answers from its own state (Raft dissertation, section 6.4).
+//! 3. Every other run goes to the leader **as one unit**: a follower that knows the leader
+//!    forwards the whole run in one message ([`Environment::forward`]); the leader executes it
+//!    with [`RequestPath::execute_forwarded`], which never forwards again.
+//! 4. On the leader, consecutive writes are prepared ([`Command::validate`], TTL resolved on
 //!    the leader's clock) and proposed one after another without waiting (so they share log
 //!    flushes), then awaited in order; consecutive reads share one read-index barrier; a
 //!    membership change or leader transfer runs alone.
-//! 4. An operation refused before it was proposed because leadership moved is forwarded to
+//! 5. An operation refused before it was proposed because leadership moved is forwarded to
 //!    the new leader (together with the others refused alike). An operation that was proposed
 //!    and then lost its answer is reported as [`OpError::OutcomeUnknown`] and never re-run:
 //!    re-running could apply it twice.
@@ -268,6 +271,9 @@ where
     /// A run that must reach the leader: forwarded whole, or executed here.
     async fn execute_run(&self, run: Vec<Op>) -> Results {
         if let Some((leader, node)) = self.remote_leader() {
+            if run.iter().all(|op| matches!(op, Op::Read(_))) {
+                return self.follower_reads(leader, node, run).await;
+            }
             return self.forward(leader, node, run).await;
         }
         let outcomes = self.execute_here(run).await;
@@ -295,6 +301,60 @@ where
             }
         }
         results.into_iter().map(|r| r.expect("every slot is filled")).collect()
+    }
+
+    /// Linearizable reads served by this follower (Raft dissertation, 6.4): one round trip
+    /// for the leader's read index, then, once this node has applied up to it, the reads
+    /// from its own state. The leader's CPU is left to writes.
+    async fn follower_reads(&self, leader: u64, node: KvNode, run: Vec<Op>) -> Results {
+        let failed = |e: OpError| run.iter().map(|_| Err(e.clone())).collect();
+        let index = match self.forward(leader, node, vec![Op::ReadIndex]).await.pop() {
+            Some(Ok(Response::ReadIndex(index))) => index,
+            Some(Err(e)) => return failed(e),
+            other => {
+                return failed(OpError::Unavailable(format!(
+                    "leader {leader} answered a read-index request with {other:?}"
+                )));
+            }
+        };
+        let applied = self
+            .raft
+            .wait(Some(self.timeout))
+            .applied_index_at_least(Some(index), "the read index")
+            .await;
+        if applied.is_err() {
+            return failed(OpError::Timeout(self.timeout));
+        }
+        let now = self.env.now_ms();
+        let store = self.store.read();
+        run.into_iter()
+            .map(|op| {
+                let Op::Read(query) = op else {
+                    unreachable!("only reads are served here")
+                };
+                query
+                    .validate(&self.limits)
+                    .map_err(|e| OpError::Rejected(e.to_string()))
+                    .map(|()| store.query(&query, now))
+            })
+            .collect()
+    }
+
+    /// Answers a follower's read-index request: after this leader confirmed its leadership
+    /// with a quorum, the index every read that asked for it may be served at.
+    async fn read_index(&self) -> Outcome {
+        let barrier = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
+        match C::AsyncRuntime::timeout(self.timeout, barrier).await {
+            Err(_) => Outcome::Done(Err(OpError::Timeout(self.timeout))),
+            Ok(Ok(read)) => Outcome::Done(Ok(Response::ReadIndex(read.index()))),
+            Ok(Err(e)) => match e.forward_to_leader() {
+                Some(f) => Outcome::Done(Err(OpError::NotLeader {
+                    node: self.id,
+                    leader: f.leader_id,
+                })),
+                None => Outcome::Done(Err(OpError::Unavailable(e.to_string()))),
+            },
+        }
     }
 
     /// Hands a run to the leader; a failed hand-off fails each operation, reads as "not run".
@@ -337,11 +397,12 @@ where
                 }
                 Op::Read(query) => {
                     let mut queries = vec![query];
-                    while let Some(Op::Read(query)) = ops.next_if(Op::is_read) {
+                    while let Some(Op::Read(query)) = ops.next_if(|o| matches!(o, Op::Read(_))) {
                         queries.push(query);
                     }
                     outcomes.extend(self.reads(queries).await);
                 }
+                Op::ReadIndex => outcomes.push(self.read_index().await),
                 change => outcomes.push(self.change(change).await),
             }
         }
@@ -513,7 +574,7 @@ where
                         .map_err(|e| OpError::Unavailable(e.to_string())),
                 );
             }
-            Op::Write { .. } | Op::Read(_) => unreachable!("data operations are batched elsewhere"),
+            Op::Write { .. } | Op::Read(_) | Op::ReadIndex => unreachable!("data operations are batched elsewhere"),
         };
         match result {
             Ok(()) => Outcome::Done(Ok(Response::Ok)),

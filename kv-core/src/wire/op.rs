@@ -44,12 +44,16 @@ pub enum Op {
         /// The voter.
         to: u64,
     },
+    /// A follower asks the leader for a read index: the leader confirms its leadership with
+    /// a quorum and answers [`Response::ReadIndex`](crate::command::Response::ReadIndex) with
+    /// the index every read that waited for it may be served at (Raft dissertation, 6.4).
+    ReadIndex,
 }
 
 impl Op {
     /// Whether the operation cannot change anything, so that it may be retried freely.
     pub fn is_read(&self) -> bool {
-        matches!(self, Op::Read(_))
+        matches!(self, Op::Read(_) | Op::ReadIndex)
     }
 }
 
