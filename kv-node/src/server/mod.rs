@@ -48,7 +48,7 @@ pub async fn start(mut options: NodeOptions) -> Result<Node, StartError> {
         raft_listener,
         node.shutdown_signal(),
         "raft",
-        move |stream, _| raft_port::connection(stream, peer_node.clone()),
+        move |stream, peer| raft_port::connection(stream, peer, peer_node.clone()),
     ));
     let clients = Arc::new(ClientPort::new(node.clone()));
     tokio::spawn(accept_until_shutdown(

@@ -37,6 +37,7 @@ use kv_core::wire::RaftRequest as Request;
 use kv_core::wire::SnapshotChunk;
 use kv_core::wire::frame;
 use kv_core::wire::frame::FrameError;
+use kv_core::wire::sanity;
 
 use super::TransportOptions;
 use super::frame_io;
@@ -280,10 +281,19 @@ impl PeerClient {
         action: RPCTypes,
         ttl: Duration,
     ) -> Result<RaftReply, RPCError<NodeConfig>> {
-        self.peers
+        let reply = self
+            .peers
             .call(&self.addr, &request, ttl)
             .await
-            .map_err(|e| self.rpc_error(e, action, ttl))
+            .map_err(|e| self.rpc_error(e, action, ttl))?;
+        if let Some(term) = sanity::request_term(&request)
+            && let Err(insane) = sanity::check_reply(&reply, term)
+        {
+            tracing::warn!(peer = %self.addr, target = self.target, %insane, "refused a peer's reply");
+            self.peers.metrics.raft_messages_refused.add(1);
+            return Err(self.protocol_error().into());
+        }
+        Ok(reply)
     }
 
     fn rpc_error(&self, error: CallError, action: RPCTypes, ttl: Duration) -> RPCError<NodeConfig> {

@@ -176,6 +176,9 @@ pub struct ClusterOptions {
     pub proxies: bool,
     /// Extra flags for every node.
     pub extra: Vec<String>,
+    /// The password the nodes were given (`--password` or `--password-file` in `extra`), for
+    /// the harness's own clients.
+    pub password: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -184,6 +187,7 @@ impl Default for ClusterOptions {
             nodes: 3,
             proxies: false,
             extra: Vec::new(),
+            password: None,
         }
     }
 }
@@ -197,6 +201,8 @@ pub struct Cluster {
     /// (from, to) → proxy carrying from's Raft traffic to `to`.
     pub links: BTreeMap<(u64, u64), Proxy>,
     pub dir: tempfile::TempDir,
+    /// The password the harness's clients authenticate with.
+    pub password: Option<String>,
 }
 
 fn flags(extra: &[String]) -> Vec<String> {
@@ -273,7 +279,12 @@ impl Cluster {
             node.args = args;
             node.spawn();
         }
-        let cluster = Cluster { nodes, links, dir };
+        let cluster = Cluster {
+            nodes,
+            links,
+            dir,
+            password: options.password,
+        };
         cluster.wait_for_leader(Duration::from_secs(30)).await;
         cluster
     }
@@ -320,12 +331,16 @@ impl Cluster {
 
     /// Connects to node `id`'s client port.
     pub async fn client(&self, id: u64) -> Client {
-        Client::connect(&self.node(id).client_addr, None).await.unwrap()
+        Client::connect(&self.node(id).client_addr, self.password.as_deref())
+            .await
+            .unwrap()
     }
 
     /// The leader id as seen by running node `id`, if any.
     pub async fn leader_seen_by(&self, id: u64) -> Option<u64> {
-        let mut client = Client::connect(&self.node(id).client_addr, None).await.ok()?;
+        let mut client = Client::connect(&self.node(id).client_addr, self.password.as_deref())
+            .await
+            .ok()?;
         let reply = tokio::time::timeout(Duration::from_secs(1), client.call(&["RAFT", "LEADER"]))
             .await
             .ok()?
@@ -364,7 +379,9 @@ impl Cluster {
     /// A field of `RAFT STATUS` on node `id` (named as INFO's raft section names it), as
     /// text: members as `id@raft_addr,...`.
     pub async fn status_field(&self, id: u64, field: &str) -> Option<String> {
-        let mut client = Client::connect(&self.node(id).client_addr, None).await.ok()?;
+        let mut client = Client::connect(&self.node(id).client_addr, self.password.as_deref())
+            .await
+            .ok()?;
         // RESP2: the map comes as a flat array of name, value pairs.
         let Reply::Array(items) = client.call(&["RAFT", "STATUS"]).await.ok()? else {
             return None;
