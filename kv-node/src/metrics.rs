@@ -121,6 +121,8 @@ pub struct Metrics {
     /// Raft messages refused by the sanity checks (`kv_core::wire::sanity`), in either
     /// direction.
     pub raft_messages_refused: Counter,
+    /// Failed `AUTH` attempts on the client port.
+    pub auth_failures: Counter,
 }
 
 /// A sample of a gauge-like value rendered next to the counters (Raft state, sizes).
@@ -189,6 +191,11 @@ impl Metrics {
                 "quorumkv_raft_messages_refused_total",
                 "Raft messages refused as impossible for an honest peer (term or index bounds).",
                 &self.raft_messages_refused,
+            ),
+            (
+                "quorumkv_auth_failures_total",
+                "Failed AUTH attempts on the client port.",
+                &self.auth_failures,
             ),
         ];
         for (name, help, counter) in counters {

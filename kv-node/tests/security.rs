@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use cluster_support::Cluster;
 use cluster_support::ClusterOptions;
 use kv_core::wire::frame;
+use kv_node::client::Client;
 use kv_node::protocol::Reply;
 use kv_node::transport::RaftReply;
 use kv_node::transport::RaftRequest;
@@ -67,4 +68,115 @@ async fn a_vote_with_term_u64_max_is_refused_and_the_node_survives_a_restart() {
         got,
         Reply::Array(vec![Reply::Bulk(b"1".to_vec()), Reply::Bulk(b"2".to_vec())])
     );
+}
+
+/// A one-node cluster whose password comes from a file.
+async fn cluster_with_password(password: &str) -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("password");
+    std::fs::write(&file, format!("{password}\n")).unwrap();
+    let cluster = Cluster::start(ClusterOptions {
+        nodes: 1,
+        extra: vec!["--password-file".to_string(), file.display().to_string()],
+        password: Some(password.to_string()),
+        ..ClusterOptions::default()
+    })
+    .await;
+    // The node read the file at start; the harness's own directory outlives it.
+    drop(dir);
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_password_nothing_runs_before_auth_and_guessing_is_slowed_then_cut_off() {
+    let cluster = cluster_with_password("s3cret pass").await;
+    let addr = cluster.node(1).client_addr.clone();
+    let mut client = Client::connect(&addr, None).await.unwrap();
+    for command in [
+        &["SET", "k", "v"][..],
+        &["GET", "k"],
+        &["DEL", "k"],
+        &["MSET", "a", "1"],
+        &["SCAN", "0"],
+        &["FLUSHALL"],
+        &["RAFT", "STATUS"],
+        &["INFO"],
+    ] {
+        match client.call(command).await.unwrap() {
+            Reply::Error(e) => assert!(e.starts_with("NOAUTH"), "{command:?}: {e}"),
+            other => panic!("{command:?} answered {other:?} before AUTH"),
+        }
+    }
+    assert_eq!(
+        client.call(&["PING"]).await.unwrap(),
+        Reply::Error("NOAUTH Authentication required.".into())
+    );
+
+    // AUTH pass, AUTH default pass, HELLO 2 AUTH default pass (our client reads RESP2 only);
+    // any other user is refused.
+    client.call_ok(&["AUTH", "s3cret pass"]).await.unwrap();
+    client.call_ok(&["SET", "k", "v"]).await.unwrap();
+    let mut client = Client::connect(&addr, None).await.unwrap();
+    client.call_ok(&["AUTH", "default", "s3cret pass"]).await.unwrap();
+    let mut client = Client::connect(&addr, None).await.unwrap();
+    assert!(
+        matches!(client.call(&["AUTH", "admin", "s3cret pass"]).await.unwrap(), Reply::Error(e) if e.starts_with("WRONGPASS"))
+    );
+    let mut client = Client::connect(&addr, None).await.unwrap();
+    assert!(matches!(
+        client
+            .call(&["HELLO", "2", "AUTH", "default", "s3cret pass"])
+            .await
+            .unwrap(),
+        Reply::Array(_)
+    ));
+    assert_eq!(client.call(&["GET", "k"]).await.unwrap(), Reply::Bulk(b"v".to_vec()));
+
+    // Wrong passwords: the answers slow down (0, 100, 200, 400, 800 ms), the fifth closes.
+    let mut client = Client::connect(&addr, None).await.unwrap();
+    let started = std::time::Instant::now();
+    for attempt in 1..=5 {
+        let reply = client.call(&["AUTH", &format!("guess {attempt}")]).await.unwrap();
+        assert!(
+            matches!(&reply, Reply::Error(e) if e.starts_with("WRONGPASS")),
+            "{reply:?}"
+        );
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1_500),
+        "five failures took only {elapsed:?}"
+    );
+    assert!(
+        client.call(&["AUTH", "s3cret pass"]).await.is_err(),
+        "the connection stays open"
+    );
+    assert_eq!(cluster.metric(1, "quorumkv_auth_failures_total").await, Some(6.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kv_cli_authenticates_from_the_environment_or_a_file() {
+    let cluster = cluster_with_password("from-env").await;
+    let addr = cluster.node(1).client_addr.clone();
+    let kv = |args: &[&str], env: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kv"));
+        command
+            .args(["--addr", &addr])
+            .args(args)
+            .env_remove("QUORUMKV_PASSWORD");
+        if let Some(password) = env {
+            command.env("QUORUMKV_PASSWORD", password);
+        }
+        command.output().unwrap()
+    };
+    let out = kv(&["put", "cli", "yes"], Some("from-env"));
+    assert!(out.status.success(), "{out:?}");
+    let out = kv(&["get", "cli"], None);
+    assert!(!out.status.success(), "no password, yet: {out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOAUTH"), "{out:?}");
+    let file = cluster.dir.path().join("kv-password");
+    std::fs::write(&file, "from-env\n").unwrap();
+    let out = kv(&["get", "cli", "--password-file", file.to_str().unwrap()], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "yes");
 }

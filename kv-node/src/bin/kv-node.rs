@@ -88,9 +88,13 @@ struct NodeArgs {
     /// ID=ADDR,... (NAT, tunnels, fault-injecting test proxies).
     #[arg(long)]
     raft_route: Option<String>,
-    /// Password clients must give with AUTH.
-    #[arg(long)]
+    /// Password clients must give with AUTH. Anyone on this machine can read a command line
+    /// (`ps`): prefer --password-file or the environment variable.
+    #[arg(long, env = "QUORUMKV_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// File holding the AUTH password (one line; a trailing newline is ignored).
+    #[arg(long, conflicts_with = "password")]
+    password_file: Option<PathBuf>,
     /// fsync policy: always (default) or never.
     #[arg(long)]
     fsync: Option<String>,
@@ -129,6 +133,7 @@ impl NodeArgs {
             join: self.join.or(file.join),
             raft_route: self.raft_route.or(file.raft_route),
             password: self.password.or(file.password),
+            password_file: self.password_file.or(file.password_file),
             fsync: self.fsync.or(file.fsync),
             snapshot_every: self.snapshot_every.or(file.snapshot_every),
             keep_logs: self.keep_logs.or(file.keep_logs),
@@ -184,7 +189,11 @@ impl NodeArgs {
                     .collect(),
                 None => BTreeMap::new(),
             },
-            password: self.password,
+            password: match (self.password, self.password_file) {
+                (Some(_), Some(_)) => return Err("give --password or --password-file, not both".to_string()),
+                (password, None) => password,
+                (None, Some(path)) => Some(read_secret(&path)?),
+            },
             fsync,
             snapshot_every: match self.snapshot_every {
                 Some(0) => None,
@@ -202,6 +211,18 @@ impl NodeArgs {
             ..defaults
         })
     }
+}
+
+/// Reads a one-line secret (password, cluster secret) from `path`: the trailing newline is not
+/// part of it; an empty secret is an error.
+fn read_secret(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let secret = text.strip_suffix('\n').unwrap_or(&text);
+    let secret = secret.strip_suffix('\r').unwrap_or(secret);
+    if secret.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(secret.to_string())
 }
 
 /// Parses `1=host:port[/host:port],2=...`.

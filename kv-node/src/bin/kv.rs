@@ -33,9 +33,13 @@ struct Cli {
     /// Client (RESP) address of any node.
     #[arg(long, short, global = true, default_value = "127.0.0.1:7379")]
     addr: String,
-    /// Password, if the node requires AUTH.
-    #[arg(long, global = true)]
+    /// Password, if the node requires AUTH (prefer the environment variable or
+    /// --password-file: a command line is visible to every local user).
+    #[arg(long, global = true, env = "QUORUMKV_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// File holding the password (one line).
+    #[arg(long, global = true, conflicts_with = "password")]
+    password_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -198,7 +202,11 @@ fn inline(reply: &Reply) -> String {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), ClientError> {
+async fn run(mut cli: Cli) -> Result<(), ClientError> {
+    if let Some(path) = cli.password_file.take() {
+        let text = std::fs::read_to_string(&path)?;
+        cli.password = Some(text.trim_end_matches(['\r', '\n']).to_string());
+    }
     let connect = || Client::connect(&cli.addr, cli.password.as_deref());
     let print = |reply: Reply| println!("{}", show(&reply));
     match cli.command {

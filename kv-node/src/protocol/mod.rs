@@ -6,6 +6,7 @@
 //!   commands) and of replies, within [`ParseLimits`].
 //! - [`command`]: the command table, from arguments to an [`Action`](command::Action).
 //! - [`render`]: from a store response to a reply.
+//! - [`auth`]: password checks (constant time, slowed and closed after repeated failures).
 //! - [`session`]: one connection: authentication, read mode, and pipelines executed in order,
 //!   with consecutive writes proposed together and consecutive reads sharing one read barrier.
 //!
@@ -14,6 +15,7 @@
 //! a stopping node or a timeout are `-TRYAGAIN` (retry later, possibly elsewhere); invalid
 //! commands are `-ERR`; a missing or wrong password `-NOAUTH` / `-WRONGPASS`.
 
+pub mod auth;
 pub mod command;
 mod cursors;
 pub mod glob;

@@ -15,6 +15,8 @@ use kv_core::wire::Role;
 use kv_core::wire::Status;
 
 use super::ClientPort;
+use super::auth::Attempts;
+use super::auth::Verdict;
 use super::command;
 use super::command::Action;
 use super::command::CommandError;
@@ -35,6 +37,7 @@ const READ_CHUNK: usize = 64 << 10;
 struct Session {
     id: u64,
     authenticated: bool,
+    attempts: Attempts,
     read_mode: ReadMode,
     name: Option<Vec<u8>>,
     quit: bool,
@@ -51,6 +54,7 @@ pub(super) async fn run(mut stream: TcpStream, shared: &ClientPort) -> std::io::
     let mut session = Session {
         id: shared.client_id(),
         authenticated: node.options().password.is_none(),
+        attempts: Attempts::default(),
         read_mode: ReadMode::Linearizable,
         name: None,
         quit: false,
@@ -189,10 +193,10 @@ async fn session_action(shared: &ClientPort, session: &mut Session, action: Acti
             session.quit = true;
             Reply::ok()
         }
-        Action::Auth(password) => auth(shared, session, &password),
+        Action::Auth { user, password } => auth(shared, session, user.as_deref(), &password).await,
         Action::Hello {
             protover,
-            password,
+            auth: credentials,
             name,
         } => {
             if let Some(version) = protover
@@ -201,8 +205,8 @@ async fn session_action(shared: &ClientPort, session: &mut Session, action: Acti
             {
                 return Reply::Error("NOPROTO unsupported protocol version".to_string());
             }
-            if let Some(password) = password {
-                let reply = auth(shared, session, &password);
+            if let Some((user, password)) = credentials {
+                let reply = auth(shared, session, Some(&user), &password).await;
                 if reply.is_error() {
                     return reply;
                 }
@@ -269,17 +273,31 @@ async fn session_action(shared: &ClientPort, session: &mut Session, action: Acti
     }
 }
 
-fn auth(shared: &ClientPort, session: &mut Session, given: &[u8]) -> Reply {
-    match &shared.node.options().password {
-        None => Reply::Error(
+/// `AUTH`: see [`super::auth`] (constant time; failures slowed, then the connection closed).
+async fn auth(shared: &ClientPort, session: &mut Session, user: Option<&[u8]>, given: &[u8]) -> Reply {
+    let Some(password) = &shared.node.options().password else {
+        return Reply::Error(
             "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
                 .to_string(),
-        ),
-        Some(password) if password.as_bytes() == given => {
+        );
+    };
+    match session.attempts.check(password, user, given) {
+        Verdict::Accepted => {
             session.authenticated = true;
             Reply::ok()
         }
-        Some(_) => Reply::Error("WRONGPASS invalid username-password pair or user is disabled.".to_string()),
+        Verdict::Refused { pause, close } => {
+            shared.node.metrics().auth_failures.add(1);
+            tokio::time::sleep(pause).await;
+            if close {
+                tracing::warn!(
+                    client = session.id,
+                    "too many failed AUTH attempts; closing the connection"
+                );
+                session.quit = true;
+            }
+            Reply::Error("WRONGPASS invalid username-password pair or user is disabled.".to_string())
+        }
     }
 }
 
