@@ -12,21 +12,56 @@ use tokio::net::TcpStream;
 
 use cluster_support::Cluster;
 use cluster_support::ClusterOptions;
+use kv_core::command::Command;
+use kv_core::command::Expiry;
+use kv_core::command::SetCondition;
+use kv_core::wire::Op;
 use kv_core::wire::frame;
+use kv_core::wire::handshake::ClusterKey;
 use kv_node::client::Client;
 use kv_node::protocol::Reply;
 use kv_node::transport::RaftReply;
 use kv_node::transport::RaftRequest;
 use kv_node::transport::frame_io;
+use kv_node::transport::handshake;
 
 /// Sends `request` on a Raft connection and reads the reply (`None`: the node closed it).
 async fn exchange(stream: &mut TcpStream, request: &RaftRequest) -> Option<RaftReply> {
     stream.write_all(&frame::encode(request)).await.ok()?;
-    tokio::time::timeout(Duration::from_secs(5), frame_io::read::<RaftReply, _>(stream, 1 << 20))
+    tokio::time::timeout(Duration::from_secs(10), frame_io::read::<RaftReply, _>(stream, 1 << 20))
         .await
-        .expect("a reply or a close within 5 s")
+        .expect("a reply or a close within 10 s")
         .ok()
         .flatten()
+}
+
+/// A forwarded `SET key value`, as a follower sends it to the leader.
+fn forwarded_set(key: &str, value: &str) -> RaftRequest {
+    RaftRequest::Forward(vec![Op::Write {
+        command: Command::Set {
+            key: key.as_bytes().to_vec(),
+            value: value.as_bytes().to_vec(),
+            condition: SetCondition::Always,
+            expiry: Expiry::Never,
+        },
+        ttl_ms: None,
+    }])
+}
+
+/// A Raft connection that proved `secret` in the handshake.
+async fn member_connection(addr: &str, secret: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    handshake::connect(&mut stream, &ClusterKey::new(secret.as_bytes()))
+        .await
+        .unwrap();
+    stream
+}
+
+/// Flags giving every node `secret` as the cluster secret, from a file in `dir`.
+fn secret_flags(dir: &std::path::Path, secret: &str) -> Vec<String> {
+    let file = dir.join("cluster-secret");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    vec!["--cluster-secret-file".to_string(), file.display().to_string()]
 }
 
 fn vote(term: u64, candidate: u64) -> RaftRequest {
@@ -35,15 +70,18 @@ fn vote(term: u64, candidate: u64) -> RaftRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vote_with_term_u64_max_is_refused_and_the_node_survives_a_restart() {
+    let secrets = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(ClusterOptions {
         nodes: 1,
+        extra: secret_flags(secrets.path(), "members only"),
         ..ClusterOptions::default()
     })
     .await;
     let mut client = cluster.client(1).await;
     client.call_ok(&["SET", "before", "1"]).await.unwrap();
 
-    let mut raft = TcpStream::connect(&cluster.node(1).raft_addr).await.unwrap();
+    // From an authenticated member: the sanity checks are the second line.
+    let mut raft = member_connection(&cluster.node(1).raft_addr, "members only").await;
     for term in [u64::MAX, u64::MAX - 1, 1 << 62, 1 << 40] {
         match exchange(&mut raft, &vote(term, 7)).await {
             Some(RaftReply::Refused(reason)) => assert!(reason.contains("out of bounds"), "{reason}"),
@@ -179,4 +217,63 @@ async fn the_kv_cli_authenticates_from_the_environment_or_a_file() {
     let out = kv(&["get", "cli", "--password-file", file.to_str().unwrap()], None);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "yes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_on_the_raft_port_can_neither_write_nor_read() {
+    let secrets = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(ClusterOptions {
+        nodes: 3,
+        extra: secret_flags(secrets.path(), "members only"),
+        ..ClusterOptions::default()
+    })
+    .await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(20)).await;
+    let raft_addr = cluster.node(leader).raft_addr.clone();
+
+    // Plain TCP with well-formed frames: the node reads 38 bytes of "hello", finds a frame's
+    // magic, and closes the connection without decoding anything.
+    let mut stranger = TcpStream::connect(&raft_addr).await.unwrap();
+    assert!(
+        exchange(&mut stranger, &forwarded_set("stolen", "plain"))
+            .await
+            .is_none()
+    );
+    let mut stranger = TcpStream::connect(&raft_addr).await.unwrap();
+    assert!(
+        exchange(
+            &mut stranger,
+            &RaftRequest::Forward(vec![Op::Read(kv_core::command::Query::Get {
+                key: b"secret".to_vec()
+            })])
+        )
+        .await
+        .is_none()
+    );
+    // The handshake with a wrong secret, or with none (the open key): refused.
+    for key in [ClusterKey::new(b"a guess"), ClusterKey::open()] {
+        let mut stranger = TcpStream::connect(&raft_addr).await.unwrap();
+        let refused = handshake::connect(&mut stranger, &key).await;
+        assert!(refused.is_err(), "a wrong key was accepted");
+        assert!(
+            exchange(&mut stranger, &forwarded_set("stolen", "guessed"))
+                .await
+                .is_none()
+        );
+    }
+    // The same frame from a member works: the refusals above were the handshake's doing.
+    let mut member = member_connection(&raft_addr, "members only").await;
+    match exchange(&mut member, &forwarded_set("member", "yes")).await {
+        Some(RaftReply::Forwarded(results)) => assert!(results[0].is_ok(), "{results:?}"),
+        other => panic!("a member's forward failed: {other:?}"),
+    }
+
+    let mut client = cluster.client(leader).await;
+    assert_eq!(client.call(&["GET", "stolen"]).await.unwrap(), Reply::Nil);
+    assert_eq!(
+        client.call(&["GET", "member"]).await.unwrap(),
+        Reply::Bulk(b"yes".to_vec())
+    );
+    let refused = cluster.metric(leader, "quorumkv_raft_handshakes_refused_total").await;
+    assert_eq!(refused, Some(4.0));
 }

@@ -7,6 +7,7 @@
 //! | [`error`] | [`OpError`] (why an operation failed, typed) | the leader's answer to a forward |
 //! | [`status`] | [`Status`], [`Role`] | `RAFT STATUS` / `RAFT LEADER`, `/health` |
 //! | [`message`] | [`RaftRequest`] / [`RaftReply`]: openraft's RPCs and the forward | the Raft port |
+//! | [`handshake`] | the members' proof of the cluster secret, before the first frame | the Raft port |
 //! | [`frame`] | the frame around each message: magic, [`PROTOCOL_VERSION`], length | the Raft port |
 //! | [`sanity`] | bounds on the terms and indexes a peer may send, checked before openraft | the Raft port |
 //!
@@ -24,6 +25,7 @@
 
 pub mod error;
 pub mod frame;
+pub mod handshake;
 pub mod message;
 pub mod op;
 pub mod sanity;

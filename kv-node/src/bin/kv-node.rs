@@ -95,6 +95,14 @@ struct NodeArgs {
     /// File holding the AUTH password (one line; a trailing newline is ignored).
     #[arg(long, conflicts_with = "password")]
     password_file: Option<PathBuf>,
+    /// File holding the cluster secret members prove to each other on the Raft port (one
+    /// line; the same on every member). Default: the password, if any. See docs/security.md.
+    #[arg(long)]
+    cluster_secret_file: Option<PathBuf>,
+    /// The cluster secret itself: a config-file key only (`cluster-secret = "..."`), never a
+    /// flag, so that it stays out of `ps`.
+    #[arg(skip)]
+    cluster_secret: Option<String>,
     /// fsync policy: always (default) or never.
     #[arg(long)]
     fsync: Option<String>,
@@ -134,6 +142,8 @@ impl NodeArgs {
             raft_route: self.raft_route.or(file.raft_route),
             password: self.password.or(file.password),
             password_file: self.password_file.or(file.password_file),
+            cluster_secret_file: self.cluster_secret_file.or(file.cluster_secret_file),
+            cluster_secret: self.cluster_secret.or(file.cluster_secret),
             fsync: self.fsync.or(file.fsync),
             snapshot_every: self.snapshot_every.or(file.snapshot_every),
             keep_logs: self.keep_logs.or(file.keep_logs),
@@ -192,6 +202,11 @@ impl NodeArgs {
             password: match (self.password, self.password_file) {
                 (Some(_), Some(_)) => return Err("give --password or --password-file, not both".to_string()),
                 (password, None) => password,
+                (None, Some(path)) => Some(read_secret(&path)?),
+            },
+            cluster_secret: match (self.cluster_secret, self.cluster_secret_file) {
+                (Some(_), Some(_)) => return Err("give cluster-secret or cluster-secret-file, not both".to_string()),
+                (secret, None) => secret,
                 (None, Some(path)) => Some(read_secret(&path)?),
             },
             fsync,

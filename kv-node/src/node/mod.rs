@@ -37,6 +37,7 @@ use kv_core::raft::state_machine::StoreHandle;
 use kv_core::request::RequestPath;
 use kv_core::wire::OpError;
 use kv_core::wire::Status;
+use kv_core::wire::handshake::ClusterKey;
 
 pub use env::NodeEnv;
 
@@ -84,6 +85,8 @@ pub struct NodeOptions {
     pub routes: BTreeMap<u64, String>,
     /// Password clients must give with AUTH, if any.
     pub password: Option<String>,
+    /// The secret members prove to each other on the Raft port ([`NodeOptions::cluster_key`]).
+    pub cluster_secret: Option<String>,
     /// When storage fsyncs.
     pub fsync: FsyncPolicy,
     /// Snapshot (and purge the log) once this many entries, and at least half as many entries
@@ -104,6 +107,20 @@ pub struct NodeOptions {
     pub transport: TransportOptions,
 }
 
+impl NodeOptions {
+    /// The key the Raft port's handshake proves: from the cluster secret; without one, from
+    /// the password, so that a node with a password never serves strangers on its Raft port
+    /// (forwarded operations would side-step AUTH); with neither, the open key anyone can
+    /// compute (the node warns when it starts).
+    pub fn cluster_key(&self) -> ClusterKey {
+        match (&self.cluster_secret, &self.password) {
+            (Some(secret), _) => ClusterKey::new(secret.as_bytes()),
+            (None, Some(password)) => ClusterKey::new(password.as_bytes()),
+            (None, None) => ClusterKey::open(),
+        }
+    }
+}
+
 impl Default for NodeOptions {
     fn default() -> Self {
         NodeOptions {
@@ -116,6 +133,7 @@ impl Default for NodeOptions {
             join: None,
             routes: BTreeMap::new(),
             password: None,
+            cluster_secret: None,
             fsync: FsyncPolicy::Always,
             snapshot_every: Some(10_000),
             keep_logs: 1_000,
@@ -217,7 +235,7 @@ impl Node {
             ..Config::default()
         };
         let config = Arc::new(config.validate().map_err(|e| StartError::Config(e.to_string()))?);
-        let peers = Peers::new(options.transport, metrics.clone());
+        let peers = Peers::new(options.transport, options.cluster_key(), metrics.clone());
         let routes = Arc::new(options.routes.clone());
         let network = Network::new(options.id, peers.clone(), routes.clone());
         let raft = Raft::new(options.id, config, network, dir.log, machine)

@@ -21,6 +21,7 @@ use crate::node::Node;
 use crate::transport::RaftReply;
 use crate::transport::RaftRequest;
 use crate::transport::frame_io;
+use crate::transport::handshake;
 
 /// A snapshot being received: its metadata and the bytes so far.
 struct Incoming {
@@ -33,6 +34,11 @@ struct Incoming {
 pub async fn connection(mut stream: TcpStream, peer: SocketAddr, node: Node) -> Result<(), FrameError> {
     let node = &node;
     stream.set_nodelay(true)?;
+    if let Err(refusal) = handshake::accept(&mut stream, &node.options().cluster_key()).await {
+        tracing::warn!(%peer, %refusal, "refused a Raft port connection: not a member");
+        node.metrics().raft_handshakes_refused.add(1);
+        return Ok(());
+    }
     let max = node.options().transport.max_frame;
     let mut shutdown = node.shutdown_signal();
     let mut incoming: Option<Incoming> = None;

@@ -37,10 +37,12 @@ use kv_core::wire::RaftRequest as Request;
 use kv_core::wire::SnapshotChunk;
 use kv_core::wire::frame;
 use kv_core::wire::frame::FrameError;
+use kv_core::wire::handshake::ClusterKey;
 use kv_core::wire::sanity;
 
 use super::TransportOptions;
 use super::frame_io;
+use super::handshake;
 use crate::NodeConfig;
 
 /// A request on the Raft port of a native node.
@@ -115,15 +117,17 @@ struct PeerPool {
 pub struct Peers {
     pools: Arc<Mutex<HashMap<String, Arc<PeerPool>>>>,
     options: TransportOptions,
+    key: ClusterKey,
     metrics: Arc<Metrics>,
 }
 
 impl Peers {
-    /// No connections yet.
-    pub fn new(options: TransportOptions, metrics: Arc<Metrics>) -> Self {
+    /// No connections yet; each new one proves `key` in the [handshake](super::handshake).
+    pub fn new(options: TransportOptions, key: ClusterKey, metrics: Arc<Metrics>) -> Self {
         Peers {
             pools: Arc::default(),
             options,
+            key,
             metrics,
         }
     }
@@ -204,14 +208,24 @@ impl Peers {
             return Err(unreachable(format!("backing off for {:?}", until - now)));
         }
         let connect_deadline = deadline.min(now + self.options.connect_timeout);
-        let result = tokio::time::timeout_at(connect_deadline, TcpStream::connect(&pool.addr)).await;
+        let connect = async {
+            let mut stream = TcpStream::connect(&pool.addr).await?;
+            stream.set_nodelay(true)?;
+            handshake::connect(&mut stream, &self.key)
+                .await
+                .map_err(|refusal| match refusal {
+                    handshake::Refusal::Io(e) => e,
+                    refusal => std::io::Error::new(std::io::ErrorKind::PermissionDenied, refusal),
+                })?;
+            Ok::<_, std::io::Error>(stream)
+        };
+        let result = tokio::time::timeout_at(connect_deadline, connect).await;
         let mut backoff = pool.backoff.lock().expect("backoff lock poisoned");
         match result {
             Ok(Ok(stream)) => {
                 backoff.until = None;
                 backoff.next = self.options.backoff_min;
                 drop(backoff);
-                stream.set_nodelay(true).map_err(|e| unreachable(e.to_string()))?;
                 self.metrics.raft_connects.add(1);
                 Ok(stream)
             }
