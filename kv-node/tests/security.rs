@@ -190,6 +190,17 @@ async fn with_a_password_nothing_runs_before_auth_and_guessing_is_slowed_then_cu
         "the connection stays open"
     );
     assert_eq!(cluster.metric(1, "quorumkv_auth_failures_total").await, Some(6.0));
+
+    // The admin port: /health for anyone, /metrics only with the password as a bearer token.
+    let admin = &cluster.node(1).admin_addr;
+    let health = cluster_support::http_get(admin, "/health").await.unwrap();
+    assert!(health.contains("\"role\":\"leader\""), "{health}");
+    let refused = cluster_support::http_get(admin, "/metrics").await.unwrap();
+    assert!(refused.contains("password is required"), "{refused}");
+    let wrong = cluster_support::http_get_as(admin, "/metrics", None, Some("guess"))
+        .await
+        .unwrap();
+    assert!(wrong.contains("password is required"), "{wrong}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

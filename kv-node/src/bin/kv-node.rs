@@ -25,6 +25,8 @@ use tokio::signal::unix::signal;
 use kv_core::raft::KvNode;
 use kv_node::node::NodeOptions;
 use kv_node::storage::FsyncPolicy;
+use kv_node::tls::ClientAuth;
+use kv_node::tls::TlsOptions;
 
 /// Run a QuorumKV node (a Redis-compatible, Raft-replicated key-value store).
 #[derive(Debug, Parser)]
@@ -103,6 +105,19 @@ struct NodeArgs {
     /// flag, so that it stays out of `ps`.
     #[arg(skip)]
     cluster_secret: Option<String>,
+    /// TLS: this node's certificate (PEM). With --tls-key-file and --tls-ca-cert-file, every
+    /// port serves TLS only, and members authenticate each other with mutual TLS.
+    #[arg(long)]
+    tls_cert_file: Option<PathBuf>,
+    /// TLS: the private key of --tls-cert-file (PEM).
+    #[arg(long)]
+    tls_key_file: Option<PathBuf>,
+    /// TLS: the CA certificate that signs members' and clients' certificates (PEM).
+    #[arg(long)]
+    tls_ca_cert_file: Option<PathBuf>,
+    /// TLS: client certificates on the client and admin ports: yes, no or optional (default).
+    #[arg(long)]
+    tls_auth_clients: Option<String>,
     /// fsync policy: always (default) or never.
     #[arg(long)]
     fsync: Option<String>,
@@ -144,6 +159,10 @@ impl NodeArgs {
             password_file: self.password_file.or(file.password_file),
             cluster_secret_file: self.cluster_secret_file.or(file.cluster_secret_file),
             cluster_secret: self.cluster_secret.or(file.cluster_secret),
+            tls_cert_file: self.tls_cert_file.or(file.tls_cert_file),
+            tls_key_file: self.tls_key_file.or(file.tls_key_file),
+            tls_ca_cert_file: self.tls_ca_cert_file.or(file.tls_ca_cert_file),
+            tls_auth_clients: self.tls_auth_clients.or(file.tls_auth_clients),
             fsync: self.fsync.or(file.fsync),
             snapshot_every: self.snapshot_every.or(file.snapshot_every),
             keep_logs: self.keep_logs.or(file.keep_logs),
@@ -203,6 +222,21 @@ impl NodeArgs {
                 (Some(_), Some(_)) => return Err("give --password or --password-file, not both".to_string()),
                 (password, None) => password,
                 (None, Some(path)) => Some(read_secret(&path)?),
+            },
+            tls: match (self.tls_cert_file, self.tls_key_file, self.tls_ca_cert_file) {
+                (Some(cert_file), Some(key_file), Some(ca_file)) => Some(TlsOptions {
+                    cert_file,
+                    key_file,
+                    ca_file,
+                    auth_clients: match self.tls_auth_clients {
+                        Some(value) => value.parse()?,
+                        None => ClientAuth::default(),
+                    },
+                }),
+                (None, None, None) if self.tls_auth_clients.is_none() => None,
+                _ => {
+                    return Err("TLS needs all of --tls-cert-file, --tls-key-file and --tls-ca-cert-file".to_string());
+                }
             },
             cluster_secret: match (self.cluster_secret, self.cluster_secret_file) {
                 (Some(_), Some(_)) => return Err("give cluster-secret or cluster-secret-file, not both".to_string()),

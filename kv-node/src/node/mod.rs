@@ -51,6 +51,8 @@ use crate::storage::StorageError;
 use crate::storage::WriterExit;
 use crate::storage::data_dir;
 use crate::storage::data_dir::DataDirOptions;
+use crate::tls::NodeTls;
+use crate::tls::TlsOptions;
 use crate::transport::Network;
 use crate::transport::Peers;
 use crate::transport::TransportOptions;
@@ -87,6 +89,8 @@ pub struct NodeOptions {
     pub password: Option<String>,
     /// The secret members prove to each other on the Raft port ([`NodeOptions::cluster_key`]).
     pub cluster_secret: Option<String>,
+    /// TLS on every port, if set ([`crate::tls`]).
+    pub tls: Option<TlsOptions>,
     /// When storage fsyncs.
     pub fsync: FsyncPolicy,
     /// Snapshot (and purge the log) once this many entries, and at least half as many entries
@@ -134,6 +138,7 @@ impl Default for NodeOptions {
             routes: BTreeMap::new(),
             password: None,
             cluster_secret: None,
+            tls: None,
             fsync: FsyncPolicy::Always,
             snapshot_every: Some(10_000),
             keep_logs: 1_000,
@@ -178,6 +183,7 @@ struct Inner {
     store: StoreHandle,
     snapshots: FileSnapshotStore<NodeConfig>,
     metrics: Arc<Metrics>,
+    tls: Option<NodeTls>,
     shutdown: watch::Sender<bool>,
     writer_exit: Mutex<Option<WriterExit>>,
 }
@@ -235,7 +241,16 @@ impl Node {
             ..Config::default()
         };
         let config = Arc::new(config.validate().map_err(|e| StartError::Config(e.to_string()))?);
-        let peers = Peers::new(options.transport, options.cluster_key(), metrics.clone());
+        let tls = match &options.tls {
+            Some(tls) => Some(NodeTls::new(tls).map_err(|e| StartError::Config(e.to_string()))?),
+            None => None,
+        };
+        let peers = Peers::new(
+            options.transport,
+            options.cluster_key(),
+            tls.as_ref().map(|t| t.connector.clone()),
+            metrics.clone(),
+        );
         let routes = Arc::new(options.routes.clone());
         let network = Network::new(options.id, peers.clone(), routes.clone());
         let raft = Raft::new(options.id, config, network, dir.log, machine)
@@ -257,6 +272,7 @@ impl Node {
             store,
             snapshots,
             metrics,
+            tls,
             shutdown,
             writer_exit: Mutex::new(Some(writer_exit)),
         }));
@@ -322,6 +338,11 @@ impl Node {
     /// Its metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.0.metrics
+    }
+
+    /// TLS acceptors and connector, when the node runs with TLS.
+    pub fn tls(&self) -> Option<&NodeTls> {
+        self.0.tls.as_ref()
     }
 
     /// The request path every client operation takes.

@@ -27,8 +27,6 @@ mod session;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 
-use tokio::net::TcpStream;
-
 use kv_core::command::Key;
 use kv_core::wire::OpError;
 
@@ -37,6 +35,7 @@ pub use parser::ProtocolError;
 pub use reply::Reply;
 
 use crate::node::Node;
+use crate::tls::Stream;
 use command::CommandError;
 use cursors::CursorTable;
 
@@ -67,7 +66,7 @@ impl ClientPort {
 
     /// Serves one client connection until the client quits or disconnects, its input is
     /// malformed, or the node shuts down.
-    pub async fn serve(&self, stream: TcpStream) -> std::io::Result<()> {
+    pub async fn serve(&self, stream: Stream) -> std::io::Result<()> {
         let metrics = self.node.metrics().clone();
         metrics.connections_accepted.add(1);
         metrics.connections_open.add(1);

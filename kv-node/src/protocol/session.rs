@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use kv_core::command::Query;
 use kv_core::wire::Op;
@@ -27,6 +26,7 @@ use super::parser::ProtocolError;
 use super::render;
 use super::render::Shape;
 use super::reply::Reply;
+use crate::tls::Stream;
 
 /// Most commands taken from the buffer before their replies are written.
 const MAX_PIPELINE: usize = 1024;
@@ -47,8 +47,7 @@ struct Session {
 
 /// Serves one connection until the client quits or disconnects, the input is malformed, or
 /// the node shuts down.
-pub(super) async fn run(mut stream: TcpStream, shared: &ClientPort) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
+pub(super) async fn run(mut stream: Stream, shared: &ClientPort) -> std::io::Result<()> {
     let node = &shared.node;
     let mut shutdown = node.shutdown_signal();
     let mut session = Session {

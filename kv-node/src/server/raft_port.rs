@@ -9,7 +9,6 @@ use openraft::alias::SnapshotMetaOf;
 use openraft::alias::SnapshotOf;
 use openraft::type_config::async_runtime::WatchReceiver;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use kv_core::wire::SnapshotChunk;
 use kv_core::wire::frame;
@@ -18,6 +17,7 @@ use kv_core::wire::sanity;
 
 use crate::NodeConfig;
 use crate::node::Node;
+use crate::tls::Stream;
 use crate::transport::RaftReply;
 use crate::transport::RaftRequest;
 use crate::transport::frame_io;
@@ -31,9 +31,8 @@ struct Incoming {
 
 /// Serves one peer connection: requests answered one at a time, until the peer closes it or
 /// the node shuts down.
-pub async fn connection(mut stream: TcpStream, peer: SocketAddr, node: Node) -> Result<(), FrameError> {
+pub async fn connection(mut stream: Stream, peer: SocketAddr, node: Node) -> Result<(), FrameError> {
     let node = &node;
-    stream.set_nodelay(true)?;
     if let Err(refusal) = handshake::accept(&mut stream, &node.options().cluster_key()).await {
         tracing::warn!(%peer, %refusal, "refused a Raft port connection: not a member");
         node.metrics().raft_handshakes_refused.add(1);

@@ -29,6 +29,7 @@ use openraft::raft::VoteResponse;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
 
 use kv_core::raft::KvNode;
 
@@ -44,6 +45,8 @@ use super::TransportOptions;
 use super::frame_io;
 use super::handshake;
 use crate::NodeConfig;
+use crate::tls;
+use crate::tls::Stream;
 
 /// A request on the Raft port of a native node.
 pub type RaftRequest = Request<NodeConfig>;
@@ -107,27 +110,40 @@ struct Backoff {
 #[derive(Debug)]
 struct PeerPool {
     addr: String,
-    idle: Mutex<Vec<TcpStream>>,
+    idle: Mutex<Vec<Stream>>,
     backoff: Mutex<Backoff>,
 }
 
 /// Connection pools to every peer this node talks to, shared by openraft's replication
 /// streams and by request forwarding. Clones share the pools.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Peers {
     pools: Arc<Mutex<HashMap<String, Arc<PeerPool>>>>,
     options: TransportOptions,
     key: ClusterKey,
+    tls: Option<TlsConnector>,
     metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers")
+            .field("pools", &self.pools)
+            .field("options", &self.options)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Peers {
     /// No connections yet; each new one proves `key` in the [handshake](super::handshake).
-    pub fn new(options: TransportOptions, key: ClusterKey, metrics: Arc<Metrics>) -> Self {
+    /// With `tls`, connections are TLS (mutual: the connector presents the node's certificate).
+    pub fn new(options: TransportOptions, key: ClusterKey, tls: Option<TlsConnector>, metrics: Arc<Metrics>) -> Self {
         Peers {
             pools: Arc::default(),
             options,
             key,
+            tls,
             metrics,
         }
     }
@@ -193,7 +209,7 @@ impl Peers {
     }
 
     /// An idle connection, or a new one unless the peer is in backoff.
-    async fn connection(&self, pool: &PeerPool, deadline: Instant) -> Result<TcpStream, CallError> {
+    async fn connection(&self, pool: &PeerPool, deadline: Instant) -> Result<Stream, CallError> {
         if let Some(stream) = pool.idle.lock().expect("idle connections lock poisoned").pop() {
             return Ok(stream);
         }
@@ -209,8 +225,12 @@ impl Peers {
         }
         let connect_deadline = deadline.min(now + self.options.connect_timeout);
         let connect = async {
-            let mut stream = TcpStream::connect(&pool.addr).await?;
-            stream.set_nodelay(true)?;
+            let tcp = TcpStream::connect(&pool.addr).await?;
+            tcp.set_nodelay(true)?;
+            let mut stream = match &self.tls {
+                Some(connector) => tls::connect(connector, &pool.addr, tcp).await?,
+                None => Stream::Plain(tcp),
+            };
             handshake::connect(&mut stream, &self.key)
                 .await
                 .map_err(|refusal| match refusal {
