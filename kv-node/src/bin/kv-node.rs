@@ -54,6 +54,10 @@ enum Commands {
         /// fsync policy of every node: always or never.
         #[arg(long, default_value = "always")]
         fsync: String,
+        /// Serve TLS on every port, with a throwaway CA and certificates made in
+        /// <data-dir>/tls (client certificates optional).
+        #[arg(long)]
+        tls: bool,
     },
 }
 
@@ -313,7 +317,8 @@ fn main() -> ExitCode {
                 base_port,
                 data_dir,
                 fsync,
-            }) => local_cluster(nodes, base_port, data_dir, fsync).await,
+                tls,
+            }) => local_cluster(nodes, base_port, data_dir, fsync, tls).await,
             None => run_node(cli.node).await,
         }
     });
@@ -355,7 +360,7 @@ async fn run_node(args: NodeArgs) -> Result<(), String> {
 
 /// Starts `count` node processes forming one cluster, prints how to reach them, and stops
 /// them (SIGTERM) on Ctrl-C or SIGTERM.
-async fn local_cluster(count: u64, base_port: u16, data_dir: PathBuf, fsync: String) -> Result<(), String> {
+async fn local_cluster(count: u64, base_port: u16, data_dir: PathBuf, fsync: String, tls: bool) -> Result<(), String> {
     if count == 0 || count > 99 {
         return Err("--nodes must be between 1 and 99".to_string());
     }
@@ -368,10 +373,29 @@ async fn local_cluster(count: u64, base_port: u16, data_dir: PathBuf, fsync: Str
         peers.push(format!("{i}=127.0.0.1:{}/127.0.0.1:{}", port(i, 1)?, port(i, 0)?));
     }
     let peers = peers.join(",");
+    let pki = if tls {
+        let dir = data_dir.join("tls");
+        Some(
+            kv_node::pki::write_cluster_pki(&dir)
+                .map_err(|e| format!("cannot make certificates in {}: {e}", dir.display()))?,
+        )
+    } else {
+        None
+    };
     let mut children: Vec<Child> = Vec::new();
     for i in 1..=count {
         let dir = data_dir.join(format!("node{i}"));
-        let spawned = tokio::process::Command::new(&exe)
+        let mut command = tokio::process::Command::new(&exe);
+        if let Some(pki) = &pki {
+            command
+                .arg("--tls-cert-file")
+                .arg(&pki.node.cert)
+                .arg("--tls-key-file")
+                .arg(&pki.node.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&pki.ca);
+        }
+        let spawned = command
             .arg("--id")
             .arg(i.to_string())
             .arg("--data-dir")
@@ -397,20 +421,33 @@ async fn local_cluster(count: u64, base_port: u16, data_dir: PathBuf, fsync: Str
         }
     }
     println!("QuorumKV local cluster: {count} nodes, data in {}", data_dir.display());
+    // What redis-cli needs to connect, and the scheme of the admin port.
+    let (cli, scheme) = match &pki {
+        Some(pki) => (format!("redis-cli --tls --cacert {}", pki.ca.display()), "https"),
+        None => ("redis-cli".to_string(), "http"),
+    };
     for i in 1..=count {
         println!(
-            "  node {i}: redis-cli -p {}    (raft 127.0.0.1:{}, metrics http://127.0.0.1:{}/metrics)",
+            "  node {i}: {cli} -p {}    (raft 127.0.0.1:{}, metrics {scheme}://127.0.0.1:{}/metrics)",
             port(i, 0)?,
             port(i, 1)?,
             port(i, 2)?
         );
     }
+    if let Some(pki) = &pki {
+        println!(
+            "TLS on every port, throwaway CA {} (client certificate, optional: {} / {})",
+            pki.ca.display(),
+            pki.client.cert.display(),
+            pki.client.key.display()
+        );
+    }
     println!(
-        "Any node accepts reads and writes. Try: redis-cli -p {} SET hello world",
+        "Any node accepts reads and writes. Try: {cli} -p {} SET hello world",
         port(1, 0)?
     );
     println!(
-        "Cluster state: redis-cli -p {} RAFT STATUS. Ctrl-C stops every node.",
+        "Cluster state: {cli} -p {} RAFT STATUS. Ctrl-C stops every node.",
         port(1, 0)?
     );
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;

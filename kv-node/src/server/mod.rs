@@ -43,10 +43,10 @@ pub async fn start(mut options: NodeOptions) -> Result<Node, StartError> {
     if let Some((_, addr)) = &admin_listener {
         options.admin_addr = Some(addr.to_string());
     }
-    if options.cluster_secret.is_none() && options.password.is_none() {
+    if options.cluster_secret.is_none() && options.password.is_none() && options.tls.is_none() {
         tracing::warn!(
             raft = %options.raft_addr,
-            "no cluster secret and no password: anyone who reaches the Raft port can join the cluster's traffic (see docs/security.md)"
+            "no TLS, no cluster secret and no password: anyone who reaches the Raft port can join the cluster's traffic (see docs/security.md)"
         );
     }
     let node = Node::open(options).await?;
