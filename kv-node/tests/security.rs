@@ -288,3 +288,34 @@ async fn a_stranger_on_the_raft_port_can_neither_write_nor_read() {
     let refused = cluster.metric(leader, "quorumkv_raft_handshakes_refused_total").await;
     assert_eq!(refused, Some(4.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_and_the_python_client_authenticate() {
+    let cluster = cluster_with_password("py-secret").await;
+    let port = cluster.node(1).client_addr.rsplit(':').next().unwrap().to_string();
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+    let python = if std::path::Path::new(venv).exists() {
+        venv
+    } else {
+        "python3"
+    };
+    let has_redis_py = std::process::Command::new(python)
+        .args(["-c", "import redis"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_redis_py {
+        eprintln!("python3 with redis-py not installed: skipping its checks");
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/auth_check.py");
+    let out = std::process::Command::new(python)
+        .args([script, "py-secret", &port])
+        .env_remove("QUORUMKV_PASSWORD")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+}
