@@ -504,4 +504,27 @@ mod tests {
         assert_eq!((options.id, options.raft_addr.as_str()), (3, "127.0.0.1:9001"));
         assert_eq!(options.fsync, FsyncPolicy::Never);
     }
+
+    #[test]
+    fn security_settings_come_from_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "pw\n").unwrap();
+        let text = format!(
+            "password-file = {:?}\ncluster-secret = \"members\"\ntls-cert-file = \"n.crt\"\ntls-key-file = \"n.key\"\ntls-ca-cert-file = \"ca.crt\"\ntls-auth-clients = \"yes\"\n",
+            password.display().to_string()
+        );
+        let file: NodeArgs = toml::from_str(&text).unwrap();
+        let options = NodeArgs::default().or(file).into_options().unwrap();
+        assert_eq!(options.password.as_deref(), Some("pw"));
+        assert_eq!(options.cluster_secret.as_deref(), Some("members"));
+        let tls = options.tls.unwrap();
+        assert_eq!(tls.cert_file, PathBuf::from("n.crt"));
+        assert_eq!(tls.auth_clients, ClientAuth::Yes);
+        // Two of the three TLS files is a mistake, not "no TLS".
+        let file: NodeArgs = toml::from_str("tls-cert-file = \"n.crt\"\ntls-key-file = \"n.key\"").unwrap();
+        assert!(NodeArgs::default().or(file).into_options().is_err());
+        let file: NodeArgs = toml::from_str("tls-auth-clients = \"maybe\"").unwrap();
+        assert!(NodeArgs::default().or(file).into_options().is_err());
+    }
 }
