@@ -39,8 +39,11 @@ pub struct Limits {
     pub max_key_len: usize,
     /// Longest value accepted, in bytes.
     pub max_value_len: usize,
-    /// Most keys one command may touch (MSET, DEL with many keys).
+    /// Most keys one command may touch (MSET, DEL, MGET, EXISTS with many keys).
     pub max_keys_per_command: usize,
+    /// Most bytes of keys and values one read may return: a read that would return more
+    /// answers [`CommandError::ReplyTooLarge`] instead, having copied at most this much.
+    pub max_reply_bytes: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +52,7 @@ impl Default for Limits {
             max_key_len: 16 * 1024,
             max_value_len: 1024 * 1024,
             max_keys_per_command: 10_000,
+            max_reply_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -221,6 +225,16 @@ pub enum Query {
     },
     /// Number of live keys. Answers [`Response::Count`].
     Count,
+    /// Keys (without their values) between `start` and `end`, in order, at most `limit`.
+    /// Answers [`Response::Keys`]. (KEYS and SCAN: a follower forwards no values it drops.)
+    Keys {
+        /// Lower bound.
+        start: Bound<Key>,
+        /// Upper bound.
+        end: Bound<Key>,
+        /// Most keys returned.
+        limit: usize,
+    },
 }
 
 /// Deterministic, per-command failures (the command still occupies its log slot).
@@ -237,6 +251,12 @@ pub enum CommandError {
     ValueTooLong {
         /// The length the value would have.
         len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A read would return more than [`Limits::max_reply_bytes`].
+    #[error("reply would exceed the limit of {max} bytes (max-reply-bytes)")]
+    ReplyTooLarge {
         /// The limit.
         max: usize,
     },
@@ -275,6 +295,8 @@ pub enum Response {
     Ttl(TtlState),
     /// The command failed deterministically.
     Error(CommandError),
+    /// Keys in key order.
+    Keys(Vec<Key>),
 }
 
 /// The expiry state of a key.
@@ -352,6 +374,27 @@ impl Command {
                 key(k)
             }
             Command::Clear => Ok(()),
+        }
+    }
+}
+
+impl Query {
+    /// Checks the query against `limits`: keys per read and key lengths. (What it returns is
+    /// bounded by [`Limits::max_reply_bytes`] when it runs.)
+    pub fn validate(&self, limits: &Limits) -> Result<(), LimitError> {
+        let key = |k: &Key| check_len(k.len(), limits.max_key_len, true);
+        match self {
+            Query::Get { key: k } | Query::Ttl { key: k } => key(k),
+            Query::MultiGet { keys } => {
+                if keys.len() > limits.max_keys_per_command {
+                    return Err(LimitError::TooManyKeys {
+                        count: keys.len(),
+                        max: limits.max_keys_per_command,
+                    });
+                }
+                keys.iter().try_for_each(key)
+            }
+            Query::Range { .. } | Query::Prefix { .. } | Query::Keys { .. } | Query::Count => Ok(()),
         }
     }
 }
@@ -502,6 +545,7 @@ mod tests {
             max_key_len: 3,
             max_value_len: 4,
             max_keys_per_command: 2,
+            max_reply_bytes: 8,
         };
         let set = |k: &[u8], v: &[u8]| Command::Set {
             key: k.to_vec(),

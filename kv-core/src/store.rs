@@ -189,24 +189,34 @@ impl Store {
         let now = now_ms.max(self.clock_ms);
         match query {
             Query::Get { key } => Response::Value(self.live(key, now).map(|r| r.value.clone())),
-            Query::MultiGet { keys } => Response::Values(
-                keys.iter()
-                    .map(|k| self.live(k, now).map(|r| r.value.clone()))
-                    .collect(),
-            ),
+            Query::MultiGet { keys } => {
+                // Sized before anything is copied: a key repeated many times costs nothing.
+                let total = keys
+                    .iter()
+                    .map(|k| self.live(k, now).map_or(0, |r| r.value.len()))
+                    .fold(0usize, usize::saturating_add);
+                if total > self.limits.max_reply_bytes {
+                    return self.reply_too_large();
+                }
+                Response::Values(
+                    keys.iter()
+                        .map(|k| self.live(k, now).map(|r| r.value.clone()))
+                        .collect(),
+                )
+            }
             Query::Range { start, end, limit } => {
                 if range_is_empty(start, end) {
                     return Response::Entries(Vec::new());
                 }
                 let range = (start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice));
-                Response::Entries(self.collect_live(self.data.range::<[u8], _>(range), now, *limit))
+                self.collect_live(self.data.range::<[u8], _>(range), now, *limit)
             }
             Query::Prefix { prefix, limit } => {
                 let iter = self
                     .data
                     .range::<[u8], _>((Bound::Included(prefix.as_slice()), Bound::Unbounded));
                 let matching = iter.take_while(|(k, _)| k.starts_with(prefix));
-                Response::Entries(self.collect_live(matching, now, *limit))
+                self.collect_live(matching, now, *limit)
             }
             Query::Ttl { key } => Response::Ttl(match self.live(key, now) {
                 None => TtlState::Missing,
@@ -215,6 +225,13 @@ impl Store {
                     expires_at: Some(t), ..
                 }) => TtlState::Remaining(t - now),
             }),
+            Query::Keys { start, end, limit } => {
+                if range_is_empty(start, end) {
+                    return Response::Keys(Vec::new());
+                }
+                let range = (start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice));
+                self.collect_live_keys(self.data.range::<[u8], _>(range), now, *limit)
+            }
             Query::Count => {
                 let expired = self.expiries.range(..(now + 1, Vec::new())).count();
                 Response::Count((self.data.len() - expired) as u64)
@@ -270,7 +287,7 @@ impl Store {
     fn increment(&mut self, key: &Key, delta: i64) -> Response {
         let (current, expires_at) = match self.data.get(key) {
             None => (0, None),
-            Some(r) => match std::str::from_utf8(&r.value).ok().and_then(|s| s.parse::<i64>().ok()) {
+            Some(r) => match parse_integer(&r.value) {
                 Some(n) => (n, r.expires_at),
                 None => return Response::Error(CommandError::NotAnInteger),
             },
@@ -317,17 +334,60 @@ impl Store {
         self.data.get(key).filter(|r| r.expires_at.is_none_or(|t| t > now))
     }
 
-    fn collect_live<'a>(
+    /// Up to `limit` live entries of `iter`, or [`CommandError::ReplyTooLarge`] once their
+    /// keys and values pass [`Limits::max_reply_bytes`].
+    fn collect_live<'a>(&self, iter: impl Iterator<Item = (&'a Key, &'a Record)>, now: u64, limit: usize) -> Response {
+        let mut bytes = 0usize;
+        let mut entries = Vec::new();
+        for (k, r) in iter.filter(|(_, r)| r.expires_at.is_none_or(|t| t > now)).take(limit) {
+            bytes = bytes.saturating_add(k.len() + r.value.len());
+            if bytes > self.limits.max_reply_bytes {
+                return self.reply_too_large();
+            }
+            entries.push((k.clone(), r.value.clone()));
+        }
+        Response::Entries(entries)
+    }
+
+    /// Up to `limit` live keys of `iter`, without their values, within the reply limit.
+    fn collect_live_keys<'a>(
         &self,
         iter: impl Iterator<Item = (&'a Key, &'a Record)>,
         now: u64,
         limit: usize,
-    ) -> Vec<(Key, Value)> {
-        iter.filter(|(_, r)| r.expires_at.is_none_or(|t| t > now))
-            .take(limit)
-            .map(|(k, r)| (k.clone(), r.value.clone()))
-            .collect()
+    ) -> Response {
+        let mut bytes = 0usize;
+        let mut keys = Vec::new();
+        for (k, _) in iter.filter(|(_, r)| r.expires_at.is_none_or(|t| t > now)).take(limit) {
+            bytes = bytes.saturating_add(k.len());
+            if bytes > self.limits.max_reply_bytes {
+                return self.reply_too_large();
+            }
+            keys.push(k.clone());
+        }
+        Response::Keys(keys)
     }
+
+    fn reply_too_large(&self) -> Response {
+        Response::Error(CommandError::ReplyTooLarge {
+            max: self.limits.max_reply_bytes,
+        })
+    }
+}
+
+/// A value as Redis reads an integer: optional `-`, then decimal digits without leading zeros
+/// (`0` itself excepted), fitting an i64. `+5`, `007`, `-0`, ` 5` and `5 ` are not integers.
+pub fn parse_integer(value: &[u8]) -> Option<i64> {
+    let digits = value.strip_prefix(b"-").unwrap_or(value);
+    let canonical = match digits {
+        [b'0'] => value.len() == 1,
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !canonical {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// Whether a range has no keys at all (BTreeMap::range panics on start > end).
@@ -718,5 +778,66 @@ mod tests {
         };
         assert_eq!(s.to_bytes(), encode(&owned));
         assert_eq!(Store::from_bytes(&s.to_bytes(), Limits::default()).unwrap(), s);
+    }
+
+    #[test]
+    fn integers_are_read_as_redis_reads_them() {
+        for good in ["0", "7", "-7", "9223372036854775807", "-9223372036854775808"] {
+            assert!(parse_integer(good.as_bytes()).is_some(), "{good}");
+        }
+        for bad in [
+            "+5",
+            "007",
+            "-0",
+            " 5",
+            "5 ",
+            "",
+            "-",
+            "1e3",
+            "9223372036854775808",
+            "0x10",
+        ] {
+            assert_eq!(parse_integer(bad.as_bytes()), None, "{bad}");
+        }
+        let mut s = Store::new(Limits::default());
+        s.apply(&w(1, set("n", "+5")));
+        assert_eq!(
+            s.apply(&w(
+                2,
+                Command::Increment {
+                    key: b"n".to_vec(),
+                    delta: 1
+                }
+            )),
+            Response::Error(CommandError::NotAnInteger)
+        );
+    }
+
+    #[test]
+    fn reads_stop_at_the_reply_limit_before_copying_it() {
+        let mut s = Store::new(Limits {
+            max_reply_bytes: 10,
+            ..Limits::default()
+        });
+        s.apply(&w(1, set("a", "12345")));
+        s.apply(&w(1, set("b", "12345")));
+        let get = |keys: &[&str]| Query::MultiGet {
+            keys: keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
+        };
+        assert!(matches!(s.query(&get(&["a", "b"]), 1), Response::Values(_)));
+        let too_large = Response::Error(CommandError::ReplyTooLarge { max: 10 });
+        assert_eq!(s.query(&get(&["a", "a", "a"]), 1), too_large);
+        let range = Query::Range {
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+            limit: usize::MAX,
+        };
+        assert_eq!(s.query(&range, 1), too_large);
+        let keys = Query::Keys {
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+            limit: usize::MAX,
+        };
+        assert_eq!(s.query(&keys, 1), Response::Keys(vec![b"a".to_vec(), b"b".to_vec()]));
     }
 }

@@ -11,6 +11,8 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
 
+use kv_core::wire::Role;
+
 use crate::node::Node;
 use crate::protocol::auth::constant_time_eq;
 use crate::tls::Stream;
@@ -87,7 +89,8 @@ pub async fn respond(mut stream: Stream, node: Node) -> std::io::Result<()> {
                 s.commit_index,
                 s.applied_index
             );
-            let status = if s.leader.is_some() {
+            // Serving means a leader is known and Raft runs here.
+            let status = if s.leader.is_some() && s.role != Role::Shutdown && !node.lost_data().is_lost() {
                 "200 OK"
             } else {
                 "503 Service Unavailable"

@@ -37,6 +37,11 @@ impl Gauge {
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// Sets the value.
+    pub fn set(&self, n: i64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
 }
 
 /// Upper bounds of the latency buckets, in microseconds.
@@ -95,8 +100,12 @@ pub struct Metrics {
     pub command_errors: Counter,
     /// Client connections accepted.
     pub connections_accepted: Counter,
+    /// Client connections refused past `maxclients`.
+    pub connections_rejected: Counter,
     /// Client connections open now.
     pub connections_open: Gauge,
+    /// Followers whose replication made no progress lately (on the leader).
+    pub replication_stalled: Gauge,
     /// Time from receiving a write command to its answer.
     pub write_latency: Histogram,
     /// Time from receiving a read command to its answer.
@@ -153,6 +162,11 @@ impl Metrics {
                 &self.connections_accepted,
             ),
             (
+                "quorumkv_connections_rejected_total",
+                "Client connections refused past maxclients.",
+                &self.connections_rejected,
+            ),
+            (
                 "quorumkv_forwarded_total",
                 "Operations forwarded to the leader.",
                 &self.forwarded,
@@ -205,12 +219,21 @@ impl Metrics {
                 counter.get()
             );
         }
-        let name = "quorumkv_connections_open";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Client connections open.\n# TYPE {name} gauge\n{name} {}",
-            self.connections_open.get()
-        );
+        let gauges = [
+            (
+                "quorumkv_connections_open",
+                "Client connections open.",
+                &self.connections_open,
+            ),
+            (
+                "quorumkv_replication_stalled",
+                "Followers whose replication made no progress for 5 s while the leader has entries for them.",
+                &self.replication_stalled,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", gauge.get());
+        }
         self.write_latency
             .render(&mut out, "quorumkv_write_seconds", "Latency of write commands.");
         self.read_latency

@@ -309,6 +309,7 @@ fn query_variant(query: &Query) -> &'static str {
         Query::Prefix { .. } => "Prefix",
         Query::Ttl { .. } => "Ttl",
         Query::Count => "Count",
+        Query::Keys { .. } => "Keys",
     }
 }
 
@@ -332,6 +333,7 @@ fn response_variant(response: &Response) -> &'static str {
         Response::Integer(_) => "Integer",
         Response::Ttl(_) => "Ttl",
         Response::Error(_) => "Error",
+        Response::Keys(_) => "Keys",
     }
 }
 
@@ -348,6 +350,7 @@ fn command_error_variant(error: &CommandError) -> &'static str {
         CommandError::NotAnInteger => "NotAnInteger",
         CommandError::Overflow => "Overflow",
         CommandError::ValueTooLong { .. } => "ValueTooLong",
+        CommandError::ReplyTooLarge { .. } => "ReplyTooLarge",
     }
 }
 
@@ -472,6 +475,16 @@ fn forwarded_ops() {
         ),
         ("read count", read(Query::Count), "514b5652 0200 04000000 05 01 01 05"),
         (
+            "read keys",
+            read(Query::Keys {
+                start: Bound::Included(b"a".to_vec()),
+                end: Bound::Excluded(b"z".to_vec()),
+                limit: 10,
+            }),
+            // Query::Keys: Bound::Included "a", Bound::Excluded "z", limit 10
+            "514b5652 0200 0b000000 05 01 01 06 01 0161 02 017a 0a",
+        ),
+        (
             "add learner",
             forward(Op::AddLearner { id: 4, node: node(4) }),
             // Op::AddLearner: id 4, Raft and client addresses
@@ -521,7 +534,7 @@ fn forwarded_ops() {
     assert_covers(
         "Query",
         queries.iter().map(|query| query_variant(query)),
-        &["Get", "MultiGet", "Range", "Prefix", "Ttl", "Count"],
+        &["Get", "MultiGet", "Range", "Prefix", "Ttl", "Count", "Keys"],
     );
     assert_covers("Bound", bounds, &["Included", "Excluded", "Unbounded"]);
 }
@@ -611,6 +624,17 @@ fn forwarded_results() {
             "514b5652 0200 09000000 05 01 00 09 02 ac02 8002",
         ),
         (
+            "error reply too large",
+            ok(Response::Error(CommandError::ReplyTooLarge { max: 256 })),
+            // Response::Error, CommandError::ReplyTooLarge: max 256
+            "514b5652 0200 07000000 05 01 00 09 03 8002",
+        ),
+        (
+            "keys",
+            ok(Response::Keys(vec![b"a".to_vec(), b"b".to_vec()])),
+            "514b5652 0200 09000000 05 01 00 0a 02 0161 0162",
+        ),
+        (
             "not leader, leader known",
             err(OpError::NotLeader {
                 node: 2,
@@ -665,7 +689,7 @@ fn forwarded_results() {
         "Response",
         responses.iter().map(|response| response_variant(response)),
         &[
-            "Ok", "Set", "Cas", "Value", "Values", "Entries", "Count", "Integer", "Ttl", "Error",
+            "Ok", "Set", "Cas", "Value", "Values", "Entries", "Count", "Integer", "Ttl", "Error", "Keys",
         ],
     );
     assert_covers(
@@ -682,7 +706,7 @@ fn forwarded_results() {
             Response::Error(error) => Some(command_error_variant(error)),
             _ => None,
         }),
-        &["NotAnInteger", "Overflow", "ValueTooLong"],
+        &["NotAnInteger", "Overflow", "ValueTooLong", "ReplyTooLarge"],
     );
     assert_covers(
         "OpError",

@@ -474,6 +474,30 @@ fn missing_middle_segment_is_corruption() {
 }
 
 #[test]
+fn missing_newest_segment_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_log(dir.path(), 30);
+    assert!(files.len() >= 3);
+    let newest = files.last().unwrap();
+    std::fs::remove_file(newest).unwrap();
+    match reopen_ids(dir.path()) {
+        Err(StorageError::Corrupt { file, reason, .. }) => {
+            assert_eq!(&file, newest);
+            assert!(reason.contains("missing") && reason.contains("HEAD"), "{reason}");
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_log_written_before_head_existed_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 30);
+    std::fs::remove_file(dir.path().join(kv_node::storage::HEAD_FILE)).unwrap();
+    assert_eq!(reopen_ids(dir.path()).unwrap(), ids(1..=30));
+}
+
+#[test]
 fn truncate_and_purge_survive_reopen_and_purge_deletes_whole_segments() {
     let dir = tempfile::tempdir().unwrap();
     let before = write_log(dir.path(), 30);

@@ -18,6 +18,9 @@ export class Controls {
       e.preventDefault();
       on.send(this.clientRequest());
     });
+    $('add-node').addEventListener('click', () => on.addNode());
+    $('remove-node').addEventListener('click', () => on.removeNode(Number($('member-node').value)));
+    $('transfer-leader').addEventListener('click', () => on.transferLeader(Number($('member-node').value)));
     $('apply-partition').addEventListener('click', () => on.partition(this.groupLists()));
     $('isolate-leader').addEventListener('click', () => on.isolateLeader());
     $('heal').addEventListener('click', () => on.heal());
@@ -34,13 +37,24 @@ export class Controls {
   reset({ seed, nodes, dropRate = 0 }) {
     $('seed').value = seed;
     $('node-count').value = nodes;
-    const select = $('client-node');
-    const keep = Number(select.value) || 1;
-    select.replaceChildren(...Array.from({ length: nodes }, (_, i) => new Option(`N${i + 1}`, i + 1)));
-    select.value = Math.min(keep, nodes);
+    this.nodeIds = [];
+    this.setNodes(Array.from({ length: nodes }, (_, i) => i + 1));
     this.groups = new Map(Array.from({ length: nodes }, (_, i) => [i + 1, i < Math.ceil(nodes / 2) ? 'A' : 'B']));
     this.drawGroups();
     this.setDropRate(dropRate);
+  }
+
+  /** The nodes a request or a membership change can name (they change as nodes are added). */
+  setNodes(ids) {
+    if (this.nodeIds?.join() === ids.join()) return;
+    this.nodeIds = ids;
+    for (const select of [$('client-node'), $('member-node')]) {
+      const keep = Number(select.value) || 1;
+      select.replaceChildren(...ids.map((id) => new Option(`N${id}`, id)));
+      select.value = ids.includes(keep) ? keep : ids[0];
+    }
+    for (const id of ids) if (!this.groups.has(id)) this.groups.set(id, 'B');
+    if (this.groups.size) this.drawGroups();
   }
 
   setPlaying(playing) {
@@ -103,7 +117,7 @@ export class Controls {
   clientRequest() {
     const expected = $('client-expected').value;
     return {
-      type: $('client-op').value,
+      type: $('client-op').value === 'get' && $('client-read').value === 'stale' ? 'stale' : $('client-op').value,
       node: Number($('client-node').value),
       key: $('client-key').value,
       value: $('client-value').value,

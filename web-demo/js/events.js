@@ -81,6 +81,8 @@ function describe({ kind: k }, leaderId) {
       return { text: `op #${k.op} → ${k.result}` };
     case 'fault':
       return { text: `you: ${k.action}`, you: true };
+    case 'membership':
+      return { text: `membership: ${k.action}`, you: true };
     default:
       return null;
   }

@@ -11,11 +11,19 @@ function reachable(node, nodes) {
 }
 
 export function explain(view) {
-  const nodes = view.nodes;
+  // Majorities count the voters of the current configuration (as the leader sees it); a
+  // learner or a removed node does not count.
+  const leader = view.nodes.filter((n) => n.role === 'leader').sort((a, b) => b.term - a.term)[0];
+  const config = (leader ?? view.nodes.find((n) => n.voters?.length))?.voters;
+  const voters = config?.length ? new Set(config[config.length - 1]) : null;
+  const nodes = voters ? view.nodes.filter((n) => voters.has(n.id)) : view.nodes.filter((n) => !n.removed);
   const total = nodes.length;
   const need = majorityOf(total);
   const up = nodes.filter((n) => n.role !== 'crashed');
-  const rule = `a write is committed once a majority (${need} of ${total}) have it in their log`;
+  const old = config?.length === 2 ? config[0] : null;
+  const rule = old
+    ? `during this joint configuration a write is committed once a majority of the old voters (${majorityOf(old.length)} of ${old.length}) and of the new (${need} of ${total}) have it in their log`
+    : `a write is committed once a majority (${need} of ${total}) have it in their log`;
 
   if (up.length < need) {
     return {
@@ -69,6 +77,7 @@ export function legend() {
     role('leader', 'takes client writes and copies them to the others'),
     role('follower', 'copies the leader’s log and votes in elections'),
     role('candidate', 'asks for votes to become leader'),
+    role('learner', 'copies the log but does not vote yet (a node being added)'),
     role('crashed', 'down (click to restart)'),
     `<li>${dot('#1e8e3e')}log entries</li>`,
     `<li>${dot('#8a96a3')}heartbeat</li>`,

@@ -5,6 +5,9 @@ import { explain, legend } from './explain.js';
 import { LogsView, logsKey } from './logs.js';
 import { ClusterView, groupNames } from './render.js';
 import { Session } from './session.js';
+import { Rewinder } from './rewind.js';
+import { SCENARIOS, scenarioOf } from './scenarios.js';
+import { SweepView } from './sweep.js';
 import { readCheck, TimelineView } from './timeline.js';
 import { decodeRun, encodeRun } from './url.js';
 import { loadWasm } from './wasm.js';
@@ -29,13 +32,30 @@ class App {
       play: () => (this.playing ? this.pause() : this.play()),
       step: () => this.step(),
       speed: () => {},
-      newRun: (seed, nodes) => this.start({ seed, nodes, actions: [] }, { autoplay: true }),
+      newRun: (seed, nodes) => {
+        $('scenario-note').hidden = true;
+        $('scenario').value = '';
+        this.start({ seed, nodes, actions: [] }, { autoplay: true });
+      },
       copyLink: () => this.copyLink(),
       send: (req) => this.send(req),
       partition: (groups) => this.partition(groups),
       isolateLeader: () => this.isolateLeader(),
       heal: () => this.act('heal'),
+      addNode: () => this.act('add'),
+      removeNode: (id) => this.act('remove', id),
+      transferLeader: (id) => this.act('transfer', id),
       dropRate: (p) => this.act('drop', p),
+    });
+    $('scrub').addEventListener('input', () => this.seek(Number($('scrub').value)));
+    $('back').addEventListener('click', () => this.seek(this.session.nowMs() - 250));
+    $('to-head').addEventListener('click', () => this.seek(this.session.headMs));
+    this.idle();
+    this.sweep = new SweepView();
+    $('scenario').append(...SCENARIOS.map((s) => new Option(s.name, s.id)));
+    $('scenario').addEventListener('change', () => {
+      const s = SCENARIOS.find((x) => x.id === $('scenario').value);
+      if (s) location.hash = s.link;
     });
     $('legend').innerHTML = legend();
     $('logs').insertAdjacentHTML('afterend', `<div class="logs-key">${logsKey()}</div>`);
@@ -51,6 +71,12 @@ class App {
     } catch (e) {
       this.note(`This link could not be read: ${e.message}. Started a fresh run instead.`, true);
     }
+    const scenario = scenarioOf(location.hash);
+    $('scenario').value = scenario?.id ?? '';
+    const note = $('scenario-note');
+    note.hidden = !scenario;
+    note.innerHTML = scenario ? `<b>${scenario.name}.</b> What to watch: ` : '';
+    if (scenario) note.append(scenario.watch);
     if (!run) return this.start({ seed: 1, nodes: 5, actions: [] }, { autoplay: true });
     const replayed = run.actions.length > 0 || run.untilMs > 0;
     this.start(run, { autoplay: !replayed });
@@ -61,14 +87,17 @@ class App {
     this.pause();
     try {
       this.session = Session.replay(this.wasm, run);
+      this.rewinder = new Rewinder(this.wasm, this.session.base());
       if (run.actions.length || run.untilMs) {
-        this.note(`Replayed this link: seed ${run.seed}, ${run.nodes} nodes, ${run.actions.length} action${run.actions.length === 1 ? '' : 's'}, up to ${(this.session.nowMs() / 1000).toFixed(3)} s. Press Play to go on.`);
+        const workload = run.workloadMs ? `, the fault workload (${run.workloadMs / 1000} s)${run.bug ? ' with the planted bug' : ''}` : '';
+        this.note(`Replayed this link: seed ${run.seed}, ${run.nodes} nodes${workload}, ${run.actions.length} action${run.actions.length === 1 ? '' : 's'}, up to ${(this.session.nowMs() / 1000).toFixed(3)} s. Press Play to go on.`);
       } else {
         this.note('');
       }
     } catch (e) {
       this.note(`This link could not be replayed: ${e.message}`, true);
       this.session = new Session(this.wasm, { seed: run.seed ?? 1, nodes: run.nodes ?? 5 });
+      this.rewinder = new Rewinder(this.wasm, this.session.base());
     }
     const last = [...this.session.actions].reverse().find((a) => a.type === 'drop');
     this.controls.reset({ seed: this.session.seed, nodes: this.session.nodes, dropRate: last ? last.args[0] : 0 });
@@ -120,6 +149,32 @@ class App {
     requestAnimationFrame((t2) => this.frame(t2));
   }
 
+  /**
+   * Shows the run as it was (or will be, up to the end of the recording) at virtual time `t`:
+   * a deterministic replay, from a checkpoint when one is at hand. Returns the real ms it took.
+   */
+  seek(t) {
+    const began = performance.now();
+    this.pause();
+    this.session = this.rewinder.seek(this.session, t);
+    this.feed.reset();
+    const count = this.session.sim.eventCount();
+    this.eventsSeen = Math.max(0, count - 200);
+    this.lastCheck = { at: -Infinity, returned: -1 };
+    this.refresh();
+    this.saveUrl();
+    return performance.now() - began;
+  }
+
+  /** Builds rewind checkpoints a few ms at a time while the page has nothing else to do. */
+  idle() {
+    if (this.rewinder && this.session) {
+      this.rewinder.track(this.session);
+      this.rewinder.work(this.playing ? 3 : 8);
+    }
+    setTimeout(() => this.idle(), 40);
+  }
+
   /** Advances virtual time at once (tests and the console); same result as playing that long. */
   runFor(ms) {
     this.session.runFor(ms);
@@ -129,7 +184,11 @@ class App {
   /** Does an action now, records it in the URL; shows the error if the simulator refuses. */
   act(type, ...args) {
     try {
+      const forks = this.session.forks.length;
       const result = this.session.perform(type, ...args);
+      if (this.session.forks.length > forks) {
+        this.note(`Forked the run at ${(this.session.nowMs() / 1000).toFixed(3)} s: what was recorded after this moment is dropped, and the link now holds the fork.`);
+      }
       this.refresh();
       this.saveUrl();
       return result;
@@ -149,6 +208,7 @@ class App {
       case 'put':
         return this.act('put', node, key, value);
       case 'get':
+      case 'stale':
       case 'delete':
         return this.act(type, node, key);
       case 'cas':
@@ -195,12 +255,20 @@ class App {
     const ops = sim.ops();
     this.maybeCheck(ops);
     this.timeline.render(ops, this.view.now_ms);
+    this.controls.setNodes(this.view.nodes.filter((n) => !n.removed).map((n) => n.id));
+    const config = membershipText(this.view);
+    if ($('membership').textContent !== config) $('membership').textContent = config;
     this.showResults(ops);
     const { text, tone } = explain(this.view);
     const status = $('status');
     if (status.textContent !== text) status.textContent = text;
     status.className = `status ${tone}`;
     $('now').textContent = (this.view.now_ms / 1000).toFixed(3);
+    const scrub = $('scrub');
+    scrub.max = this.session.headMs;
+    scrub.value = this.view.now_ms;
+    const behind = this.session.headMs - this.view.now_ms;
+    $('scrub-out').textContent = behind > 0.5 ? `rewound: ${(behind / 1000).toFixed(3)} s before the end (${(this.session.headMs / 1000).toFixed(3)} s)` : '';
     $('trace-hash').textContent = sim.traceHash();
   }
 
@@ -237,7 +305,9 @@ class App {
   /** The run as a link: seed, size, actions and the current virtual time. */
   link() {
     const s = this.session;
-    return location.href.replace(/#.*$/, '') + encodeRun({ seed: s.seed, nodes: s.nodes, actions: s.actions, untilMs: s.nowMs() });
+    return location.href.replace(/#.*$/, '') + encodeRun({
+      ...s.base(), actions: s.recorded(), untilMs: s.headMs, viewMs: s.nowMs(), forks: s.forks,
+    });
   }
 
   saveUrl() {
@@ -257,6 +327,21 @@ class App {
   }
 }
 
+/** The configuration as the leader (or else the first running node) sees it, in words. */
+export function membershipText(view) {
+  const leaders = view.nodes.filter((n) => n.role === 'leader').sort((a, b) => b.term - a.term);
+  const from = leaders[0] ?? view.nodes.find((n) => n.voters.length);
+  if (!from) return 'Configuration: unknown (no node is running).';
+  const set = (ids) => `{${ids.map((i) => `N${i}`).join(', ')}}`;
+  const voters = from.voters.length === 2
+    ? `joint configuration: voters ${set(from.voters[0])} and ${set(from.voters[1])}, and a write needs a majority of each`
+    : `voters ${set(from.voters[0] ?? [])}`;
+  const learners = from.learners.length ? `; learners ${set(from.learners)} (they copy the log but do not vote)` : '';
+  const removed = view.nodes.filter((n) => n.removed).map((n) => n.id);
+  const gone = removed.length ? `; removed ${set(removed)}` : '';
+  return `Configuration as N${from.id} sees it: ${voters}${learners}${gone}.`;
+}
+
 const wasm = await loadWasm();
 const app = new App(wasm);
 app.startFromUrl();
@@ -270,7 +355,10 @@ window.demo = {
   check: () => app.session.sim.check(),
   traceHash: () => app.session.sim.traceHash(),
   nowMs: () => app.session.nowMs(),
-  actions: () => structuredClone(app.session.actions),
+  actions: () => structuredClone(app.session.recorded()),
+  seek: (ms) => app.seek(ms),
+  headMs: () => app.session.headMs,
+  buildCheckpoints: () => app.rewinder.buildAll(),
   link: () => app.link(),
   leader: () => app.leader()?.id ?? null,
   play: () => app.play(),

@@ -117,11 +117,13 @@ export class ClusterView {
       v.g.setAttribute('aria-label', `Node ${n.id}, ${n.role}, term ${n.term}`);
       v.body.setAttribute('fill', `var(--${n.role})`);
       v.ring.setAttribute('opacity', n.role === 'leader' ? 0.55 : 0);
-      v.role.textContent = ROLE_LABEL[n.role] ?? n.role;
+      v.role.textContent = n.removed ? 'removed' : (ROLE_LABEL[n.role] ?? n.role);
+      const joining = n.role !== 'crashed' && !n.removed && n.voters.length && !n.voters.some((set) => set.includes(n.id));
+      v.g.dataset.member = n.removed ? 'removed' : joining ? 'learner' : 'voter';
       v.info1.textContent = `term ${n.term} · ${voteText(n)}`;
       const last = n.log.length ? n.log[n.log.length - 1].index : n.snapshot_index;
       v.info2.textContent = `log ${last} · committed ${n.commit_index}`;
-      v.title.textContent = n.role === 'crashed' ? `Node ${n.id} is down — click to restart it` : `Node ${n.id} — click to crash it`;
+      v.title.textContent = n.removed ? `Node ${n.id} was removed from the cluster` : n.role === 'crashed' ? `Node ${n.id} is down — click to restart it` : `Node ${n.id} — click to crash it`;
       const group = groups.get(n.id);
       v.badgeG.setAttribute('opacity', group ? 1 : 0);
       if (group) {

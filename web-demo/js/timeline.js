@@ -38,7 +38,14 @@ export function readCheck(report, ops) {
   } else if (lin.Violation) {
     const v = lin.Violation;
     for (const i of v.ops) if (checked[i] !== undefined) result.violatingOps.add(checked[i]);
-    Object.assign(result, { verdict: 'bad', text: `✗ NOT linearizable on key ${keyText(v.key)}: ${v.reason}` });
+    const m = /^op #(\d+)/.exec(v.reason);
+    const culprit = m ? ops.find((o) => o.id === checked[Number(m[1])]) : undefined;
+    Object.assign(result, {
+      verdict: 'bad',
+      text: `✗ NOT linearizable on key ${keyText(v.key)}: ${v.reason}`,
+      culprit: culprit?.id,
+      why: culprit ? whyNot(culprit, ops.filter((o) => result.violatingOps.has(o.id))) : '',
+    });
   } else if (lin.Unknown) {
     Object.assign(result, { verdict: 'unknown', text: `? undecided on key ${keyText(lin.Unknown.key)}: ${lin.Unknown.reason}` });
   } else {
@@ -46,6 +53,32 @@ export function readCheck(report, ops) {
   }
   result.ok = result.verdict === 'ok' && report.violations.length === 0;
   return result;
+}
+
+/**
+ * Why `bad` cannot be ordered among `blamed` (the checker's culprits), in words: the writes
+ * of the key that had returned before `bad` was sent must come before it in any order, and
+ * its answer contradicts them.
+ */
+export function whyNot(bad, blamed) {
+  if (bad.invokedMs === undefined) return '';
+  const before = blamed.filter((o) => o.id !== bad.id && o.kind !== 'get' && o.kind !== 'local-get'
+    && o.state === 'ok' && o.returnedMs < bad.invokedMs);
+  const s = (ms) => `${(ms / 1000).toFixed(3)} s`;
+  let text = `#${bad.id} ${bad.call} on N${bad.node} was sent at ${s(bad.invokedMs)} and answered "${bad.result}".`;
+  if (before.length) {
+    const last = before.reduce((a, b) => (b.returnedMs > a.returnedMs ? b : a));
+    const others = before.length - 1;
+    text += ` But #${last.id} ${last.call} (N${last.node}) had already returned at ${s(last.returnedMs)}, before it was sent,`
+      + ` so #${bad.id} must come after it${others ? ` (and after ${others} earlier write${others > 1 ? 's' : ''})` : ''}`
+      + ' in any order of these operations — and then its answer is impossible.';
+  } else {
+    text += ' No order of these operations that respects real time gives that answer.';
+  }
+  if (bad.kind === 'local-get') {
+    text += ` It was a stale read: N${bad.node} answered from its own copy without asking the leader, so it could miss writes committed elsewhere.`;
+  }
+  return text;
 }
 
 export class TimelineView {
@@ -60,6 +93,11 @@ export class TimelineView {
     this.violating = check.violatingOps;
     this.verdictEl.textContent = check.text;
     this.verdictEl.className = `verdict ${check.verdict}`;
+    this.whyEl ??= this.verdictEl.closest('section')?.querySelector('.why');
+    if (this.whyEl) {
+      this.whyEl.hidden = !check.why;
+      this.whyEl.textContent = check.why ?? '';
+    }
     this.verdictEl.title = 'Linearizable: every operation appears to take effect at one instant between its send and its return, in an order consistent with what each one returned.';
     if (check.invariants.length) {
       this.invariantsEl.className = 'invariants bad';

@@ -3,9 +3,10 @@
 // Actions are separated by `;`, their fields by `,`: time in ms (to the nanosecond), type, then
 // the arguments. Text is percent-encoded (so `;` and `,` inside keys and values stay
 // unambiguous), a partition is its groups joined by `|` with nodes joined by `.`, and `!` stands
-// for "absent" in a compare-and-swap. Example:
-//   #seed=7&n=5&t=2400&a=812.5,put,1,x,hello;1200,crash,1;1500,partition,2.3|4.5
-import { ACTION_TYPES, MAX_NODES, MIN_NODES, roundMs } from './session.js';
+// for "absent" in a compare-and-swap. `stale,N,key` is a stale read on node N; `add` starts a
+// node and joins it, `remove,N` and `transfer,N` change membership and leadership. Example:
+//   #seed=7&n=5&t=2400&a=812.5,put,1,x,hello;1200,crash,1;1500,partition,2.3|4.5;1600,add
+import { ACTION_TYPES, MAX_NODE_ID, MAX_NODES, MAX_REPLAY_MS, MIN_NODES, roundMs } from './session.js';
 
 const enc = (s) => encodeURIComponent(s).replace(/!/g, '%21');
 const dec = (s) => decodeURIComponent(s);
@@ -16,7 +17,7 @@ const num = (s, what) => {
 };
 const node = (s) => {
   const n = num(s, 'a node id');
-  if (!Number.isInteger(n) || n < 1 || n > MAX_NODES) throw new Error(`no node ${s}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_NODE_ID) throw new Error(`no node ${s}`);
   return n;
 };
 const fmtMs = (ms) => String(roundMs(ms));
@@ -39,9 +40,12 @@ function decodeArgs(type, f) {
   switch (type) {
     case 'crash':
     case 'restart':
+    case 'remove':
+    case 'transfer':
       want(1);
       return [node(f[0])];
     case 'heal':
+    case 'add':
       want(0);
       return [];
     case 'drop':
@@ -54,6 +58,7 @@ function decodeArgs(type, f) {
       want(3);
       return [node(f[0]), dec(f[1]), dec(f[2])];
     case 'get':
+    case 'stale':
     case 'delete':
       want(2);
       return [node(f[0]), dec(f[1])];
@@ -65,10 +70,18 @@ function decodeArgs(type, f) {
   }
 }
 
-/** `{seed, nodes, actions, untilMs}` → the URL hash (with its `#`). */
-export function encodeRun({ seed, nodes, actions, untilMs }) {
+/**
+ * `{seed, nodes, actions, untilMs, viewMs?, forks?}` → the URL hash (with its `#`). `v` is the
+ * moment shown, when the run was rewound to before its end `t`; `f` lists the virtual times at
+ * which the run was forked from an earlier one (for the reader: the actions are the fork's).
+ */
+export function encodeRun({ seed, nodes, actions, untilMs, viewMs = null, forks = [], workloadMs = null, bug = false }) {
   const parts = [`seed=${seed}`, `n=${nodes}`];
+  if (workloadMs !== null) parts.push(`w=${workloadMs}`);
+  if (bug) parts.push('bug=1');
   if (untilMs > 0) parts.push(`t=${fmtMs(untilMs)}`);
+  if (viewMs !== null && viewMs < untilMs) parts.push(`v=${fmtMs(viewMs)}`);
+  if (forks.length) parts.push(`f=${forks.map(fmtMs).join(',')}`);
   if (actions.length) {
     const list = actions.map(({ at, type, args }) => [fmtMs(at), type, ...encodeArgs(type, args)].join(','));
     parts.push(`a=${list.join(';')}`);
@@ -95,11 +108,22 @@ export function decodeRun(hash) {
     throw new Error(`a cluster has ${MIN_NODES} to ${MAX_NODES} nodes, not ${nodes}`);
   }
   const untilMs = params.has('t') ? num(params.get('t'), 'the time') : 0;
+  const viewMs = params.has('v') ? num(params.get('v'), 'the time shown') : null;
+  const forks = params.get('f') ? params.get('f').split(',').map((f) => num(f, 'a fork time')) : [];
   const raw = params.get('a') ?? '';
   const actions = raw === '' ? [] : raw.split(';').map((item, i) => {
     const [at, type, ...fields] = item.split(',');
     if (!ACTION_TYPES.includes(type)) throw new Error(`action ${i + 1}: unknown type ${JSON.stringify(type)}`);
     return { at: num(at, `action ${i + 1}'s time`), type, args: decodeArgs(type, fields) };
   });
-  return { seed, nodes, actions, untilMs };
+  const run = { seed, nodes, actions, untilMs };
+  if (viewMs !== null) run.viewMs = viewMs;
+  if (forks.length) run.forks = forks;
+  if (params.has('w')) {
+    const w = num(params.get('w'), 'the workload length');
+    if (!Number.isInteger(w) || w < 0 || w > MAX_REPLAY_MS) throw new Error(`the workload length must be whole ms up to ${MAX_REPLAY_MS}, not ${w}`);
+    run.workloadMs = w;
+  }
+  if (params.get('bug') === '1') run.bug = true;
+  return run;
 }

@@ -234,6 +234,208 @@ describe('web demo in headless Chromium', () => {
   });
 });
 
+describe('membership and anomalies in headless Chromium', () => {
+  test('add, transfer and remove from the page: drawn as they happen, and the link replays them', async () => {
+    const page = await open('#seed=12&n=3');
+    await page.click('#play'); // pause and drive virtual time by hand
+    await page.evaluate(() => window.demo.runFor(600));
+    await page.click('#add-node');
+    await page.waitForSelector(`${node(4)}`);
+    // Millisecond by millisecond, the leader's configuration goes learner → joint → voter
+    // (the leader uses a configuration as soon as it is in its log).
+    const stages = await page.evaluate(() => {
+      const seen = [];
+      for (let i = 0; i < 300; i++) {
+        window.demo.runFor(1);
+        const leader = window.demo.state().nodes.find((n) => n.role === 'leader');
+        const stage = leader.learners.includes(4) ? 'learner' : leader.voters.length === 2 ? 'joint'
+          : leader.voters[0].includes(4) ? 'voter' : 'outside';
+        if (seen.at(-1) !== stage) seen.push(stage);
+      }
+      return seen;
+    });
+    assert.deepEqual(stages, ['learner', 'joint', 'voter']);
+    await page.evaluate(() => window.demo.runFor(1500));
+    assert.match(await page.textContent('#membership'), /voters \{N1, N2, N3, N4\}/);
+    assert.equal(await page.getAttribute(node(4), 'data-member'), 'voter');
+    const feed = await page.textContent('#feed');
+    assert.match(feed, /node 4 is a learner/);
+    assert.match(feed, /node 4 is a voter/);
+
+    await page.selectOption('#member-node', '4');
+    await page.click('#transfer-leader');
+    await page.evaluate(() => window.demo.runFor(1000));
+    assert.equal(await page.evaluate(() => window.demo.leader()), 4);
+
+    await page.selectOption('#member-node', '1');
+    await page.click('#remove-node');
+    await page.evaluate(() => window.demo.runFor(1500));
+    assert.equal(await page.getAttribute(node(1), 'data-member'), 'removed');
+    assert.match(await page.textContent('#membership'), /voters \{N2, N3, N4\}; removed \{N1\}/);
+    assert.match(await page.textContent('#status'), /majority \(2 of 3\)/);
+    const first = await page.evaluate(() => ({ link: window.demo.link(), hash: window.demo.traceHash(), actions: window.demo.actions() }));
+    assert.deepEqual(first.actions.map((a) => a.type), ['add', 'transfer', 'remove']);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+
+    const again = await open(location(first.link));
+    assert.equal(await again.evaluate(() => window.demo.traceHash()), first.hash);
+    assert.equal(await again.getAttribute(node(1), 'data-member'), 'removed');
+    assert.deepEqual(again.errors, []);
+    await again.close();
+    assert.equal(native('kv-replay', [location(first.link)]), first.hash);
+  });
+
+  test('a stale read under a partition turns the verdict red, says why, and matches the native verdict', async () => {
+    const page = await open('#seed=5&n=5');
+    await page.click('#play');
+    await page.evaluate(() => window.demo.runFor(1000));
+    const old = await page.evaluate(() => window.demo.leader());
+    await send(page, { op: 'put', node: old, key: 'k', value: 'v1' });
+    await page.evaluate(() => window.demo.runFor(300));
+    await page.click('#isolate-leader');
+    await page.evaluate(() => window.demo.runFor(1500));
+    const next = await page.evaluate(() => window.demo.leader());
+    assert.notEqual(next, old);
+    await send(page, { op: 'put', node: next, key: 'k', value: 'v2' });
+    await page.evaluate(() => window.demo.runFor(300));
+    assert.match(await page.textContent('#verdict'), /✓ linearizable/);
+    await page.selectOption('#client-op', 'get');
+    await page.selectOption('#client-read', 'stale');
+    const stale = await send(page, { op: 'get', node: old, key: 'k' });
+    await page.evaluate(() => window.demo.runFor(50));
+    assert.equal((await page.evaluate((id) => window.demo.ops().find((o) => o.id === id), stale)).result, 'ok v1');
+    const verdict = await page.textContent('#verdict');
+    assert.match(verdict, /✗ NOT linearizable on key k: op #\d+ \(.*get.*\) cannot be linearized/);
+    assert.match(await page.getAttribute('#verdict', 'class'), /\bbad\b/);
+    const why = await page.textContent('#why');
+    assert.match(why, new RegExp(`#${stale} local-get k on N${old} .* answered "ok v1"\\. But #\\d+ put k=v2 \\(N${next}\\) had already returned`));
+    assert.match(why, /stale read/);
+    assert.ok(await page.$(`#timeline .op.violating[data-op-id="${stale}"]`), 'the stale read is drawn red');
+    const link = location(await page.evaluate(() => window.demo.link()));
+    assert.match(link, new RegExp(`stale,${old},k`));
+    assert.deepEqual(page.errors, []);
+    await page.close();
+    const [hash, nativeVerdict] = native('kv-replay', ['--check', link]).split('\n');
+    assert.equal(hash, await (async () => (await import('./replay-node.mjs')).replayLink(link).traceHash)());
+    assert.equal(nativeVerdict, verdict.replace(/^✗ NOT/, 'not'));
+  });
+});
+
+describe('guided scenarios in headless Chromium', () => {
+  test('picking a scenario opens its link and says what to watch', async () => {
+    const { SCENARIOS } = await import('../js/scenarios.js');
+    const page = await open();
+    await page.selectOption('#scenario', 'figure-8');
+    await page.waitForFunction((link) => location.hash === link && window.demo.nowMs() === 2000, SCENARIOS.find((s) => s.id === 'figure-8').link);
+    assert.match(await page.textContent('#scenario-note'), /figure 8.*What to watch: N1 \(term 1\)/);
+    assert.equal(await page.evaluate(() => window.demo.leader()), 2);
+    await page.click('#new-run');
+    assert.equal(await page.isHidden('#scenario-note'), true);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+});
+
+describe('seed sweep in headless Chromium', () => {
+  async function sweep(page, { count, bug }) {
+    await page.fill('#sweep-count', String(count));
+    await page.fill('#sweep-from', '0');
+    await page.setChecked('#sweep-bug', bug);
+    await page.click('#sweep-start');
+    await page.waitForFunction(() => document.getElementById('sweep-card').dataset.state === 'done', null, { timeout: 120_000 });
+    return page.evaluate(() => ({
+      stats: document.getElementById('sweep-stats').textContent,
+      progress: document.getElementById('sweep-progress').value,
+      failing: [...document.querySelectorAll('#sweep-results tr.bad')].map((tr) => ({
+        seed: Number(tr.dataset.seed), hash: tr.cells[5].textContent, problem: tr.cells[2].textContent, link: tr.querySelector('a.open-run')?.getAttribute('href'),
+      })),
+    }));
+  }
+
+  test('without the planted bug no seed fails; with it the sweep finds one, which opens as a replayable run', async () => {
+    const page = await open();
+    await page.click('#play');
+    const clean = await sweep(page, { count: 30, bug: false });
+    assert.equal(clean.progress, 30);
+    assert.match(clean.stats, /^done: 30 runs, [\d.]+ runs\/s, 0 failing$/);
+    assert.deepEqual(clean.failing, []);
+
+    const buggy = await sweep(page, { count: 30, bug: true });
+    assert.match(buggy.stats, /^done: 30 runs, [\d.]+ runs\/s, [1-9]\d* failing \(planted bug on\)$/);
+    console.log(`sweep: ${clean.stats} | ${buggy.stats}`);
+    const first = buggy.failing.at(-1);
+    assert.match(first.problem, /✗ not linearizable on key k\d/);
+    assert.deepEqual(page.errors, []);
+    await page.click(`#sweep-results tr[data-seed="${first.seed}"] a.open-run`);
+    await page.waitForFunction((link) => location.hash === link && window.demo.session?.nowMs?.() !== 0, first.link).catch(() => {});
+    await page.waitForFunction((hash) => window.demo.traceHash() === hash, first.hash);
+    assert.match(await page.textContent('#verdict'), /✗ NOT linearizable on key k\d/);
+    assert.match(await page.textContent('#replay-note'), new RegExp(`seed ${first.seed}, \\d nodes, the fault workload \\(5 s\\) with the planted bug`));
+    assert.deepEqual(page.errors, []);
+    await page.close();
+    assert.equal(native('kv-replay', [first.link]), first.hash);
+  });
+});
+
+describe('time travel in headless Chromium', () => {
+  const RUN = '#seed=8&n=5&t=9000&a=600,put,1,x,1;1500,crash,1;2700,partition,2.3|4.5;4200,heal;5100,restart,1;6300,put,2,x,2;7000,add';
+
+  test('scrubbing back and forward gives the straight runs\' hashes; a fork\'s link replays in Chromium, node and natively', async () => {
+    const { replayLink } = await import('./replay-node.mjs');
+    const page = await open(RUN);
+    const end = await page.evaluate(() => window.demo.traceHash());
+    assert.equal(end, native('kv-replay', [RUN]));
+    const scrub = (ms) => page.$eval('#scrub', (e, ms) => { e.value = String(ms); e.dispatchEvent(new Event('input')); }, ms);
+    await scrub(3000);
+    const at3 = await page.evaluate(() => ({ hash: window.demo.traceHash(), now: window.demo.nowMs(), link: window.demo.link() }));
+    assert.equal(at3.now, 3000);
+    assert.match(await page.textContent('#scrub-out'), /rewound: 6\.000 s before the end/);
+    assert.match(location(at3.link), /&t=9000&v=3000&/);
+    assert.equal(at3.hash, replayLink(location(at3.link)).traceHash);
+    assert.equal(at3.hash, native('kv-replay', [location(at3.link)]));
+    // The cluster drawn is the cluster at 3 s: node 1 down, the network split.
+    assert.equal(await page.getAttribute(node(1), 'data-role'), 'crashed');
+    assert.equal(await page.$$eval('#cluster .link.cut', (els) => els.length) > 0, true);
+    await scrub(9000);
+    assert.equal(await page.evaluate(() => window.demo.traceHash()), end);
+    assert.equal(await page.getAttribute(node(1), 'data-role') !== 'crashed', true);
+    await page.click('#back');
+    assert.equal(await page.evaluate(() => window.demo.nowMs()), 8750);
+
+    // Act at 5.5 s: the run forks there.
+    await scrub(5500);
+    await page.selectOption('#member-node', '3');
+    await page.click('#transfer-leader');
+    assert.match(await page.textContent('#replay-note'), /Forked the run at 5\.500 s/);
+    await page.evaluate(() => window.demo.runFor(800));
+    const fork = await page.evaluate(() => ({ hash: window.demo.traceHash(), link: window.demo.link(), actions: window.demo.actions() }));
+    assert.deepEqual(fork.actions.map((a) => a.type), ['put', 'crash', 'partition', 'heal', 'restart', 'transfer']);
+    assert.match(location(fork.link), /&t=6300&f=5500&/);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+    const again = await open(location(fork.link));
+    assert.equal(await again.evaluate(() => window.demo.traceHash()), fork.hash);
+    assert.deepEqual(again.errors, []);
+    await again.close();
+    assert.equal(replayLink(location(fork.link)).traceHash, fork.hash);
+    assert.equal(native('kv-replay', [location(fork.link)]), fork.hash);
+  });
+
+  test('a 60 s run redraws within 200 ms at any time once checkpoints are built', async () => {
+    const page = await open('#seed=1&n=5&t=60000&a=1000,put,1,x,1');
+    const took = await page.evaluate(() => {
+      window.demo.buildCheckpoints();
+      return [31234, 7000, 52345.5, 12000, 59000, 2500, 44444].map((t) => window.demo.seek(t));
+    });
+    const sorted = [...took].sort((a, b) => a - b);
+    console.log(`seek redraw ms: ${took.map((t) => t.toFixed(0)).join(' ')}`);
+    assert.ok(sorted[Math.floor(sorted.length / 2)] <= 200, `median ${sorted[3]} ms`);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+});
+
 function location(link) {
   return link.slice(link.indexOf('#'));
 }

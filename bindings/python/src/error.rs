@@ -110,7 +110,10 @@ pub fn sim(e: SimError) -> PyErr {
         | SimError::NotCrashed(_)
         | SimError::NodeInTwoGroups(_)
         | SimError::DropRate(_)
-        | SimError::Options(_) => Kind::InvalidArgument,
+        | SimError::Options(_)
+        | SimError::TooManyNodes(_)
+        | SimError::TooFewVoters(_)
+        | SimError::Removed(_) => Kind::InvalidArgument,
     };
     error(kind, e.to_string())
 }

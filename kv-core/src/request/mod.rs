@@ -402,29 +402,40 @@ where
     }
 
     async fn reads(&self, queries: Vec<Query>) -> Vec<Outcome> {
-        let barrier = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
-        let failed = |e: OpError| -> Vec<Outcome> { queries.iter().map(|_| Outcome::Done(Err(e.clone()))).collect() };
-        match C::AsyncRuntime::timeout(self.timeout, barrier).await {
-            Err(_) => failed(OpError::Timeout(self.timeout)),
-            Ok(Ok(_)) => {
-                let now = self.env.now_ms();
-                let store = self.store.read();
-                queries
-                    .iter()
-                    .map(|query| Outcome::Done(Ok(store.query(query, now))))
-                    .collect()
-            }
-            Ok(Err(e)) => match e.forward_to_leader() {
-                Some(f) => {
-                    let leader = f.leader_id;
-                    queries
-                        .into_iter()
-                        .map(|q| Outcome::Bounced(Op::Read(q), leader))
-                        .collect()
-                }
-                None => failed(OpError::Unavailable(e.to_string())),
-            },
+        // A read past the limits is refused here; the others share one barrier.
+        let checked: Vec<Result<Query, OpError>> = queries
+            .into_iter()
+            .map(|q| match q.validate(&self.limits) {
+                Ok(()) => Ok(q),
+                Err(e) => Err(OpError::Rejected(e.to_string())),
+            })
+            .collect();
+        if checked.iter().all(Result::is_err) {
+            return checked
+                .into_iter()
+                .map(|q| Outcome::Done(q.map(|_| Response::Ok)))
+                .collect();
         }
+        let barrier = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
+        let barrier = match C::AsyncRuntime::timeout(self.timeout, barrier).await {
+            Err(_) => Err(Err(OpError::Timeout(self.timeout))),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => match e.forward_to_leader() {
+                Some(f) => Err(Ok(f.leader_id)),
+                None => Err(Err(OpError::Unavailable(e.to_string()))),
+            },
+        };
+        let now = self.env.now_ms();
+        let store = self.store.read();
+        checked
+            .into_iter()
+            .map(|query| match (query, &barrier) {
+                (Err(e), _) => Outcome::Done(Err(e)),
+                (Ok(query), Ok(())) => Outcome::Done(Ok(store.query(&query, now))),
+                (Ok(query), Err(Ok(leader))) => Outcome::Bounced(Op::Read(query), *leader),
+                (Ok(_), Err(Err(e))) => Outcome::Done(Err(e.clone())),
+            })
+            .collect()
     }
 
     /// A membership change or a leader transfer.
@@ -432,14 +443,26 @@ where
         let raft = &self.raft;
         let result = match &op {
             Op::AddLearner { id, node } => {
-                // Waiting for the learner to catch up may take a while on a big store.
-                let add = raft.add_learner(*id, node.clone(), true);
-                match C::AsyncRuntime::timeout(self.timeout * 12, add).await {
+                // Within the request timeout (a follower that forwarded this waits that long, and a
+                // second more): the membership change, then the catch-up with what is left.
+                let limit = self.timeout * 3 / 4;
+                let add = raft.add_learner(*id, node.clone(), false);
+                match C::AsyncRuntime::timeout(self.timeout / 4, add).await {
                     Err(_) => Err(Ok(OpError::OutcomeUnknown(format!(
                         "node {id} was not added within {:?}",
-                        self.timeout * 12
+                        self.timeout / 4
                     )))),
-                    Ok(result) => result.map(drop).map_err(Err),
+                    Ok(Err(e)) => Err(Err(e)),
+                    // openraft's own blocking wait gives up quietly; this one says so.
+                    Ok(Ok(added)) => self
+                        .caught_up(*id, added.log_id.index, limit)
+                        .await
+                        .map_err(|()| {
+                            Ok(OpError::Rejected(format!(
+                                "node {id} was added as a learner but has not caught up within {limit:?}: check that {} is reachable (RAFT REMOVE {id} undoes it)",
+                                node.raft_addr
+                            )))
+                        }),
                 }
             }
             Op::Promote { id } => {
@@ -467,6 +490,21 @@ where
                     let leader = raft.metrics().borrow_watched().current_leader;
                     return Outcome::Bounced(op, leader);
                 }
+                // openraft takes any id and waits for it; a target that cannot take over would
+                // leave this leader refusing writes until its lease ran out.
+                let is_voter = raft
+                    .metrics()
+                    .borrow_watched()
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == *to);
+                if *to == self.id || !is_voter {
+                    return Outcome::Done(Err(OpError::Rejected(format!(
+                        "node {to} is not a voter other than the leader (node {}); leadership can only go to another voter",
+                        self.id
+                    ))));
+                }
                 return Outcome::Done(
                     raft.trigger()
                         .transfer_leader(*to)
@@ -484,6 +522,24 @@ where
             Err(Err(RaftError::APIError(e))) => Outcome::Done(Err(OpError::Rejected(e.to_string()))),
             Err(Err(RaftError::Fatal(f))) => Outcome::Done(Err(OpError::Unavailable(f.to_string()))),
         }
+    }
+
+    /// Waits until this leader has replicated to `learner` at least up to `index`.
+    async fn caught_up(&self, learner: u64, index: u64, limit: Duration) -> Result<(), ()> {
+        self.raft
+            .wait(Some(limit))
+            .metrics(
+                |m| {
+                    m.replication
+                        .as_ref()
+                        .and_then(|r| r.get(&learner))
+                        .is_some_and(|matched| matched.as_ref().is_some_and(|l| l.index >= index))
+                },
+                "the new learner to catch up",
+            )
+            .await
+            .map(drop)
+            .map_err(drop)
     }
 
     async fn change_membership(

@@ -6,8 +6,12 @@
 //! calls give the same trace, natively and in wasm ([`Simulation::trace_hash`]).
 //!
 //! A crash drops every task of the node at once; its [`MemLogStore`] and [`MemSnapshotStore`]
-//! survive as a disk would, and a restart builds a fresh `Raft` over them.
+//! survive as a disk would, and a restart builds a fresh `Raft` over them. Nodes join and leave
+//! through openraft's membership API (`membership.rs`: [`Simulation::add_node`],
+//! [`Simulation::remove_node`], [`Simulation::transfer_leader`]); a removed node stays down.
+//! [`workload::Workload`] drives the seeded fault schedule step by step.
 
+mod membership;
 pub mod network;
 mod ops;
 pub mod time;
@@ -15,6 +19,7 @@ pub mod trace;
 pub mod workload;
 
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -35,6 +40,8 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Deserialize;
 use serde::Serialize;
 
+pub use self::membership::MAX_NODE_ID;
+pub use self::membership::MIN_VOTERS;
 pub use self::ops::ClientCall;
 pub use self::ops::OpId;
 pub use self::ops::OpState;
@@ -126,6 +133,11 @@ pub struct SimOptions {
     pub snapshot_every: u64,
     /// How many recent events to keep in memory (the trace hash covers all of them).
     pub trace_capacity: usize,
+    /// A bug planted on purpose, for showing that seeded runs find bugs: linearizable reads
+    /// skip the read-index check and answer from the local state machine. Off by default;
+    /// only the simulator's clients look at it, so no kv-node path can reach it.
+    #[serde(default)]
+    pub planted_bug: bool,
 }
 
 impl Default for SimOptions {
@@ -139,6 +151,7 @@ impl Default for SimOptions {
             client_timeout_ms: 2_000,
             snapshot_every: 100,
             trace_capacity: Trace::KEEP,
+            planted_bug: false,
         }
     }
 }
@@ -167,6 +180,15 @@ pub enum SimError {
     /// Invalid option values.
     #[error("invalid options: {0}")]
     Options(String),
+    /// Adding a node past the highest id.
+    #[error("a simulation grows to at most {0} nodes")]
+    TooManyNodes(u64),
+    /// Removing a voter from the smallest cluster allowed.
+    #[error("a cluster keeps at least {0} voters")]
+    TooFewVoters(usize),
+    /// Acting on a node that was removed from the cluster.
+    #[error("node {0} was removed from the cluster")]
+    Removed(u64),
 }
 
 /// A message on the wire, for rendering.
@@ -226,6 +248,13 @@ pub struct NodeView {
     pub bytes: u64,
     /// Partition group it is in (nodes with equal numbers can talk).
     pub partition: u32,
+    /// The voters in this node's membership config: one set, or two (old, new) during a joint
+    /// configuration. Empty while it is down or before it has joined.
+    pub voters: Vec<Vec<u64>>,
+    /// The learners in this node's membership config.
+    pub learners: Vec<u64>,
+    /// Whether it was removed from the cluster (and shut down for good).
+    pub removed: bool,
 }
 
 /// The whole cluster, for rendering: serializable to JSON as is.
@@ -289,6 +318,10 @@ pub(crate) struct World {
     violations: Vec<Violation>,
     /// Highest term any node was seen in.
     max_term: u64,
+    /// Nodes removed from the cluster; they stay down.
+    removed: BTreeSet<u64>,
+    /// Nodes whose removal was just committed, to be shut down.
+    retiring: Vec<u64>,
 }
 
 /// A shared handle to the [`World`].
@@ -430,6 +463,8 @@ impl Simulation {
             sm_safety: StateMachineSafety::default(),
             violations: Vec::new(),
             max_term: 0,
+            removed: BTreeSet::new(),
+            retiring: Vec::new(),
         };
         let mut sim = Simulation {
             exec: Executor::new(options.seed),
@@ -535,7 +570,7 @@ impl Simulation {
 
     /// Crashes a node: all its tasks stop at once; its log, vote and snapshot are kept.
     pub fn crash(&mut self, node: u64) -> Result<(), SimError> {
-        self.check_node(node)?;
+        self.check_member(node)?;
         let group = self.groups.remove(&node).ok_or(SimError::AlreadyCrashed(node))?;
         self.exec.enter(|| {
             let mut world = self.world.lock();
@@ -566,7 +601,7 @@ impl Simulation {
 
     /// Restarts a crashed node from its log, vote and snapshot.
     pub fn restart(&mut self, node: u64) -> Result<(), SimError> {
-        self.check_node(node)?;
+        self.check_member(node)?;
         if self.is_up(node) {
             return Err(SimError::NotCrashed(node));
         }
@@ -674,6 +709,10 @@ impl Simulation {
     /// Reads metrics of every running node; records role, term and commit changes, and checks
     /// election safety and leader completeness for new leaders.
     fn observe(&mut self) {
+        if !self.world.lock().retiring.is_empty() {
+            self.retire_removed();
+            self.exec.run_until_idle();
+        }
         let ids: Vec<u64> = self.disks.keys().copied().collect();
         self.exec.enter(|| {
             let mut world = self.world.lock();
@@ -770,6 +809,9 @@ impl Simulation {
                     keys: 0,
                     bytes: 0,
                     partition: world.partition_of[&id],
+                    voters: Vec::new(),
+                    learners: Vec::new(),
+                    removed: world.removed.contains(&id),
                 };
                 if let (Some(raft), Some(store)) = (world.rafts.get(&id), world.stores.get(&id)) {
                     let m = raft.metrics();
@@ -779,6 +821,13 @@ impl Simulation {
                     view.leader = m.current_leader;
                     view.commit_index = m.local_committed.as_ref().map_or(0, |l| l.index);
                     view.applied_index = m.last_applied.as_ref().map_or(0, |l| l.index);
+                    let config = m.membership_config.membership();
+                    view.voters = config
+                        .get_joint_config()
+                        .iter()
+                        .map(|set| set.iter().copied().collect())
+                        .collect();
+                    view.learners = config.learner_ids().collect();
                     let store = store.read();
                     view.keys = store.len();
                     view.bytes = store.bytes();

@@ -170,16 +170,20 @@ pub(crate) fn start(world: &WorldRef, client: Option<u64>, node: u64, call: Clie
 /// Carries out operation `id`: submits it to its node's request path (which forwards it to
 /// the leader if need be, as kv-node does for a RESP client) and records how it ended.
 pub(crate) async fn perform(world: WorldRef, id: OpId, timeout: Duration) {
-    let (node, call) = {
+    let (node, call, planted_bug) = {
         let w = world.lock();
         let op = &w.ops[id.0 as usize].0;
-        (op.node, op.call.clone())
+        (op.node, op.call.clone(), w.options.planted_bug)
     };
     let path = world.path(node);
     let state = match path {
         None => Err(OpError::Unavailable(format!("node {node} is down"))),
         Some(path) => {
-            let (op, mode) = call.op();
+            let (op, mut mode) = call.op();
+            if planted_bug {
+                // The planted bug (see `SimOptions::planted_bug`): every read is a local read.
+                mode = ReadMode::Stale;
+            }
             match SimRuntime::timeout(timeout, path.execute_batch(vec![op], mode)).await {
                 Ok(mut results) => results.pop().expect("one result per operation"),
                 Err(_) => Err(OpError::OutcomeUnknown(format!("no answer within {timeout:?}"))),

@@ -102,6 +102,12 @@ pub enum EventKind {
         /// What was done.
         action: String,
     },
+    /// A step of a membership or leadership change (asked, learner caught up, voter, removed,
+    /// transfer), or why it failed.
+    Membership {
+        /// What happened.
+        action: String,
+    },
 }
 
 /// An event and its virtual time.

@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub faults: bool,
     /// Whether to return every event of the run in the report.
     pub keep_trace: bool,
+    /// Run with the planted bug (`SimOptions::planted_bug`), which the checkers must catch.
+    #[serde(default)]
+    pub planted_bug: bool,
 }
 
 impl Default for RunOptions {
@@ -49,6 +52,7 @@ impl Default for RunOptions {
             keys: 3,
             faults: true,
             keep_trace: false,
+            planted_bug: false,
         }
     }
 }
@@ -64,6 +68,8 @@ pub struct RunReport {
     pub events: u64,
     /// Virtual time simulated, milliseconds.
     pub virtual_ms: u64,
+    /// Virtual time at the end, nanoseconds (where a replay of the run stops).
+    pub end_ns: u64,
     /// Faults injected.
     pub faults: Vec<String>,
     /// Every checker's verdict.
@@ -83,61 +89,214 @@ impl RunReport {
 
 /// Runs one seed: see the module docs.
 pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, SimError> {
-    let trace_capacity = if options.keep_trace { usize::MAX } else { Trace::KEEP };
-    let mut sim = Simulation::new(SimOptions {
-        seed,
-        nodes: options.nodes,
-        trace_capacity,
-        ..SimOptions::default()
-    })?;
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed.rotate_left(17) ^ 0xFA_u64);
-    let end = Duration::from_millis(options.duration_ms);
-    sim.spawn_clients(options.clients, options.keys, end);
-    let mut faults = Vec::new();
-    while sim.now() < end {
-        sim.run_for(Duration::from_millis(100 + rng.next_u64() % 900));
-        if options.faults
-            && let Some(fault) = inject_fault(&mut sim, &mut rng)?
-        {
-            faults.push(format!("{:?} {fault}", sim.now()));
-        }
+    let mut run = Workload::new(seed, options)?;
+    while let Some(due) = run.next_due() {
+        run.run_until(due)?;
     }
-    // Quiet period: everything reconnected and running; wait for the replicas to agree.
-    sim.heal();
-    sim.set_drop_rate(0.0)?;
-    for node in 1..=options.nodes as u64 {
-        if !sim.is_up(node) {
-            sim.restart(node)?;
-        }
-    }
-    let mut converged = Err("not checked".to_string());
-    for _ in 0..40 {
-        sim.run_for(Duration::from_millis(500));
-        converged = convergence(&sim);
-        if converged.is_ok() {
-            break;
-        }
-    }
+    let sim = &run.sim;
     Ok(RunReport {
         seed,
         trace_hash: sim.trace_hash(),
         events: sim.event_count(),
         virtual_ms: sim.now().as_millis() as u64,
-        faults,
+        end_ns: sim.now().as_nanos() as u64,
         check: sim.check(),
-        converged,
+        converged: run.converged.clone(),
         trace: if options.keep_trace {
             sim.events_since(0)
         } else {
             Vec::new()
         },
+        faults: run.faults,
     })
 }
 
+/// Where a [`Workload`] is in its schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Clients run; a fault is drawn at each due time until the end of the fault period.
+    Faults,
+    /// Everything reconnected; replicas are compared every 500 ms, up to 40 times.
+    Quiet(u32),
+    /// The schedule is over (the replicas agreed, or the quiet period ran out); time can go on.
+    Done,
+}
+
+/// A simulation with the seeded fault schedule of [`run_seed`] driven in steps, so that a run
+/// can be watched and acted on at any virtual time (the web demo opens a seed this way), with
+/// the same trace as [`run_seed`] as long as nobody acts. [`Workload::none`] is a simulation
+/// with no schedule at all.
+pub struct Workload {
+    sim: Simulation,
+    rng: Xoshiro256PlusPlus,
+    options: RunOptions,
+    phase: Phase,
+    /// When the schedule acts next (absent once it is done).
+    due: Option<Duration>,
+    faults: Vec<String>,
+    converged: Result<(), String>,
+}
+
+impl Workload {
+    /// A cluster with `options.clients` clients and (if `options.faults`) the seeded fault
+    /// schedule of `seed`.
+    pub fn new(seed: u64, options: &RunOptions) -> Result<Workload, SimError> {
+        let trace_capacity = if options.keep_trace { usize::MAX } else { Trace::KEEP };
+        let mut sim = Simulation::new(SimOptions {
+            seed,
+            nodes: options.nodes,
+            trace_capacity,
+            planted_bug: options.planted_bug,
+            ..SimOptions::default()
+        })?;
+        let end = Duration::from_millis(options.duration_ms);
+        sim.spawn_clients(options.clients, options.keys, end);
+        let mut run = Workload {
+            sim,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed.rotate_left(17) ^ 0xFA_u64),
+            options: options.clone(),
+            phase: Phase::Faults,
+            due: None,
+            faults: Vec::new(),
+            converged: Err("not checked".to_string()),
+        };
+        if end > Duration::ZERO {
+            run.due = Some(run.draw_gap());
+        } else {
+            run.quiet()?;
+        }
+        Ok(run)
+    }
+
+    /// A simulation with no schedule: running it is running `sim`.
+    pub fn none(sim: Simulation) -> Workload {
+        Workload {
+            sim,
+            rng: Xoshiro256PlusPlus::seed_from_u64(0),
+            options: RunOptions::default(),
+            phase: Phase::Done,
+            due: None,
+            faults: Vec::new(),
+            converged: Ok(()),
+        }
+    }
+
+    /// The simulation.
+    pub fn sim(&self) -> &Simulation {
+        &self.sim
+    }
+
+    /// The simulation, to act on.
+    pub fn sim_mut(&mut self) -> &mut Simulation {
+        &mut self.sim
+    }
+
+    /// The simulation, without the rest of the schedule.
+    pub fn into_sim(self) -> Simulation {
+        self.sim
+    }
+
+    /// When the schedule acts next, if it is not done.
+    pub fn next_due(&self) -> Option<Duration> {
+        self.due
+    }
+
+    /// Faults injected so far, each with its virtual time.
+    pub fn faults(&self) -> &[String] {
+        &self.faults
+    }
+
+    /// Whether the replicas agreed at the end of the quiet period (or why not, or that it was
+    /// not checked yet).
+    pub fn converged(&self) -> &Result<(), String> {
+        &self.converged
+    }
+
+    fn draw_gap(&mut self) -> Duration {
+        self.sim.now() + Duration::from_millis(100 + self.rng.next_u64() % 900)
+    }
+
+    /// Runs for `d` of virtual time, acting on the schedule when it is due.
+    pub fn run_for(&mut self, d: Duration) -> Result<(), SimError> {
+        self.run_until(self.sim.now() + d)
+    }
+
+    /// Jumps to the next moment anything is scheduled (the simulation's timers or the
+    /// schedule) and runs it; false if nothing at all is scheduled.
+    pub fn step(&mut self) -> Result<bool, SimError> {
+        let timer = self.sim.exec.next_timer_deadline().map(|t| t.since_start());
+        match (self.due, timer) {
+            (Some(due), t) if t.is_none_or(|t| due <= t) => self.run_until(due).map(|()| true),
+            _ => Ok(self.sim.step()),
+        }
+    }
+
+    /// Runs until virtual time `t`, acting on the schedule when it is due.
+    pub fn run_until(&mut self, t: Duration) -> Result<(), SimError> {
+        while let Some(due) = self.due.filter(|&due| due <= t) {
+            if due > self.sim.now() {
+                self.sim.run_for(due - self.sim.now());
+            }
+            self.fire()?;
+        }
+        if t > self.sim.now() {
+            self.sim.run_for(t - self.sim.now());
+        }
+        Ok(())
+    }
+
+    fn fire(&mut self) -> Result<(), SimError> {
+        match self.phase {
+            Phase::Faults => {
+                if self.options.faults
+                    && let Some(fault) = inject_fault(&mut self.sim, &mut self.rng)?
+                {
+                    self.faults.push(format!("{:?} {fault}", self.sim.now()));
+                }
+                if self.sim.now() < Duration::from_millis(self.options.duration_ms) {
+                    self.due = Some(self.draw_gap());
+                } else {
+                    self.quiet()?;
+                }
+            }
+            Phase::Quiet(round) => {
+                self.converged = convergence(&self.sim);
+                if self.converged.is_ok() || round + 1 == QUIET_ROUNDS {
+                    self.phase = Phase::Done;
+                    self.due = None;
+                } else {
+                    self.phase = Phase::Quiet(round + 1);
+                    self.due = Some(self.sim.now() + QUIET_EVERY);
+                }
+            }
+            Phase::Done => self.due = None,
+        }
+        Ok(())
+    }
+
+    /// Quiet period: everything reconnected and running; wait for the replicas to agree.
+    fn quiet(&mut self) -> Result<(), SimError> {
+        self.sim.heal();
+        self.sim.set_drop_rate(0.0)?;
+        for node in self.sim.node_ids() {
+            if !self.sim.is_up(node) {
+                self.sim.restart(node)?;
+            }
+        }
+        self.phase = Phase::Quiet(0);
+        self.due = Some(self.sim.now() + QUIET_EVERY);
+        Ok(())
+    }
+}
+
+const QUIET_EVERY: Duration = Duration::from_millis(500);
+const QUIET_ROUNDS: u32 = 40;
+
 fn inject_fault(sim: &mut Simulation, rng: &mut Xoshiro256PlusPlus) -> Result<Option<String>, SimError> {
-    let n = sim.options().nodes as u64;
-    let node = 1 + rng.next_u64() % n;
-    let crashed = (1..=n).filter(|&i| !sim.is_up(i)).count() as u64;
+    let ids = sim.node_ids();
+    let n = ids.len() as u64;
+    let node = ids[(rng.next_u64() % n) as usize];
+    let crashed = ids.iter().filter(|&&i| !sim.is_up(i)).count() as u64;
     let fault = match rng.next_u64() % 8 {
         0 | 1 if sim.is_up(node) && crashed < n / 2 => {
             sim.crash(node)?;
@@ -149,7 +308,7 @@ fn inject_fault(sim: &mut Simulation, rng: &mut Xoshiro256PlusPlus) -> Result<Op
         }
         3 => {
             let mut groups = vec![Vec::new(), Vec::new()];
-            for i in 1..=n {
+            for &i in &ids {
                 groups[(rng.next_u64() % 2) as usize].push(i);
             }
             sim.partition(&groups)?;
@@ -164,13 +323,32 @@ fn inject_fault(sim: &mut Simulation, rng: &mut Xoshiro256PlusPlus) -> Result<Op
             sim.set_drop_rate(p)?;
             format!("drop {p}")
         }
-        _ => return Ok(None),
+        _ => match rng.next_u64() % 4 {
+            0 if (*ids.last().expect("a cluster has nodes")) < super::MAX_NODE_ID && n < 7 => {
+                let id = sim.add_node()?;
+                format!("add node {id}")
+            }
+            1 => match sim.remove_node(node) {
+                Ok(()) => format!("remove {node}"),
+                Err(SimError::TooFewVoters(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            },
+            2 => {
+                sim.transfer_leader(node)?;
+                format!("transfer leadership to {node}")
+            }
+            _ => return Ok(None),
+        },
     };
     Ok(Some(fault))
 }
 
 fn convergence(sim: &Simulation) -> Result<(), String> {
-    let replicas = sim.replicas();
+    // Only members are replicas: a started node whose joining failed holds nothing.
+    let (voters, learners) = sim.membership();
+    let members: std::collections::BTreeSet<u64> = voters.into_iter().flatten().chain(learners).collect();
+    let mut replicas = sim.replicas();
+    replicas.retain(|id, _| members.contains(id));
     let mut iter = replicas.iter();
     let Some((first_id, first)) = iter.next() else {
         return Err("no replica running".to_string());

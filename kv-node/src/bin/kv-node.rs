@@ -22,6 +22,7 @@ use tokio::process::Child;
 use tokio::signal::unix::SignalKind;
 use tokio::signal::unix::signal;
 
+use kv_core::command::Limits;
 use kv_core::raft::KvNode;
 use kv_node::node::NodeOptions;
 use kv_node::storage::FsyncPolicy;
@@ -141,6 +142,22 @@ struct NodeArgs {
     /// Longest bulk string a client may send, in bytes. Default 8 MiB.
     #[arg(long)]
     max_bulk_len: Option<usize>,
+    /// Most client connections open at once; more are answered "max number of clients
+    /// reached". Default 10000, or the open-file limit less 256 kept for the node's own files
+    /// and peers, if lower.
+    #[arg(long)]
+    maxclients: Option<usize>,
+    /// Close a client connection idle for this many seconds (0: never, the default).
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Most bytes of keys and values one read (GET, MGET, KEYS, SCAN) may return; a larger
+    /// reply is refused with an error. Default 8 MiB.
+    #[arg(long)]
+    max_reply_bytes: Option<usize>,
+    /// Unsent reply bytes past which a connection stops running its next commands until the
+    /// client reads (back-pressure). Default 1 MiB.
+    #[arg(long)]
+    client_output_limit: Option<usize>,
     /// Log filter (tracing env-filter syntax), e.g. info or kv_node=debug. Default info.
     #[arg(long)]
     log: Option<String>,
@@ -173,6 +190,10 @@ impl NodeArgs {
             election_timeout_ms: self.election_timeout_ms.or(file.election_timeout_ms),
             request_timeout_ms: self.request_timeout_ms.or(file.request_timeout_ms),
             max_bulk_len: self.max_bulk_len.or(file.max_bulk_len),
+            maxclients: self.maxclients.or(file.maxclients),
+            timeout: self.timeout.or(file.timeout),
+            max_reply_bytes: self.max_reply_bytes.or(file.max_reply_bytes),
+            client_output_limit: self.client_output_limit.or(file.client_output_limit),
             log: self.log.or(file.log),
         }
     }
@@ -261,6 +282,20 @@ impl NodeArgs {
                 .request_timeout_ms
                 .map_or(defaults.request_timeout, Duration::from_millis),
             max_bulk_len: self.max_bulk_len.unwrap_or(defaults.max_bulk_len),
+            max_clients: match self.maxclients {
+                Some(0) => return Err("--maxclients must be at least 1".to_string()),
+                Some(n) => n,
+                None => defaults.max_clients,
+            },
+            idle_timeout: match self.timeout {
+                None | Some(0) => None,
+                Some(seconds) => Some(Duration::from_secs(seconds)),
+            },
+            limits: Limits {
+                max_reply_bytes: self.max_reply_bytes.unwrap_or(defaults.limits.max_reply_bytes),
+                ..defaults.limits
+            },
+            output_limit: self.client_output_limit.unwrap_or(defaults.output_limit),
             ..defaults
         })
     }
@@ -353,6 +388,14 @@ async fn run_node(args: NodeArgs) -> Result<(), String> {
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+        fatal = node.fatal() => {
+            // Raft stopped by itself (a storage failure): a process that answers nothing
+            // helps no one, so exit non-zero and let the supervisor restart the node, which
+            // recovers from its log.
+            tracing::error!(error = %fatal, "raft stopped; exiting so that a supervisor restarts the node");
+            node.shutdown().await;
+            return Err(format!("raft stopped: {fatal}"));
+        }
     }
     node.shutdown().await;
     Ok(())

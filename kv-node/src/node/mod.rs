@@ -11,6 +11,7 @@
 
 mod compaction;
 mod env;
+mod health;
 mod metrics_text;
 mod timed_fs;
 
@@ -40,6 +41,8 @@ use kv_core::wire::Status;
 use kv_core::wire::handshake::ClusterKey;
 
 pub use env::NodeEnv;
+pub use health::LostData;
+pub use health::STALL_AFTER;
 
 use crate::NodeConfig;
 use crate::metrics::Metrics;
@@ -107,6 +110,13 @@ pub struct NodeOptions {
     pub limits: Limits,
     /// Longest bulk string a client may send, in bytes.
     pub max_bulk_len: usize,
+    /// Most client connections open at once (`maxclients`); more are refused.
+    pub max_clients: usize,
+    /// Close a client connection idle this long (`timeout`); `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Unsent reply bytes past which a connection stops executing commands until the client
+    /// reads them (back-pressure on a client that pipelines without reading).
+    pub output_limit: usize,
     /// Transport tuning.
     pub transport: TransportOptions,
 }
@@ -146,9 +156,32 @@ impl Default for NodeOptions {
             request_timeout: Duration::from_secs(5),
             limits: Limits::default(),
             max_bulk_len: 8 << 20,
+            max_clients: default_max_clients(),
+            idle_timeout: None,
+            output_limit: 1 << 20,
             transport: TransportOptions::default(),
         }
     }
+}
+
+/// File descriptors kept free for what a node opens besides client connections: log
+/// segments, snapshots, peers' connections, the admin port.
+const RESERVED_FDS: u64 = 256;
+
+/// The default `maxclients`: 10,000 (Redis's default), or fewer if the process may not open
+/// that many files with [`RESERVED_FDS`] kept free.
+pub fn default_max_clients() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own and reads nothing else.
+    let open_files = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        1024
+    };
+    usize::try_from(open_files.saturating_sub(RESERVED_FDS).clamp(16, 10_000)).unwrap_or(10_000)
 }
 
 /// Why a node could not start.
@@ -186,6 +219,7 @@ struct Inner {
     tls: Option<NodeTls>,
     shutdown: watch::Sender<bool>,
     writer_exit: Mutex<Option<WriterExit>>,
+    lost_data: LostData,
 }
 
 impl fmt::Debug for Node {
@@ -275,7 +309,9 @@ impl Node {
             tls,
             shutdown,
             writer_exit: Mutex::new(Some(writer_exit)),
+            lost_data: LostData::default(),
         }));
+        tokio::spawn(health::watch_replication(node.clone()));
         if let Some(every) = node.0.options.snapshot_every {
             tokio::spawn(compaction::compact_by_policy(node.clone(), every));
         }
@@ -360,6 +396,11 @@ impl Node {
         self.0.shutdown.subscribe()
     }
 
+    /// Whether this node holds less than the leader believes it does (see [`LostData`]).
+    pub fn lost_data(&self) -> &LostData {
+        &self.0.lost_data
+    }
+
     /// Answers `query` from this node's applied state, with no barrier.
     pub fn query_local(&self, query: &Query) -> Response {
         self.0.path.query_local(query)
@@ -394,6 +435,27 @@ impl Node {
             self.0.snapshots.size(),
             self.0.store.read().len(),
         )
+    }
+
+    /// Resolves when Raft stops by itself (a fatal storage or Raft error), not because
+    /// [`Node::shutdown`] was called; with the reason.
+    pub async fn fatal(&self) -> String {
+        let mut metrics = self.raft().metrics();
+        let mut shutdown = self.shutdown_signal();
+        loop {
+            if metrics.borrow_watched().state == openraft::ServerState::Shutdown && !*shutdown.borrow() {
+                return "the Raft core shut down".to_string();
+            }
+            tokio::select! {
+                changed = metrics.changed() => if changed.is_err() {
+                    if *shutdown.borrow() {
+                        std::future::pending::<()>().await;
+                    }
+                    return "the Raft core is gone".to_string();
+                },
+                _ = shutdown.changed() => std::future::pending::<()>().await,
+            }
+        }
     }
 
     /// Stops Raft, tells every server of the node to stop, and waits until the log is closed

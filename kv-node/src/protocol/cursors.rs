@@ -12,12 +12,13 @@ use super::command::CommandError;
 /// SCAN cursors that stand for a key too long to encode in a number, and are remembered here.
 /// Numbered from here up, above every encodable cursor.
 const CURSOR_TABLE_BASE: u64 = 1 << 62;
-/// Most cursors remembered; the oldest are forgotten first.
-const CURSOR_TABLE_LEN: usize = 65_536;
-
-/// The SCAN cursors a node has handed out.
-#[derive(Debug, Default)]
-pub(super) struct CursorTable(Mutex<Cursors>);
+/// The SCAN cursors one connection has handed out: another client cannot evict them, and the
+/// oldest are forgotten first once `capacity` are remembered.
+#[derive(Debug)]
+pub(super) struct CursorTable {
+    capacity: usize,
+    cursors: Mutex<Cursors>,
+}
 
 #[derive(Debug, Default)]
 struct Cursors {
@@ -27,6 +28,14 @@ struct Cursors {
 }
 
 impl CursorTable {
+    /// An empty table remembering at most `capacity` cursors.
+    pub(super) fn new(capacity: usize) -> Self {
+        CursorTable {
+            capacity,
+            cursors: Mutex::default(),
+        }
+    }
+
     /// A SCAN cursor standing for "after `key`": keys of up to 7 bytes are encoded in the
     /// number itself (a 0x01 byte, then the key, read as a big-endian integer); longer keys
     /// get a number from the cursor table.
@@ -35,12 +44,12 @@ impl CursorTable {
             let value = key.iter().fold(1u64, |n, &b| (n << 8) | u64::from(b));
             return value.to_string();
         }
-        let mut table = self.0.lock().expect("cursor table lock poisoned");
+        let mut table = self.cursors.lock().expect("cursor table lock poisoned");
         let id = CURSOR_TABLE_BASE + table.next;
         table.next += 1;
         table.keys.insert(id, key.to_vec());
         table.order.push_back(id);
-        if table.order.len() > CURSOR_TABLE_LEN
+        if table.order.len() > self.capacity
             && let Some(old) = table.order.pop_front()
         {
             table.keys.remove(&old);
@@ -58,7 +67,7 @@ impl CursorTable {
             return Ok(None);
         }
         if value >= CURSOR_TABLE_BASE {
-            let table = self.0.lock().expect("cursor table lock poisoned");
+            let table = self.cursors.lock().expect("cursor table lock poisoned");
             return table
                 .keys
                 .get(&value)

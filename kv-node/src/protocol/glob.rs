@@ -1,7 +1,10 @@
 //! Redis-style glob patterns (`KEYS`, `SCAN MATCH`): `*`, `?`, `[abc]`, `[^a-z]`, `\x`.
 //!
-//! The pattern is compiled into tokens and matched with single-star backtracking, so matching
-//! takes at most O(pattern × key) steps whatever the pattern.
+//! The pattern is compiled into tokens (a class into a 256-bit set, so each byte costs one
+//! step) and matched with single-star backtracking, so matching takes at most
+//! O(pattern × key) steps whatever the pattern. Even that is a lot for a long pattern over
+//! many long keys, so [`Glob::matches_within`] counts steps against a budget that a command
+//! shares over all the keys it filters.
 
 /// One compiled element of a pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,13 +15,8 @@ enum Token {
     Any,
     /// Any run of bytes, empty included.
     Star,
-    /// One byte in (or, negated, not in) these inclusive ranges.
-    Class {
-        /// `[^...]`.
-        negated: bool,
-        /// Inclusive byte ranges.
-        ranges: Vec<(u8, u8)>,
-    },
+    /// One byte of this set (a `[...]` class, negation already applied), bit `b` for byte `b`.
+    Class([u64; 4]),
 }
 
 /// A compiled glob pattern.
@@ -67,7 +65,14 @@ impl Glob {
                             i += 1;
                         }
                     }
-                    tokens.push(Token::Class { negated, ranges });
+                    let mut set = [0u64; 4];
+                    for byte in 0..=255u8 {
+                        let listed = ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&byte));
+                        if listed != negated {
+                            set[usize::from(byte >> 6)] |= 1 << (byte & 63);
+                        }
+                    }
+                    tokens.push(Token::Class(set));
                 }
                 byte => tokens.push(Token::Byte(byte)),
             }
@@ -94,9 +99,17 @@ impl Glob {
 
     /// Whether `key` matches.
     pub fn matches(&self, key: &[u8]) -> bool {
+        let mut unlimited = u64::MAX;
+        self.matches_within(key, &mut unlimited)
+            .expect("an unlimited budget is never exhausted")
+    }
+
+    /// Whether `key` matches, taking steps from `budget`; `None` once the budget is spent.
+    pub fn matches_within(&self, key: &[u8], budget: &mut u64) -> Option<bool> {
         let (mut t, mut k) = (0, 0);
         let mut star: Option<(usize, usize)> = None;
         while k < key.len() {
+            *budget = budget.checked_sub(1)?;
             match self.tokens.get(t) {
                 Some(Token::Star) => {
                     star = Some((t, k));
@@ -112,11 +125,11 @@ impl Glob {
                         k = sk + 1;
                         star = Some((st, sk + 1));
                     }
-                    None => return false,
+                    None => return Some(false),
                 },
             }
         }
-        self.tokens[t..].iter().all(|token| *token == Token::Star)
+        Some(self.tokens[t..].iter().all(|token| *token == Token::Star))
     }
 }
 
@@ -125,7 +138,7 @@ fn single(token: &Token, byte: u8) -> bool {
         Token::Byte(b) => *b == byte,
         Token::Any => true,
         Token::Star => false,
-        Token::Class { negated, ranges } => ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&byte)) != *negated,
+        Token::Class(set) => set[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0,
     }
 }
 
@@ -154,5 +167,12 @@ mod tests {
         // Pathological patterns stay fast.
         let key = "a".repeat(2000);
         assert!(!m(&format!("{}b", "*a".repeat(200)), &key));
+        // A budget bounds the work whatever the pattern.
+        let long = Glob::new(format!("*{}b", "a".repeat(4000)).as_bytes());
+        let mut budget = 1_000_000;
+        assert_eq!(long.matches_within("a".repeat(16_384).as_bytes(), &mut budget), None);
+        let mut budget = 1_000_000;
+        assert_eq!(Glob::new(b"a*").matches_within(b"abc", &mut budget), Some(true));
+        assert!(budget > 999_990);
     }
 }

@@ -27,6 +27,11 @@ mod session;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 
+use std::sync::Arc;
+
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+
 use kv_core::command::Key;
 use kv_core::wire::OpError;
 
@@ -37,7 +42,6 @@ pub use reply::Reply;
 use crate::node::Node;
 use crate::tls::Stream;
 use command::CommandError;
-use cursors::CursorTable;
 
 /// The client port of a node: state its connections share. [`ClientPort::serve`] serves one
 /// connection; the composition root runs the accept loop.
@@ -46,7 +50,8 @@ pub struct ClientPort {
     node: Node,
     limits: ParseLimits,
     next_client_id: AtomicU64,
-    cursors: CursorTable,
+    /// One permit per client connection allowed (`maxclients`).
+    slots: Arc<Semaphore>,
 }
 
 impl ClientPort {
@@ -56,19 +61,27 @@ impl ClientPort {
             max_bulk_len: node.options().max_bulk_len,
             ..ParseLimits::default()
         };
+        let slots = Arc::new(Semaphore::new(node.options().max_clients));
         ClientPort {
             node,
             limits,
+            slots,
             next_client_id: AtomicU64::new(1),
-            cursors: CursorTable::default(),
         }
     }
 
     /// Serves one client connection until the client quits or disconnects, its input is
-    /// malformed, or the node shuts down.
-    pub async fn serve(&self, stream: Stream) -> std::io::Result<()> {
+    /// malformed, it idles past `timeout`, or the node shuts down. Past `maxclients` open
+    /// connections, a new one is answered `-ERR max number of clients reached` and closed, as
+    /// Redis does.
+    pub async fn serve(&self, mut stream: Stream) -> std::io::Result<()> {
         let metrics = self.node.metrics().clone();
         metrics.connections_accepted.add(1);
+        let Ok(_slot) = self.slots.clone().try_acquire_owned() else {
+            metrics.connections_rejected.add(1);
+            stream.write_all(b"-ERR max number of clients reached\r\n").await?;
+            return stream.shutdown().await;
+        };
         metrics.connections_open.add(1);
         let result = session::run(stream, self).await;
         metrics.connections_open.add(-1);

@@ -61,9 +61,6 @@ pub enum ProtocolError {
 /// A parsed request (its arguments) and the bytes it used; `None` until it is complete.
 pub type Parsed = Option<(Vec<Vec<u8>>, usize)>;
 
-/// A bulk string (`None` for nil) and the position after it; `None` until it is complete.
-type ParsedBulk<'a> = Option<(Option<&'a [u8]>, usize)>;
-
 /// The position after the CRLF that ends the line starting at `from`, and the line's end.
 fn line(buf: &[u8], from: usize, max: usize) -> Result<Option<(usize, usize)>, ProtocolError> {
     let window = &buf[from..buf.len().min(from.saturating_add(max).saturating_add(2))];
@@ -85,64 +82,117 @@ fn number(bytes: &[u8]) -> Option<i64> {
 /// Parses one request from the front of `buf`: its arguments and the bytes it used. An empty
 /// argument list means an empty inline line or `*0`, which a server ignores.
 pub fn parse_request(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
-    if buf.is_empty() {
-        return Ok(None);
-    }
-    if buf[0] != b'*' {
-        return parse_inline(buf, limits);
-    }
-    let Some((end, mut pos)) = line(buf, 1, limits.max_inline_len)? else {
-        return Ok(None);
-    };
-    let count = number(&buf[1..end]).ok_or(ProtocolError::MultibulkLength)?;
-    if count > limits.max_array_len as i64 {
-        return Err(ProtocolError::MultibulkLength);
-    }
-    let count = usize::try_from(count).unwrap_or(0);
-    let mut args = Vec::with_capacity(count.min(64));
-    for _ in 0..count {
-        let Some(&kind) = buf.get(pos) else {
-            return Ok(None);
-        };
-        if kind != b'$' {
-            return Err(ProtocolError::ExpectedBulk(kind));
-        }
-        let Some((bulk, next)) = bulk(buf, pos, limits)? else {
-            return Ok(None);
-        };
-        args.push(bulk.ok_or(ProtocolError::BulkLength)?.to_vec());
-        pos = next;
-    }
-    Ok(Some((args, pos)))
+    RequestParser::default().parse(buf, limits)
 }
 
-/// A bulk string starting at `pos` (at the `$`): its bytes (`None` for the nil bulk) and the
-/// position after it.
-fn bulk<'a>(buf: &'a [u8], pos: usize, limits: &ParseLimits) -> Result<ParsedBulk<'a>, ProtocolError> {
+/// A request parser that resumes where it stopped: a request that arrives in pieces is not
+/// parsed again from its start each time bytes come in (which made a trickled request cost
+/// quadratic time), and nothing is looked at until the bytes it waits for are there.
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    partial: Option<Partial>,
+}
+
+/// An array request parsed up to `pos`, relative to the request's first byte.
+#[derive(Debug)]
+struct Partial {
+    count: usize,
+    pos: usize,
+    args: Vec<Vec<u8>>,
+    /// The buffer must hold at least this many bytes before parsing can go on.
+    need: usize,
+}
+
+impl RequestParser {
+    /// Parses one request from the front of `buf`, which starts with the same bytes as on
+    /// the previous call if that one returned `Ok(None)` (more may have arrived since).
+    pub fn parse(&mut self, buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
+        if self.partial.as_ref().is_some_and(|p| buf.len() < p.need) {
+            return Ok(None);
+        }
+        let (count, mut pos, mut args) = match self.partial.take() {
+            Some(p) => (p.count, p.pos, p.args),
+            None => {
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                if buf[0] != b'*' {
+                    return parse_inline(buf, limits);
+                }
+                let Some((end, pos)) = line(buf, 1, limits.max_inline_len)? else {
+                    return Ok(None);
+                };
+                let count = number(&buf[1..end]).ok_or(ProtocolError::MultibulkLength)?;
+                if count > limits.max_array_len as i64 {
+                    return Err(ProtocolError::MultibulkLength);
+                }
+                let count = usize::try_from(count).unwrap_or(0);
+                (count, pos, Vec::with_capacity(count.min(64)))
+            }
+        };
+        while args.len() < count {
+            let Some(&kind) = buf.get(pos) else {
+                self.partial = Some(Partial {
+                    count,
+                    pos,
+                    args,
+                    need: pos + 1,
+                });
+                return Ok(None);
+            };
+            if kind != b'$' {
+                return Err(ProtocolError::ExpectedBulk(kind));
+            }
+            match bulk(buf, pos, limits)? {
+                Bulk::Done(bytes, next) => {
+                    args.push(bytes.ok_or(ProtocolError::BulkLength)?.to_vec());
+                    pos = next;
+                }
+                Bulk::Need(need) => {
+                    self.partial = Some(Partial { count, pos, args, need });
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some((args, pos)))
+    }
+}
+
+/// A bulk string, or how many bytes the buffer must hold before it can be complete.
+enum Bulk<'a> {
+    /// Its bytes (`None` for the nil bulk) and the position after it.
+    Done(Option<&'a [u8]>, usize),
+    /// Not complete until the buffer holds this many bytes.
+    Need(usize),
+}
+
+/// A bulk string starting at `pos` (at the `$`).
+fn bulk<'a>(buf: &'a [u8], pos: usize, limits: &ParseLimits) -> Result<Bulk<'a>, ProtocolError> {
     let Some((end, start)) = line(buf, pos + 1, limits.max_inline_len)? else {
-        return Ok(None);
+        return Ok(Bulk::Need(buf.len() + 1));
     };
     let len = number(&buf[pos + 1..end]).ok_or(ProtocolError::BulkLength)?;
     if len == -1 {
-        return Ok(Some((None, start)));
+        return Ok(Bulk::Done(None, start));
     }
     let len = usize::try_from(len).map_err(|_| ProtocolError::BulkLength)?;
     if len > limits.max_bulk_len {
         return Err(ProtocolError::BulkLength);
     }
     if buf.len() < start + len + 2 {
-        return Ok(None);
+        return Ok(Bulk::Need(start + len + 2));
     }
     if &buf[start + len..start + len + 2] != b"\r\n" {
         return Err(ProtocolError::MissingCrlf);
     }
-    Ok(Some((Some(&buf[start..start + len]), start + len + 2)))
+    Ok(Bulk::Done(Some(&buf[start..start + len]), start + len + 2))
 }
 
 fn parse_inline(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
-    let window = &buf[..buf.len().min(limits.max_inline_len + 1)];
+    // A line of `max_inline_len` bytes may still be followed by CRLF.
+    let window = &buf[..buf.len().min(limits.max_inline_len + 2)];
     let Some(newline) = window.iter().position(|&b| b == b'\n') else {
-        return if window.len() > limits.max_inline_len {
+        return if window.len() > limits.max_inline_len + 1 {
             Err(ProtocolError::LineTooLong)
         } else {
             Ok(None)
@@ -151,6 +201,9 @@ fn parse_inline(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolErro
     let mut text = &buf[..newline];
     if text.last() == Some(&b'\r') {
         text = &text[..text.len() - 1];
+    }
+    if text.len() > limits.max_inline_len {
+        return Err(ProtocolError::LineTooLong);
     }
     Ok(Some((split_args(text)?, newline + 1)))
 }
@@ -237,10 +290,10 @@ fn reply_at(
         return Ok(None);
     };
     if kind == b'$' {
-        return Ok(bulk(buf, pos, limits)?.map(|(bytes, next)| {
-            let reply = bytes.map_or(Reply::Nil, |b| Reply::Bulk(b.to_vec()));
-            (reply, next)
-        }));
+        return Ok(match bulk(buf, pos, limits)? {
+            Bulk::Done(bytes, next) => Some((bytes.map_or(Reply::Nil, |b| Reply::Bulk(b.to_vec())), next)),
+            Bulk::Need(_) => None,
+        });
     }
     let Some((end, next)) = line(buf, pos + 1, limits.max_inline_len)? else {
         return Ok(None);
@@ -366,5 +419,34 @@ mod tests {
             Err(ProtocolError::TooDeep)
         );
         assert!(parse_reply(b"?\r\n", &limits()).is_err());
+    }
+
+    #[test]
+    fn a_request_parsed_in_pieces_resumes_where_it_stopped() {
+        let limits = ParseLimits::default();
+        let mut whole = Vec::new();
+        for request in [
+            &b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n"[..],
+            b"PING\r\n",
+            b"*0\r\n",
+        ] {
+            whole.extend_from_slice(request);
+        }
+        let mut parser = RequestParser::default();
+        let (mut buf, mut got) = (Vec::new(), Vec::new());
+        for &byte in &whole {
+            buf.push(byte);
+            while let Some((args, used)) = parser.parse(&buf, &limits).unwrap() {
+                got.push(args);
+                buf.drain(..used);
+            }
+        }
+        assert!(buf.is_empty());
+        let expected: Vec<Vec<Vec<u8>>> = vec![
+            vec![b"SET".to_vec(), b"k".to_vec(), b"hello".to_vec()],
+            vec![b"PING".to_vec()],
+            vec![],
+        ];
+        assert_eq!(got, expected);
     }
 }

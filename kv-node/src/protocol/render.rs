@@ -56,7 +56,32 @@ pub fn store_error(error: &StoreError) -> Reply {
         StoreError::NotAnInteger => "ERR value is not an integer or out of range".to_string(),
         StoreError::Overflow => "ERR increment or decrement would overflow".to_string(),
         StoreError::ValueTooLong { .. } => "ERR string exceeds maximum allowed size".to_string(),
+        StoreError::ReplyTooLarge { .. } => format!("ERR {error}"),
     })
+}
+
+/// Steps of glob matching one KEYS or SCAN may take (about 0.1 s of CPU).
+pub const MATCH_BUDGET: u64 = 100_000_000;
+
+/// The keys that match `glob`, or `None` once matching took [`MATCH_BUDGET`] steps.
+fn matching(glob: &Glob, keys: Vec<Vec<u8>>) -> Option<Vec<Reply>> {
+    if glob.matches_all() {
+        return Some(keys.into_iter().map(Reply::Bulk).collect());
+    }
+    let mut budget = MATCH_BUDGET;
+    let mut out = Vec::new();
+    for key in keys {
+        if glob.matches_within(&key, &mut budget)? {
+            out.push(Reply::Bulk(key));
+        }
+    }
+    Some(out)
+}
+
+fn pattern_too_complex() -> Reply {
+    Reply::Error(format!(
+        "ERR pattern too complex: matching it took more than {MATCH_BUDGET} steps; use a shorter pattern or SCAN with a smaller COUNT"
+    ))
 }
 
 /// Renders `response` as `shape` says. `next_cursor` turns the last key of a full SCAN page
@@ -85,28 +110,23 @@ pub fn render(shape: Shape, response: Response, next_cursor: &dyn Fn(&[u8]) -> S
             TtlState::Remaining(ms) if seconds => i64::try_from(ms.saturating_add(500) / 1000).unwrap_or(i64::MAX),
             TtlState::Remaining(ms) => i64::try_from(ms).unwrap_or(i64::MAX),
         }),
-        (Shape::Scan { glob, count }, Response::Entries(entries)) => {
-            let cursor = match entries.last() {
-                Some((last, _)) if entries.len() >= count => next_cursor(last),
+        (Shape::Scan { glob, count }, Response::Keys(keys)) => {
+            let cursor = match keys.last() {
+                Some(last) if keys.len() >= count => next_cursor(last),
                 _ => "0".to_string(),
             };
-            let keys = entries
-                .into_iter()
-                .filter(|(k, _)| glob.matches(k))
-                .map(|(k, _)| Reply::Bulk(k))
-                .collect();
-            Reply::Array(vec![Reply::text(cursor), Reply::Array(keys)])
+            match matching(&glob, keys) {
+                Some(keys) => Reply::Array(vec![Reply::text(cursor), Reply::Array(keys)]),
+                None => pattern_too_complex(),
+            }
         }
         (Shape::Cas, Response::Cas { swapped, previous }) => {
             Reply::Array(vec![Reply::Integer(i64::from(swapped)), Reply::bulk_or_nil(previous)])
         }
-        (Shape::Keys { glob }, Response::Entries(entries)) => Reply::Array(
-            entries
-                .into_iter()
-                .filter(|(k, _)| glob.matches_all() || glob.matches(k))
-                .map(|(k, _)| Reply::Bulk(k))
-                .collect(),
-        ),
+        (Shape::Keys { glob }, Response::Keys(keys)) => match matching(&glob, keys) {
+            Some(keys) => Reply::Array(keys),
+            None => pattern_too_complex(),
+        },
         (shape, response) => Reply::Error(format!("ERR internal: {response:?} does not render as {shape:?}")),
     }
 }

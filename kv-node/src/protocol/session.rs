@@ -1,5 +1,6 @@
 //! One client connection: read, parse a pipeline, execute it in order, write the replies.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::time::Instant;
 
@@ -20,6 +21,7 @@ use super::command;
 use super::command::Action;
 use super::command::CommandError;
 use super::command::Flag;
+use super::cursors::CursorTable;
 use super::op_error;
 use super::parser;
 use super::parser::ProtocolError;
@@ -30,8 +32,13 @@ use crate::tls::Stream;
 
 /// Most commands taken from the buffer before their replies are written.
 const MAX_PIPELINE: usize = 1024;
+/// Most data commands sent down the request path as one batch: with each read's reply bounded
+/// by `max-reply-bytes`, this bounds what one batch can add to the output at once.
+const MAX_BATCH: usize = 32;
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 << 10;
+/// SCAN cursors a connection remembers for keys too long to encode in the cursor itself.
+const CURSORS_PER_CONNECTION: usize = 256;
 
 /// Per-connection state.
 struct Session {
@@ -45,34 +52,42 @@ struct Session {
     resp3: bool,
 }
 
-/// Serves one connection until the client quits or disconnects, the input is malformed, or
-/// the node shuts down.
+/// Serves one connection until the client quits or disconnects, the input is malformed, it
+/// stays idle past the `timeout` option, or the node shuts down.
+///
+/// Back-pressure: commands are executed only while the unsent replies are under the output
+/// limit; past it the replies are written (waiting for the client to read them) before the
+/// next command runs, and nothing more is read from the client meanwhile. A client that does
+/// not read its replies therefore holds at most the limit plus one batch.
 pub(super) async fn run(mut stream: Stream, shared: &ClientPort) -> std::io::Result<()> {
     let node = &shared.node;
+    let options = node.options();
     let mut shutdown = node.shutdown_signal();
     let mut session = Session {
         id: shared.client_id(),
-        authenticated: node.options().password.is_none(),
+        authenticated: options.password.is_none(),
         attempts: Attempts::default(),
         read_mode: ReadMode::Linearizable,
         name: None,
         quit: false,
         resp3: false,
     };
+    let cursors = CursorTable::new(CURSORS_PER_CONNECTION);
     // Bytes buffered beyond one maximal bulk string mean a request that can never complete.
     let max_buffer = shared.limits.max_bulk_len.saturating_mul(2).max(64 << 20);
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut out = Vec::new();
+    let mut pending: VecDeque<Vec<Vec<u8>>> = VecDeque::new();
+    let mut parser = parser::RequestParser::default();
     loop {
-        let mut commands = Vec::new();
         let mut failure = None;
         let mut used = 0;
-        while commands.len() < MAX_PIPELINE {
-            match parser::parse_request(&buf[used..], &shared.limits) {
+        while pending.len() < MAX_PIPELINE {
+            match parser.parse(&buf[used..], &shared.limits) {
                 Ok(Some((args, n))) => {
                     used += n;
                     if !args.is_empty() {
-                        commands.push(args);
+                        pending.push_back(args);
                     }
                 }
                 Ok(None) => break,
@@ -83,14 +98,24 @@ pub(super) async fn run(mut stream: Stream, shared: &ClientPort) -> std::io::Res
             }
         }
         buf.drain(..used);
-        if commands.is_empty() && failure.is_none() {
+        if pending.is_empty() && failure.is_none() {
             if buf.len() > max_buffer {
                 failure = Some(ProtocolError::LineTooLong);
             } else {
                 buf.reserve(READ_CHUNK);
+                let idle = async {
+                    match options.idle_timeout {
+                        Some(limit) => tokio::time::sleep(limit).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let read = tokio::select! {
                     read = stream.read_buf(&mut buf) => read?,
                     _ = shutdown.changed() => return Ok(()),
+                    _ = idle => {
+                        tracing::debug!(client = session.id, "closing an idle connection");
+                        return Ok(());
+                    }
                 };
                 if read == 0 {
                     return Ok(());
@@ -98,35 +123,45 @@ pub(super) async fn run(mut stream: Stream, shared: &ClientPort) -> std::io::Res
                 continue;
             }
         }
-        execute(shared, &mut session, commands, &mut out).await;
-        if let Some(error) = &failure {
+        execute(shared, &mut session, &cursors, &mut pending, &mut out).await;
+        if pending.is_empty()
+            && let Some(error) = &failure
+        {
             Reply::Error(format!("ERR Protocol error: {error}")).encode(&mut out);
         }
         stream.write_all(&out).await?;
         out.clear();
-        if failure.is_some() || session.quit {
+        if (failure.is_some() && pending.is_empty()) || session.quit {
             return stream.shutdown().await;
         }
+        // With commands still pending, the next round runs them (the malformed request is
+        // still at the front of the buffer, and fails again once they are answered).
     }
 }
 
-/// Executes a pipeline in order, appending the replies to `out`.
-async fn execute(shared: &ClientPort, session: &mut Session, commands: Vec<Vec<Vec<u8>>>, out: &mut Vec<u8>) {
+/// Executes commands from the front of `pending` in order, appending their replies to `out`,
+/// until none is left or the replies reach the output limit.
+async fn execute(
+    shared: &ClientPort,
+    session: &mut Session,
+    cursors: &CursorTable,
+    pending: &mut VecDeque<Vec<Vec<u8>>>,
+    out: &mut Vec<u8>,
+) {
     let metrics = shared.node.metrics().clone();
-    let cursor_key = |cursor: &[u8]| shared.cursors.cursor_key(cursor);
-    let mut actions = commands
-        .into_iter()
-        .map(|args| {
-            let before_auth = command::lookup(&args[0]).is_some_and(|spec| spec.has(Flag::NoAuth));
-            command::parse(&args, &cursor_key).map(|action| (action, before_auth))
-        })
-        .peekable();
-    while let Some(action) = actions.next() {
-        if session.quit {
+    let output_limit = shared.node.options().output_limit;
+    let cursor_key = |cursor: &[u8]| cursors.cursor_key(cursor);
+    // Parses a command; `true` if it may run before AUTH.
+    let parse = |args: Vec<Vec<u8>>| {
+        let before_auth = command::lookup(&args[0]).is_some_and(|spec| spec.has(Flag::NoAuth));
+        command::parse(&args, &cursor_key).map(|action| (action, before_auth))
+    };
+    while out.len() < output_limit && !session.quit {
+        let Some(args) = pending.pop_front() else {
             return;
-        }
+        };
         let started = Instant::now();
-        let action = match action {
+        let action = match parse(args) {
             Ok((_, false)) if !session.authenticated => {
                 Err(Reply::Error("NOAUTH Authentication required.".to_string()))
             }
@@ -136,16 +171,27 @@ async fn execute(shared: &ClientPort, session: &mut Session, commands: Vec<Vec<V
         let replies = match action {
             Err(reply) => vec![reply],
             Ok(Action::Data { op, shape }) => {
-                // This data command and every one right after it go down the request path as
-                // one batch: proposed together, read behind one barrier, forwarded together.
+                // This data command and those right after it go down the request path as one
+                // batch: proposed together, read behind one barrier, forwarded together.
                 let mut batch = vec![(op, shape)];
-                while let Some(Ok((Action::Data { .. }, _))) = actions.peek() {
-                    if let Some(Ok((Action::Data { op, shape }, _))) = actions.next() {
-                        batch.push((op, shape));
+                while batch.len() < MAX_BATCH
+                    && pending
+                        .front()
+                        .and_then(|args| command::lookup(&args[0]))
+                        .is_some_and(|spec| spec.has(Flag::Write) || spec.has(Flag::ReadOnly))
+                {
+                    let args = pending.pop_front().expect("front() was Some");
+                    match parse(args.clone()) {
+                        Ok((Action::Data { op, shape }, _)) => batch.push((op, shape)),
+                        // Not a data command after all (an error): it runs on its own.
+                        _ => {
+                            pending.push_front(args);
+                            break;
+                        }
                     }
                 }
                 let writes = batch.iter().any(|(op, _)| !op.is_read());
-                let replies = data(shared, session.read_mode, batch).await;
+                let replies = data(shared, cursors, session.read_mode, batch).await;
                 let latency = if writes {
                     &metrics.write_latency
                 } else {
@@ -166,18 +212,14 @@ async fn execute(shared: &ClientPort, session: &mut Session, commands: Vec<Vec<V
     }
 }
 
-fn next_cursor(shared: &ClientPort) -> impl Fn(&[u8]) -> String + '_ {
-    |key| shared.cursors.cursor_for(key)
-}
-
-async fn data(shared: &ClientPort, mode: ReadMode, batch: Vec<(Op, Shape)>) -> Vec<Reply> {
+async fn data(shared: &ClientPort, cursors: &CursorTable, mode: ReadMode, batch: Vec<(Op, Shape)>) -> Vec<Reply> {
     let (ops, shapes): (Vec<Op>, Vec<Shape>) = batch.into_iter().unzip();
     let results = shared.node.path().execute_batch(ops, mode).await;
     shapes
         .into_iter()
         .zip(results)
         .map(|(shape, result)| match result {
-            Ok(response) => render::render(shape, response, &next_cursor(shared)),
+            Ok(response) => render::render(shape, response, &|key| cursors.cursor_for(key)),
             Err(e) => op_error(&e),
         })
         .collect()
@@ -248,6 +290,7 @@ async fn session_action(shared: &ClientPort, session: &mut Session, action: Acti
         Action::GetName => Reply::bulk_or_nil(session.name.clone()),
         Action::ClientId => Reply::Integer(i64::try_from(session.id).unwrap_or(i64::MAX)),
         Action::Info(sections) => Reply::text(info(shared, &sections)),
+        Action::ConfigGet(params) => config_get(shared, &params),
         Action::RaftStatus => status_reply(&node.status()),
         Action::Introspect(what) => command::introspect(&what),
         Action::RaftLeader => match node.status().leader {
@@ -369,6 +412,30 @@ fn raft_section(status: &Status) -> String {
     text
 }
 
+/// `CONFIG GET`: the node's settings under Redis's names where Redis has one; parameters it
+/// does not know are left out, as Redis does. (redis-benchmark asks `save` and `appendonly`.)
+fn config_get(shared: &ClientPort, params: &[String]) -> Reply {
+    let options = shared.node.options();
+    let pairs = params
+        .iter()
+        .filter_map(|param| {
+            let value = match param.as_str() {
+                "save" => String::new(),
+                "appendonly" => "no".to_string(),
+                "databases" => "1".to_string(),
+                "maxclients" => options.max_clients.to_string(),
+                "timeout" => options.idle_timeout.map_or(0, |t| t.as_secs()).to_string(),
+                "proto-max-bulk-len" => options.max_bulk_len.to_string(),
+                "max-reply-bytes" => options.limits.max_reply_bytes.to_string(),
+                "client-output-limit" => options.output_limit.to_string(),
+                _ => return None,
+            };
+            Some((Reply::text(param.clone()), Reply::text(value)))
+        })
+        .collect();
+    Reply::Map(pairs)
+}
+
 /// The INFO text: server, clients, replication, raft, stats and keyspace sections.
 fn info(shared: &ClientPort, sections: &[String]) -> String {
     let node = &shared.node;
@@ -394,8 +461,13 @@ fn info(shared: &ClientPort, sections: &[String]) -> String {
     if wanted("clients") {
         let _ = write!(
             text,
-            "# Clients\r\nconnected_clients:{}\r\n\r\n",
-            metrics.connections_open.get()
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nrejected_connections:{}\r\ntimeout:{}\r\nclient_output_limit:{}\r\nmax_reply_bytes:{}\r\n\r\n",
+            metrics.connections_open.get(),
+            node.options().max_clients,
+            metrics.connections_rejected.get(),
+            node.options().idle_timeout.map_or(0, |t| t.as_secs()),
+            node.options().output_limit,
+            node.options().limits.max_reply_bytes
         );
     }
     if wanted("replication") {
@@ -424,6 +496,12 @@ fn info(shared: &ClientPort, sections: &[String]) -> String {
     }
     if wanted("raft") {
         text.push_str(&raft_section(&status));
+        let _ = write!(
+            text,
+            "raft_stalled_followers:{}\r\nraft_data_lost:{}\r\n",
+            metrics.replication_stalled.get(),
+            u8::from(node.lost_data().is_lost())
+        );
         text.push_str("\r\n");
     }
     if wanted("stats") {

@@ -66,10 +66,18 @@ async fn handle(node: &Node, request: RaftRequest, incoming: &mut Option<Incomin
     let raft = node.raft();
     let refused = |e: &dyn std::fmt::Display| RaftReply::Refused(e.to_string());
     match request {
-        RaftRequest::AppendEntries(rpc) => match raft.append_entries(rpc).await {
-            Ok(response) => RaftReply::AppendEntries(response),
-            Err(e) => refused(&e),
-        },
+        RaftRequest::AppendEntries(rpc) => {
+            let last = raft.metrics().borrow_watched().last_log_index;
+            let leader = rpc.vote.leader_id().voted_for;
+            let prev = rpc.prev_log_id.as_ref().map(|l| l.index);
+            if let Err(lost) = node.lost_data().observe(node.id(), leader, prev, last) {
+                return RaftReply::Refused(lost);
+            }
+            match raft.append_entries(rpc).await {
+                Ok(response) => RaftReply::AppendEntries(response),
+                Err(e) => refused(&e),
+            }
+        }
         RaftRequest::Vote(rpc) => match raft.vote(rpc).await {
             Ok(response) => RaftReply::Vote(response),
             Err(e) => refused(&e),

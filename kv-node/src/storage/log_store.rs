@@ -51,6 +51,9 @@ use super::fs::LockGuard;
 
 /// Name of the lock file in a log directory.
 pub const LOCK_FILE: &str = "LOCK";
+/// The file naming the newest segment, so that a missing newest segment is noticed.
+pub const HEAD_FILE: &str = "HEAD";
+const HEAD_TEMP: &str = "HEAD.tmp";
 /// File name suffix of log segments.
 const SEGMENT_SUFFIX: &str = ".seg";
 /// Requests the writer queue holds before `append` waits (backpressure).
@@ -280,6 +283,38 @@ impl<C: KvTypeConfig> Done<C> {
     }
 }
 
+/// Refuses a log whose newest segment is missing: [`HEAD_FILE`] names a segment past the
+/// newest one on disk. (A missing first or middle segment is found by the contiguity check.)
+/// A directory written before HEAD existed has none and is accepted.
+fn check_head(fs: &dyn Fs, dir: &Path, newest: Option<u64>) -> Result<(), StorageError> {
+    let path = dir.join(HEAD_FILE);
+    let bytes = match fs.read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StorageError::io("read", &path, e)),
+    };
+    let head: u64 = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or_else(|| StorageError::Corrupt {
+            file: path.clone(),
+            offset: 0,
+            reason: "not a segment id".to_string(),
+        })?;
+    match newest {
+        Some(newest) if newest >= head => Ok(()),
+        _ => Err(StorageError::Corrupt {
+            file: segment_path(dir, head),
+            offset: 0,
+            reason: format!(
+                "segment {head} is missing: {} names it as the newest segment, and the newest on disk is {}",
+                path.display(),
+                newest.map_or("none".to_string(), |n| n.to_string())
+            ),
+        }),
+    }
+}
+
 impl<C: KvTypeConfig> LogStore<C> {
     /// Opens the log in `dir`, which must exist, recovering it as the [module docs](super)
     /// describe, and starts its writer thread. The directory stays locked until the writer
@@ -298,6 +333,7 @@ impl<C: KvTypeConfig> LogStore<C> {
         })?;
         let mut ids: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
         ids.sort_unstable();
+        check_head(fs.as_ref(), dir, ids.last().copied())?;
         for pair in ids.windows(2) {
             if pair[1] != pair[0] + 1 {
                 return Err(StorageError::Corrupt {
@@ -766,7 +802,35 @@ impl<C: KvTypeConfig> Writer<C> {
         self.segments.push(SegmentInfo { id, max_index: None });
         self.file = Some(file);
         self.active_len = bytes.len() as u64;
+        self.write_head(id)?;
         tracing::debug!(segment = %path.display(), "started log segment");
+        Ok(())
+    }
+
+    /// Records `id` as the newest segment in [`HEAD_FILE`]: a temporary file, synced, renamed
+    /// over it, the directory synced. Written after the segment itself is durable, so HEAD
+    /// never names a segment that was not there.
+    fn write_head(&self, id: u64) -> Result<(), StorageError> {
+        let temp = self.dir.join(HEAD_TEMP);
+        let head = self.dir.join(HEAD_FILE);
+        let mut file = self
+            .fs
+            .create(&temp)
+            .map_err(|e| StorageError::io("create", &temp, e))?;
+        file.write_all(format!("{id}\n").as_bytes())
+            .map_err(|e| StorageError::io("write", &temp, e))?;
+        if self.options.fsync == FsyncPolicy::Always {
+            file.sync().map_err(|e| StorageError::io("sync", &temp, e))?;
+        }
+        drop(file);
+        self.fs
+            .rename(&temp, &head)
+            .map_err(|e| StorageError::io("rename", &temp, e))?;
+        if self.options.fsync == FsyncPolicy::Always {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| StorageError::io("sync", &self.dir, e))?;
+        }
         Ok(())
     }
 

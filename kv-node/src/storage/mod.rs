@@ -15,6 +15,7 @@
 //!
 //! ```text
 //! <root>/node-id                          the cluster node's id (absent for an embedded store)
+//! <root>/log/HEAD                          the newest segment's id, in decimal (see below)
 //! <root>/log/LOCK                          exclusive lock (flock) held by the open store
 //! <root>/log/00000000000000000001.seg      log segments, numbered consecutively
 //! <root>/log/00000000000000000002.seg      (the highest number is the active segment)
@@ -87,6 +88,11 @@
 //!   a bad segment header, a missing segment, entries out of order, or a bad current snapshot
 //!   is [`StorageError::Corrupt`], naming the file and offset. Nothing is dropped; the store
 //!   refuses to open.
+//! - **A missing newest segment**: `log/HEAD` names the newest segment. It is rewritten
+//!   (temporary file, sync, rename, directory sync) each time a segment is started, after the
+//!   segment itself is durable, so it never names a segment that was not there. A HEAD past
+//!   the newest segment on disk is [`StorageError::Corrupt`]. A log written before HEAD
+//!   existed has none, and opens.
 //! - A header of another format version is [`StorageError::UnsupportedVersion`]; a missing or
 //!   unreadable directory [`StorageError::DataDir`]; a locked one [`StorageError::Locked`]; a
 //!   full disk [`StorageError::DiskFull`].
@@ -110,6 +116,7 @@ pub use fs::FsFile;
 pub use fs::LockGuard;
 pub use fs::OsFs;
 pub use log_store::FlushHandle;
+pub use log_store::HEAD_FILE;
 pub use log_store::LOCK_FILE;
 pub use log_store::LogOptions;
 pub use log_store::LogReader;

@@ -35,6 +35,10 @@ pub use network::RaftRequest;
 pub struct TransportOptions {
     /// Largest frame payload accepted, in bytes.
     pub max_frame: u32,
+    /// Largest reply payload accepted from a peer this node called, in bytes. Larger than
+    /// `max_frame`: a forwarded pipeline's reads come back in one reply, each bounded by
+    /// `max-reply-bytes`; the peer is a member this node chose to call, not a stranger.
+    pub max_reply_frame: u32,
     /// Bytes of snapshot data per chunk.
     pub snapshot_chunk: usize,
     /// Largest snapshot a node accepts from a leader, in bytes.
@@ -53,6 +57,7 @@ impl Default for TransportOptions {
     fn default() -> Self {
         TransportOptions {
             max_frame: kv_core::wire::frame::DEFAULT_MAX_FRAME,
+            max_reply_frame: 1 << 30,
             snapshot_chunk: 1 << 20,
             max_snapshot: 4 << 30,
             connect_timeout: Duration::from_millis(500),

@@ -173,7 +173,7 @@ impl Peers {
         let mut stream = self.connection(&pool, deadline).await?;
         let exchange = async {
             stream.write_all(&bytes).await?;
-            match frame_io::read::<RaftReply, _>(&mut stream, self.options.max_frame).await? {
+            match frame_io::read::<RaftReply, _>(&mut stream, self.options.max_reply_frame).await? {
                 Some(reply) => Ok(reply),
                 None => Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into())),
             }

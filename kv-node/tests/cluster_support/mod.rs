@@ -158,8 +158,45 @@ impl NodeProcess {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit by itself; its status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut()?.try_wait().unwrap() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Moves the node's data directory to `dir` (for its next start).
+    pub fn move_data_dir(&mut self, dir: PathBuf) {
+        let at = self
+            .args
+            .iter()
+            .position(|a| a == "--data-dir")
+            .expect("--data-dir is set")
+            + 1;
+        self.args[at] = dir.display().to_string();
+        self.data_dir = dir;
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+
+    /// Resident memory of the running process, in bytes (from /proc).
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kb * 1024
     }
 }
 
@@ -455,6 +492,18 @@ impl Cluster {
 }
 
 /// GETs `path` from an HTTP server; the body.
+/// The status line of `GET path` on an admin port.
+pub async fn http_status(addr: &str, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    response.lines().next().map(str::to_string)
+}
+
 pub async fn http_get(addr: &str, path: &str) -> Option<String> {
     http_get_as(addr, path, None, None).await
 }

@@ -49,6 +49,8 @@ pub enum Action {
     Quit,
     /// `INFO [section ...]`.
     Info(Vec<String>),
+    /// `CONFIG GET parameter...` (lowercase; glob patterns are not supported).
+    ConfigGet(Vec<String>),
     /// `RAFT STATUS`.
     RaftStatus,
     /// `RAFT LEADER`.

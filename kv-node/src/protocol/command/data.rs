@@ -159,9 +159,13 @@ pub(super) fn dbsize(_: &Args, _: &CursorLookup) -> Result<Action, CommandError>
     Ok(read(Query::Count, Shape::Count))
 }
 
+/// `FLUSHDB|FLUSHALL [ASYNC|SYNC]`: anything else is a syntax error, as in Redis (a typo must
+/// not empty the store).
 pub(super) fn flush(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
-    if args.len() > 2 {
-        return Err(CommandError::Syntax);
+    match args {
+        [_] => {}
+        [_, mode] if mode.eq_ignore_ascii_case(b"ASYNC") || mode.eq_ignore_ascii_case(b"SYNC") => {}
+        _ => return Err(CommandError::Syntax),
     }
     Ok(write(Command::Clear, Shape::Ok))
 }
@@ -170,7 +174,7 @@ pub(super) fn keys_matching(args: &Args, _: &CursorLookup) -> Result<Action, Com
     let glob = Glob::new(&args[1]);
     let (start, end) = prefix_range(&glob.literal_prefix(), None);
     Ok(read(
-        Query::Range {
+        Query::Keys {
             start,
             end,
             limit: usize::MAX,
@@ -323,7 +327,7 @@ pub(super) fn scan(args: &Args, cursor_key: &CursorLookup) -> Result<Action, Com
     }
     let (start, end) = prefix_range(&glob.literal_prefix(), after);
     Ok(read(
-        Query::Range {
+        Query::Keys {
             start,
             end,
             limit: count,

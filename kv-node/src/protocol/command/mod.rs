@@ -71,9 +71,36 @@ pub fn resolve(args: &[Vec<u8>]) -> Result<&'static Spec, CommandError> {
 /// Turns arguments (the command name first) into an action. `cursor_key` resolves a SCAN
 /// cursor to the last key the previous call returned.
 pub fn parse(args: &[Vec<u8>], cursor_key: &CursorLookup) -> Result<Action, CommandError> {
+    if let [name, sub] = args
+        && sub.eq_ignore_ascii_case(b"help")
+        && let Some(container) = lookup(name).filter(|s| !s.subcommands.is_empty())
+    {
+        return Ok(Action::Reply(help(container)));
+    }
     let spec = resolve(args)?;
     let parse = spec.parse.expect("every command without subcommands has a parser");
     parse(args, cursor_key)
+}
+
+/// `CONTAINER HELP`: one line per subcommand, from the table (as Redis answers, an array of
+/// status lines).
+fn help(container: &Spec) -> Reply {
+    let name = container.name.to_ascii_uppercase();
+    let mut lines = vec![format!(
+        "{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    )];
+    for sub in container.subcommands {
+        let sub_name = sub
+            .name
+            .split_once('|')
+            .map_or(sub.name, |(_, s)| s)
+            .to_ascii_uppercase();
+        lines.push(sub_name);
+        lines.push(format!("    {}", sub.summary));
+    }
+    lines.push("HELP".to_string());
+    lines.push("    Print this help.".to_string());
+    Reply::Array(lines.into_iter().map(Reply::Simple).collect())
 }
 
 /// The answer to `COMMAND ...`.
