@@ -4,9 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-# The wasm toolchain (Debian's rustc-web with build-std), chromium for the browser tests, and
-# unmodified Redis clients and server for kv-node's tests and the comparison benchmark.
-for pkg in rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium redis-tools redis-server; do
+# The wasm toolchain (Debian's rustc-web with build-std), chromium for the browser tests,
+# unmodified Redis clients and server for kv-node's tests and the comparison benchmark (Debian's
+# redis-cli is built with TLS: the TLS tests run `redis-cli --tls`), and a C compiler for ring,
+# the crypto provider of kv-node's rustls.
+for pkg in rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium redis-tools redis-server gcc; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

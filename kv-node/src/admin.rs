@@ -1,5 +1,8 @@
 //! The admin HTTP port: `GET /metrics` (Prometheus text) and `GET /health`.
 //!
+//! With TLS on the node, the admin port serves TLS only (the client port's certificate and
+//! client-certificate policy); with a password, `/metrics` needs it (see [`respond`]).
+//!
 //! A deliberately tiny HTTP/1.1 responder: one request per connection, a bounded request head,
 //! `Connection: close`.
 
@@ -7,11 +10,12 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use kv_core::wire::Role;
 
 use crate::node::Node;
+use crate::protocol::auth::constant_time_eq;
+use crate::tls::Stream;
 
 /// Longest request head read.
 const MAX_HEAD: usize = 8 << 10;
@@ -28,8 +32,25 @@ fn request_line(head: &[u8]) -> Option<(&str, &str)> {
     parts.next()?.starts_with("HTTP/").then_some((method, path))
 }
 
-/// Answers one request on an admin connection, then closes it.
-pub async fn respond(mut stream: TcpStream, node: Node) -> std::io::Result<()> {
+/// The token of an `Authorization: Bearer <token>` header, if the head has one.
+fn bearer(head: &[u8]) -> Option<&[u8]> {
+    head.split(|&b| b == b'\n').find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|&b| b == b':')?;
+        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+        if !name.eq_ignore_ascii_case(b"authorization") {
+            return None;
+        }
+        let (scheme, token) = value.split_at(value.iter().position(|&b| b == b' ')?);
+        scheme.eq_ignore_ascii_case(b"bearer").then(|| token.trim_ascii())
+    })
+}
+
+/// Answers one request on an admin connection, then closes it. With a password set on the
+/// node, everything but `/health` needs it as a bearer token (Prometheus: `authorization:
+/// { credentials: ... }`); `/health` tells only the role, term and indexes, which a load
+/// balancer must see without a secret.
+pub async fn respond(mut stream: Stream, node: Node) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let read = async {
         while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
@@ -45,7 +66,17 @@ pub async fn respond(mut stream: TcpStream, node: Node) -> std::io::Result<()> {
     tokio::time::timeout(READ_TIMEOUT, read)
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-    let (status, content_type, body) = match request_line(&head) {
+    let line = request_line(&head);
+    let allowed = match (&node.options().password, line) {
+        (_, Some((_, "/health"))) | (None, _) => true,
+        (Some(password), _) => bearer(&head).is_some_and(|given| constant_time_eq(given, password.as_bytes())),
+    };
+    let (status, content_type, body) = match line {
+        _ if !allowed => (
+            "401 Unauthorized\r\nWWW-Authenticate: Bearer",
+            "text/plain",
+            "the node's password is required (Authorization: Bearer <password>)\n".to_string(),
+        ),
         Some(("GET", "/metrics")) => ("200 OK", "text/plain; version=0.0.4", node.render_metrics()),
         Some(("GET", "/health")) => {
             let s = node.status();

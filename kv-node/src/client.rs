@@ -17,11 +17,14 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use crate::protocol::ParseLimits;
 use crate::protocol::ProtocolError;
 use crate::protocol::Reply;
 use crate::protocol::parser;
+use crate::tls;
+use crate::tls::Stream;
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,7 +60,7 @@ pub enum ClientError {
 /// One connection to a node.
 #[derive(Debug)]
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     pending: Vec<u8>,
     limits: ParseLimits,
@@ -66,15 +69,32 @@ pub struct Client {
 impl Client {
     /// Connects to `addr` and, if `password` is given, authenticates.
     pub async fn connect(addr: &str, password: Option<&str>) -> Result<Client, ClientError> {
+        Client::connect_tls(addr, password, None).await
+    }
+
+    /// Connects to `addr`, over TLS with `tls` if given (the certificate must name the host
+    /// in `addr`), and, if `password` is given, authenticates.
+    pub async fn connect_tls(
+        addr: &str,
+        password: Option<&str>,
+        tls: Option<&TlsConnector>,
+    ) -> Result<Client, ClientError> {
         let connect_error = |source| ClientError::Connect {
             addr: addr.to_string(),
             source,
         };
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        let connect = async {
+            let tcp = TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            match tls {
+                Some(connector) => tls::connect(connector, addr, tcp).await,
+                None => Ok(Stream::Plain(tcp)),
+            }
+        };
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| connect_error(std::io::ErrorKind::TimedOut.into()))?
             .map_err(connect_error)?;
-        stream.set_nodelay(true)?;
         let mut client = Client {
             stream,
             buf: Vec::with_capacity(16 << 10),

@@ -22,9 +22,11 @@ pub mod client;
 pub mod clock;
 pub mod metrics;
 pub mod node;
+pub mod pki;
 pub mod protocol;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod transport;
 
 use kv_core::command::Response;

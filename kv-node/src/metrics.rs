@@ -124,6 +124,14 @@ pub struct Metrics {
     pub snapshot_bytes_received: Counter,
     /// Snapshots installed from a leader.
     pub snapshots_installed: Counter,
+    /// Connections to the Raft port refused in the handshake (wrong or no cluster secret,
+    /// not a member's certificate).
+    pub raft_handshakes_refused: Counter,
+    /// Raft messages refused by the sanity checks (`kv_core::wire::sanity`), in either
+    /// direction.
+    pub raft_messages_refused: Counter,
+    /// Failed `AUTH` attempts on the client port.
+    pub auth_failures: Counter,
 }
 
 /// A sample of a gauge-like value rendered next to the counters (Raft state, sizes).
@@ -187,6 +195,21 @@ impl Metrics {
                 "quorumkv_snapshots_installed_total",
                 "Snapshots installed from a leader.",
                 &self.snapshots_installed,
+            ),
+            (
+                "quorumkv_raft_handshakes_refused_total",
+                "Raft port connections refused in the handshake (not a member).",
+                &self.raft_handshakes_refused,
+            ),
+            (
+                "quorumkv_raft_messages_refused_total",
+                "Raft messages refused as impossible for an honest peer (term or index bounds).",
+                &self.raft_messages_refused,
+            ),
+            (
+                "quorumkv_auth_failures_total",
+                "Failed AUTH attempts on the client port.",
+                &self.auth_failures,
             ),
         ];
         for (name, help, counter) in counters {

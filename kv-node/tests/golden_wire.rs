@@ -29,6 +29,9 @@
 //!   TransferLeader, and a Forward of a run of operations.
 //! - `raft_replies`: every [`RaftReply`] variant, with every `AppendEntriesResponse` variant and
 //!   both outcomes (each error variant) of a leadership transfer.
+//! - `handshake`: the Raft port's handshake before the first frame (hello, challenge, answer)
+//!   for fixed nonces and secret; the HMACs were computed independently with Python's `hmac`.
+//!   A change here needs `handshake::VERSION` bumped, as frames need [`PROTOCOL_VERSION`].
 //! - `read_mode_role_and_status`: every [`ReadMode`] and [`Role`], and a [`Status`]. No port
 //!   carries them postcard-encoded today, but they are wire types.
 //!
@@ -1020,4 +1023,31 @@ fn read_mode_role_and_status() {
            02 0d31302e302e302e323a37303030 0d31302e302e302e323a36333739 \
         01 03 0d31302e302e302e333a37303030 0d31302e302e302e333a36333739";
     check_frames(&[("status", status, golden)], Status::eq);
+}
+
+#[test]
+fn handshake() {
+    use kv_core::wire::handshake;
+    let key = handshake::ClusterKey::new(b"golden secret");
+    let (nonce_c, nonce_s) = ([1u8; 32], [2u8; 32]);
+    assert_eq!(handshake::VERSION, 1);
+    let hello = handshake::hello(&nonce_c);
+    assert_eq!(
+        hello.to_vec(),
+        unhex("514b5648 0100 0101010101010101010101010101010101010101010101010101010101010101")
+    );
+    let challenge = handshake::challenge(&key, &nonce_c, &nonce_s);
+    assert_eq!(
+        challenge.to_vec(),
+        unhex(
+            "514b5648 0100 0202020202020202020202020202020202020202020202020202020202020202 \
+             31e1988830a7eaf7cc4a71199934cbea1edab6db66de9321381ee372e8c7643e"
+        )
+    );
+    let answer = handshake::answer(&key, &nonce_c, &challenge).unwrap();
+    assert_eq!(
+        answer.to_vec(),
+        unhex("e0b3fe6cc1af28827bbe49caea55710d6c9fb014b217c7351d9ec2085fd14d8a")
+    );
+    assert_eq!(handshake::check_answer(&key, &nonce_c, &nonce_s, &answer), Ok(()));
 }

@@ -22,6 +22,7 @@ async fn single(extra: &[&str]) -> Cluster {
         nodes: 1,
         proxies: false,
         extra: extra.iter().map(|s| s.to_string()).collect(),
+        ..ClusterOptions::default()
     })
     .await;
     cluster.wait_for_leader(Duration::from_secs(10)).await;

@@ -7,7 +7,9 @@
 //! | [`error`] | [`OpError`] (why an operation failed, typed) | the leader's answer to a forward |
 //! | [`status`] | [`Status`], [`Role`] | `RAFT STATUS` / `RAFT LEADER`, `/health` |
 //! | [`message`] | [`RaftRequest`] / [`RaftReply`]: openraft's RPCs and the forward | the Raft port |
+//! | [`handshake`] | the members' proof of the cluster secret, before the first frame | the Raft port |
 //! | [`frame`] | the frame around each message: magic, [`PROTOCOL_VERSION`], length | the Raft port |
+//! | [`sanity`] | bounds on the terms and indexes a peer may send, checked before openraft | the Raft port |
 //!
 //! The payloads are postcard, which encodes an enum by the **position** of its variant and a
 //! struct by the order of its fields. Reordering, inserting before the end or removing a variant
@@ -23,8 +25,10 @@
 
 pub mod error;
 pub mod frame;
+pub mod handshake;
 pub mod message;
 pub mod op;
+pub mod sanity;
 pub mod status;
 
 pub use error::OpError;

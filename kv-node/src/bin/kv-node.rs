@@ -26,6 +26,8 @@ use kv_core::command::Limits;
 use kv_core::raft::KvNode;
 use kv_node::node::NodeOptions;
 use kv_node::storage::FsyncPolicy;
+use kv_node::tls::ClientAuth;
+use kv_node::tls::TlsOptions;
 
 /// Run a QuorumKV node (a Redis-compatible, Raft-replicated key-value store).
 #[derive(Debug, Parser)]
@@ -53,6 +55,10 @@ enum Commands {
         /// fsync policy of every node: always or never.
         #[arg(long, default_value = "always")]
         fsync: String,
+        /// Serve TLS on every port, with a throwaway CA and certificates made in
+        /// <data-dir>/tls (client certificates optional).
+        #[arg(long)]
+        tls: bool,
     },
 }
 
@@ -89,9 +95,34 @@ struct NodeArgs {
     /// ID=ADDR,... (NAT, tunnels, fault-injecting test proxies).
     #[arg(long)]
     raft_route: Option<String>,
-    /// Password clients must give with AUTH.
-    #[arg(long)]
+    /// Password clients must give with AUTH. Anyone on this machine can read a command line
+    /// (`ps`): prefer --password-file or the environment variable.
+    #[arg(long, env = "QUORUMKV_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// File holding the AUTH password (one line; a trailing newline is ignored).
+    #[arg(long, conflicts_with = "password")]
+    password_file: Option<PathBuf>,
+    /// File holding the cluster secret members prove to each other on the Raft port (one
+    /// line; the same on every member). Default: the password, if any. See docs/security.md.
+    #[arg(long)]
+    cluster_secret_file: Option<PathBuf>,
+    /// The cluster secret itself: a config-file key only (`cluster-secret = "..."`), never a
+    /// flag, so that it stays out of `ps`.
+    #[arg(skip)]
+    cluster_secret: Option<String>,
+    /// TLS: this node's certificate (PEM). With --tls-key-file and --tls-ca-cert-file, every
+    /// port serves TLS only, and members authenticate each other with mutual TLS.
+    #[arg(long)]
+    tls_cert_file: Option<PathBuf>,
+    /// TLS: the private key of --tls-cert-file (PEM).
+    #[arg(long)]
+    tls_key_file: Option<PathBuf>,
+    /// TLS: the CA certificate that signs members' and clients' certificates (PEM).
+    #[arg(long)]
+    tls_ca_cert_file: Option<PathBuf>,
+    /// TLS: client certificates on the client and admin ports: yes, no or optional (default).
+    #[arg(long)]
+    tls_auth_clients: Option<String>,
     /// fsync policy: always (default) or never.
     #[arg(long)]
     fsync: Option<String>,
@@ -146,6 +177,13 @@ impl NodeArgs {
             join: self.join.or(file.join),
             raft_route: self.raft_route.or(file.raft_route),
             password: self.password.or(file.password),
+            password_file: self.password_file.or(file.password_file),
+            cluster_secret_file: self.cluster_secret_file.or(file.cluster_secret_file),
+            cluster_secret: self.cluster_secret.or(file.cluster_secret),
+            tls_cert_file: self.tls_cert_file.or(file.tls_cert_file),
+            tls_key_file: self.tls_key_file.or(file.tls_key_file),
+            tls_ca_cert_file: self.tls_ca_cert_file.or(file.tls_ca_cert_file),
+            tls_auth_clients: self.tls_auth_clients.or(file.tls_auth_clients),
             fsync: self.fsync.or(file.fsync),
             snapshot_every: self.snapshot_every.or(file.snapshot_every),
             keep_logs: self.keep_logs.or(file.keep_logs),
@@ -205,7 +243,31 @@ impl NodeArgs {
                     .collect(),
                 None => BTreeMap::new(),
             },
-            password: self.password,
+            password: match (self.password, self.password_file) {
+                (Some(_), Some(_)) => return Err("give --password or --password-file, not both".to_string()),
+                (password, None) => password,
+                (None, Some(path)) => Some(read_secret(&path)?),
+            },
+            tls: match (self.tls_cert_file, self.tls_key_file, self.tls_ca_cert_file) {
+                (Some(cert_file), Some(key_file), Some(ca_file)) => Some(TlsOptions {
+                    cert_file,
+                    key_file,
+                    ca_file,
+                    auth_clients: match self.tls_auth_clients {
+                        Some(value) => value.parse()?,
+                        None => ClientAuth::default(),
+                    },
+                }),
+                (None, None, None) if self.tls_auth_clients.is_none() => None,
+                _ => {
+                    return Err("TLS needs all of --tls-cert-file, --tls-key-file and --tls-ca-cert-file".to_string());
+                }
+            },
+            cluster_secret: match (self.cluster_secret, self.cluster_secret_file) {
+                (Some(_), Some(_)) => return Err("give cluster-secret or cluster-secret-file, not both".to_string()),
+                (secret, None) => secret,
+                (None, Some(path)) => Some(read_secret(&path)?),
+            },
             fsync,
             snapshot_every: match self.snapshot_every {
                 Some(0) => None,
@@ -237,6 +299,18 @@ impl NodeArgs {
             ..defaults
         })
     }
+}
+
+/// Reads a one-line secret (password, cluster secret) from `path`: the trailing newline is not
+/// part of it; an empty secret is an error.
+fn read_secret(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let secret = text.strip_suffix('\n').unwrap_or(&text);
+    let secret = secret.strip_suffix('\r').unwrap_or(secret);
+    if secret.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(secret.to_string())
 }
 
 /// Parses `1=host:port[/host:port],2=...`.
@@ -278,7 +352,8 @@ fn main() -> ExitCode {
                 base_port,
                 data_dir,
                 fsync,
-            }) => local_cluster(nodes, base_port, data_dir, fsync).await,
+                tls,
+            }) => local_cluster(nodes, base_port, data_dir, fsync, tls).await,
             None => run_node(cli.node).await,
         }
     });
@@ -328,7 +403,7 @@ async fn run_node(args: NodeArgs) -> Result<(), String> {
 
 /// Starts `count` node processes forming one cluster, prints how to reach them, and stops
 /// them (SIGTERM) on Ctrl-C or SIGTERM.
-async fn local_cluster(count: u64, base_port: u16, data_dir: PathBuf, fsync: String) -> Result<(), String> {
+async fn local_cluster(count: u64, base_port: u16, data_dir: PathBuf, fsync: String, tls: bool) -> Result<(), String> {
     if count == 0 || count > 99 {
         return Err("--nodes must be between 1 and 99".to_string());
     }
@@ -341,10 +416,29 @@ async fn local_cluster(count: u64, base_port: u16, data_dir: PathBuf, fsync: Str
         peers.push(format!("{i}=127.0.0.1:{}/127.0.0.1:{}", port(i, 1)?, port(i, 0)?));
     }
     let peers = peers.join(",");
+    let pki = if tls {
+        let dir = data_dir.join("tls");
+        Some(
+            kv_node::pki::write_cluster_pki(&dir)
+                .map_err(|e| format!("cannot make certificates in {}: {e}", dir.display()))?,
+        )
+    } else {
+        None
+    };
     let mut children: Vec<Child> = Vec::new();
     for i in 1..=count {
         let dir = data_dir.join(format!("node{i}"));
-        let spawned = tokio::process::Command::new(&exe)
+        let mut command = tokio::process::Command::new(&exe);
+        if let Some(pki) = &pki {
+            command
+                .arg("--tls-cert-file")
+                .arg(&pki.node.cert)
+                .arg("--tls-key-file")
+                .arg(&pki.node.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&pki.ca);
+        }
+        let spawned = command
             .arg("--id")
             .arg(i.to_string())
             .arg("--data-dir")
@@ -370,20 +464,33 @@ async fn local_cluster(count: u64, base_port: u16, data_dir: PathBuf, fsync: Str
         }
     }
     println!("QuorumKV local cluster: {count} nodes, data in {}", data_dir.display());
+    // What redis-cli needs to connect, and the scheme of the admin port.
+    let (cli, scheme) = match &pki {
+        Some(pki) => (format!("redis-cli --tls --cacert {}", pki.ca.display()), "https"),
+        None => ("redis-cli".to_string(), "http"),
+    };
     for i in 1..=count {
         println!(
-            "  node {i}: redis-cli -p {}    (raft 127.0.0.1:{}, metrics http://127.0.0.1:{}/metrics)",
+            "  node {i}: {cli} -p {}    (raft 127.0.0.1:{}, metrics {scheme}://127.0.0.1:{}/metrics)",
             port(i, 0)?,
             port(i, 1)?,
             port(i, 2)?
         );
     }
+    if let Some(pki) = &pki {
+        println!(
+            "TLS on every port, throwaway CA {} (client certificate, optional: {} / {})",
+            pki.ca.display(),
+            pki.client.cert.display(),
+            pki.client.key.display()
+        );
+    }
     println!(
-        "Any node accepts reads and writes. Try: redis-cli -p {} SET hello world",
+        "Any node accepts reads and writes. Try: {cli} -p {} SET hello world",
         port(1, 0)?
     );
     println!(
-        "Cluster state: redis-cli -p {} RAFT STATUS. Ctrl-C stops every node.",
+        "Cluster state: {cli} -p {} RAFT STATUS. Ctrl-C stops every node.",
         port(1, 0)?
     );
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -439,5 +546,28 @@ mod tests {
         let options = NodeArgs::default().or(file).into_options().unwrap();
         assert_eq!((options.id, options.raft_addr.as_str()), (3, "127.0.0.1:9001"));
         assert_eq!(options.fsync, FsyncPolicy::Never);
+    }
+
+    #[test]
+    fn security_settings_come_from_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "pw\n").unwrap();
+        let text = format!(
+            "password-file = {:?}\ncluster-secret = \"members\"\ntls-cert-file = \"n.crt\"\ntls-key-file = \"n.key\"\ntls-ca-cert-file = \"ca.crt\"\ntls-auth-clients = \"yes\"\n",
+            password.display().to_string()
+        );
+        let file: NodeArgs = toml::from_str(&text).unwrap();
+        let options = NodeArgs::default().or(file).into_options().unwrap();
+        assert_eq!(options.password.as_deref(), Some("pw"));
+        assert_eq!(options.cluster_secret.as_deref(), Some("members"));
+        let tls = options.tls.unwrap();
+        assert_eq!(tls.cert_file, PathBuf::from("n.crt"));
+        assert_eq!(tls.auth_clients, ClientAuth::Yes);
+        // Two of the three TLS files is a mistake, not "no TLS".
+        let file: NodeArgs = toml::from_str("tls-cert-file = \"n.crt\"\ntls-key-file = \"n.key\"").unwrap();
+        assert!(NodeArgs::default().or(file).into_options().is_err());
+        let file: NodeArgs = toml::from_str("tls-auth-clients = \"maybe\"").unwrap();
+        assert!(NodeArgs::default().or(file).into_options().is_err());
     }
 }

@@ -33,9 +33,25 @@ struct Cli {
     /// Client (RESP) address of any node.
     #[arg(long, short, global = true, default_value = "127.0.0.1:7379")]
     addr: String,
-    /// Password, if the node requires AUTH.
-    #[arg(long, global = true)]
+    /// Password, if the node requires AUTH (prefer the environment variable or
+    /// --password-file: a command line is visible to every local user).
+    #[arg(long, global = true, env = "QUORUMKV_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// Connect with TLS (needs --cacert).
+    #[arg(long, global = true, requires = "cacert")]
+    tls: bool,
+    /// TLS: the CA certificate that signs the nodes' certificates (PEM).
+    #[arg(long, global = true)]
+    cacert: Option<std::path::PathBuf>,
+    /// TLS: a client certificate to present (PEM), for nodes with --tls-auth-clients yes.
+    #[arg(long = "cert", global = true, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// TLS: the private key of --cert (PEM).
+    #[arg(long = "key", global = true, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// File holding the password (one line).
+    #[arg(long, global = true, conflicts_with = "password")]
+    password_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -198,8 +214,19 @@ fn inline(reply: &Reply) -> String {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), ClientError> {
-    let connect = || Client::connect(&cli.addr, cli.password.as_deref());
+async fn run(mut cli: Cli) -> Result<(), ClientError> {
+    if let Some(path) = cli.password_file.take() {
+        let text = std::fs::read_to_string(&path)?;
+        cli.password = Some(text.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let tls = match (&cli.tls, &cli.cacert) {
+        (true, Some(ca)) => Some(
+            kv_node::tls::client_config(ca, cli.tls_cert.as_deref().zip(cli.tls_key.as_deref()))
+                .map_err(|e| ClientError::Io(std::io::Error::other(e)))?,
+        ),
+        _ => None,
+    };
+    let connect = || Client::connect_tls(&cli.addr, cli.password.as_deref(), tls.as_ref());
     let print = |reply: Reply| println!("{}", show(&reply));
     match cli.command {
         Command::Get { key } => print(connect().await?.call_ok(&["GET", &key]).await?),
@@ -267,7 +294,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 }
             }
         }
-        Command::Bench(args) => bench(&cli.addr, cli.password.as_deref(), args).await?,
+        Command::Bench(args) => bench(&cli.addr, cli.password.as_deref(), tls.as_ref(), args).await?,
     }
     Ok(())
 }
@@ -330,14 +357,19 @@ struct WorkerReport {
     errors: u64,
 }
 
-async fn bench(addr: &str, password: Option<&str>, args: BenchArgs) -> Result<(), ClientError> {
+async fn bench(
+    addr: &str,
+    password: Option<&str>,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    args: BenchArgs,
+) -> Result<(), ClientError> {
     let clients = args.clients.max(1);
     let pipeline = args.pipeline.max(1);
     let done = Arc::new(AtomicU64::new(0));
     let claimed = Arc::new(AtomicU64::new(0));
     let mut connections = Vec::with_capacity(clients);
     for _ in 0..clients {
-        connections.push(Client::connect(addr, password).await?);
+        connections.push(Client::connect_tls(addr, password, tls).await?);
     }
     let started = Instant::now();
     let mut workers = Vec::with_capacity(clients);

@@ -38,6 +38,7 @@ use kv_core::raft::state_machine::StoreHandle;
 use kv_core::request::RequestPath;
 use kv_core::wire::OpError;
 use kv_core::wire::Status;
+use kv_core::wire::handshake::ClusterKey;
 
 pub use env::NodeEnv;
 pub use health::LostData;
@@ -53,6 +54,8 @@ use crate::storage::StorageError;
 use crate::storage::WriterExit;
 use crate::storage::data_dir;
 use crate::storage::data_dir::DataDirOptions;
+use crate::tls::NodeTls;
+use crate::tls::TlsOptions;
 use crate::transport::Network;
 use crate::transport::Peers;
 use crate::transport::TransportOptions;
@@ -87,6 +90,10 @@ pub struct NodeOptions {
     pub routes: BTreeMap<u64, String>,
     /// Password clients must give with AUTH, if any.
     pub password: Option<String>,
+    /// The secret members prove to each other on the Raft port ([`NodeOptions::cluster_key`]).
+    pub cluster_secret: Option<String>,
+    /// TLS on every port, if set ([`crate::tls`]).
+    pub tls: Option<TlsOptions>,
     /// When storage fsyncs.
     pub fsync: FsyncPolicy,
     /// Snapshot (and purge the log) once this many entries, and at least half as many entries
@@ -114,6 +121,20 @@ pub struct NodeOptions {
     pub transport: TransportOptions,
 }
 
+impl NodeOptions {
+    /// The key the Raft port's handshake proves: from the cluster secret; without one, from
+    /// the password, so that a node with a password never serves strangers on its Raft port
+    /// (forwarded operations would side-step AUTH); with neither, the open key anyone can
+    /// compute (the node warns when it starts).
+    pub fn cluster_key(&self) -> ClusterKey {
+        match (&self.cluster_secret, &self.password) {
+            (Some(secret), _) => ClusterKey::new(secret.as_bytes()),
+            (None, Some(password)) => ClusterKey::new(password.as_bytes()),
+            (None, None) => ClusterKey::open(),
+        }
+    }
+}
+
 impl Default for NodeOptions {
     fn default() -> Self {
         NodeOptions {
@@ -126,6 +147,8 @@ impl Default for NodeOptions {
             join: None,
             routes: BTreeMap::new(),
             password: None,
+            cluster_secret: None,
+            tls: None,
             fsync: FsyncPolicy::Always,
             snapshot_every: Some(10_000),
             keep_logs: 1_000,
@@ -193,6 +216,7 @@ struct Inner {
     store: StoreHandle,
     snapshots: FileSnapshotStore<NodeConfig>,
     metrics: Arc<Metrics>,
+    tls: Option<NodeTls>,
     shutdown: watch::Sender<bool>,
     writer_exit: Mutex<Option<WriterExit>>,
     lost_data: LostData,
@@ -251,7 +275,16 @@ impl Node {
             ..Config::default()
         };
         let config = Arc::new(config.validate().map_err(|e| StartError::Config(e.to_string()))?);
-        let peers = Peers::new(options.transport, metrics.clone());
+        let tls = match &options.tls {
+            Some(tls) => Some(NodeTls::new(tls).map_err(|e| StartError::Config(e.to_string()))?),
+            None => None,
+        };
+        let peers = Peers::new(
+            options.transport,
+            options.cluster_key(),
+            tls.as_ref().map(|t| t.connector.clone()),
+            metrics.clone(),
+        );
         let routes = Arc::new(options.routes.clone());
         let network = Network::new(options.id, peers.clone(), routes.clone());
         let raft = Raft::new(options.id, config, network, dir.log, machine)
@@ -273,6 +306,7 @@ impl Node {
             store,
             snapshots,
             metrics,
+            tls,
             shutdown,
             writer_exit: Mutex::new(Some(writer_exit)),
             lost_data: LostData::default(),
@@ -340,6 +374,11 @@ impl Node {
     /// Its metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.0.metrics
+    }
+
+    /// TLS acceptors and connector, when the node runs with TLS.
+    pub fn tls(&self) -> Option<&NodeTls> {
+        self.0.tls.as_ref()
     }
 
     /// The request path every client operation takes.

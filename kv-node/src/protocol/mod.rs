@@ -6,6 +6,7 @@
 //!   commands) and of replies, within [`ParseLimits`].
 //! - [`command`]: the command table, from arguments to an [`Action`](command::Action).
 //! - [`render`]: from a store response to a reply.
+//! - [`auth`]: password checks (constant time, slowed and closed after repeated failures).
 //! - [`session`]: one connection: authentication, read mode, and pipelines executed in order,
 //!   with consecutive writes proposed together and consecutive reads sharing one read barrier.
 //!
@@ -14,6 +15,7 @@
 //! a stopping node or a timeout are `-TRYAGAIN` (retry later, possibly elsewhere); invalid
 //! commands are `-ERR`; a missing or wrong password `-NOAUTH` / `-WRONGPASS`.
 
+pub mod auth;
 pub mod command;
 mod cursors;
 pub mod glob;
@@ -28,7 +30,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use kv_core::command::Key;
@@ -39,6 +40,7 @@ pub use parser::ProtocolError;
 pub use reply::Reply;
 
 use crate::node::Node;
+use crate::tls::Stream;
 use command::CommandError;
 
 /// The client port of a node: state its connections share. [`ClientPort::serve`] serves one
@@ -72,7 +74,7 @@ impl ClientPort {
     /// malformed, it idles past `timeout`, or the node shuts down. Past `maxclients` open
     /// connections, a new one is answered `-ERR max number of clients reached` and closed, as
     /// Redis does.
-    pub async fn serve(&self, mut stream: TcpStream) -> std::io::Result<()> {
+    pub async fn serve(&self, mut stream: Stream) -> std::io::Result<()> {
         let metrics = self.node.metrics().clone();
         metrics.connections_accepted.add(1);
         let Ok(_slot) = self.slots.clone().try_acquire_owned() else {

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use kv_core::command::Query;
 use kv_core::wire::Op;
@@ -16,6 +15,8 @@ use kv_core::wire::Role;
 use kv_core::wire::Status;
 
 use super::ClientPort;
+use super::auth::Attempts;
+use super::auth::Verdict;
 use super::command;
 use super::command::Action;
 use super::command::CommandError;
@@ -27,6 +28,7 @@ use super::parser::ProtocolError;
 use super::render;
 use super::render::Shape;
 use super::reply::Reply;
+use crate::tls::Stream;
 
 /// Most commands taken from the buffer before their replies are written.
 const MAX_PIPELINE: usize = 1024;
@@ -42,6 +44,7 @@ const CURSORS_PER_CONNECTION: usize = 256;
 struct Session {
     id: u64,
     authenticated: bool,
+    attempts: Attempts,
     read_mode: ReadMode,
     name: Option<Vec<u8>>,
     quit: bool,
@@ -56,14 +59,14 @@ struct Session {
 /// limit; past it the replies are written (waiting for the client to read them) before the
 /// next command runs, and nothing more is read from the client meanwhile. A client that does
 /// not read its replies therefore holds at most the limit plus one batch.
-pub(super) async fn run(mut stream: TcpStream, shared: &ClientPort) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
+pub(super) async fn run(mut stream: Stream, shared: &ClientPort) -> std::io::Result<()> {
     let node = &shared.node;
     let options = node.options();
     let mut shutdown = node.shutdown_signal();
     let mut session = Session {
         id: shared.client_id(),
         authenticated: options.password.is_none(),
+        attempts: Attempts::default(),
         read_mode: ReadMode::Linearizable,
         name: None,
         quit: false,
@@ -231,10 +234,10 @@ async fn session_action(shared: &ClientPort, session: &mut Session, action: Acti
             session.quit = true;
             Reply::ok()
         }
-        Action::Auth(password) => auth(shared, session, &password),
+        Action::Auth { user, password } => auth(shared, session, user.as_deref(), &password).await,
         Action::Hello {
             protover,
-            password,
+            auth: credentials,
             name,
         } => {
             if let Some(version) = protover
@@ -243,8 +246,8 @@ async fn session_action(shared: &ClientPort, session: &mut Session, action: Acti
             {
                 return Reply::Error("NOPROTO unsupported protocol version".to_string());
             }
-            if let Some(password) = password {
-                let reply = auth(shared, session, &password);
+            if let Some((user, password)) = credentials {
+                let reply = auth(shared, session, Some(&user), &password).await;
                 if reply.is_error() {
                     return reply;
                 }
@@ -312,17 +315,31 @@ async fn session_action(shared: &ClientPort, session: &mut Session, action: Acti
     }
 }
 
-fn auth(shared: &ClientPort, session: &mut Session, given: &[u8]) -> Reply {
-    match &shared.node.options().password {
-        None => Reply::Error(
+/// `AUTH`: see [`super::auth`] (constant time; failures slowed, then the connection closed).
+async fn auth(shared: &ClientPort, session: &mut Session, user: Option<&[u8]>, given: &[u8]) -> Reply {
+    let Some(password) = &shared.node.options().password else {
+        return Reply::Error(
             "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
                 .to_string(),
-        ),
-        Some(password) if password.as_bytes() == given => {
+        );
+    };
+    match session.attempts.check(password, user, given) {
+        Verdict::Accepted => {
             session.authenticated = true;
             Reply::ok()
         }
-        Some(_) => Reply::Error("WRONGPASS invalid username-password pair or user is disabled.".to_string()),
+        Verdict::Refused { pause, close } => {
+            shared.node.metrics().auth_failures.add(1);
+            tokio::time::sleep(pause).await;
+            if close {
+                tracing::warn!(
+                    client = session.id,
+                    "too many failed AUTH attempts; closing the connection"
+                );
+                session.quit = true;
+            }
+            Reply::Error("WRONGPASS invalid username-password pair or user is disabled.".to_string())
+        }
     }
 }
 

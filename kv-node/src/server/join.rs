@@ -15,7 +15,8 @@ pub(super) async fn join(node: Node, member: String) {
     let mut delay = Duration::from_millis(100);
     loop {
         let attempt = async {
-            let mut client = Client::connect(&member, password.as_deref()).await?;
+            let tls = node.tls().map(|tls| &tls.connector);
+            let mut client = Client::connect_tls(&member, password.as_deref(), tls).await?;
             let add = [
                 "RAFT",
                 "ADD-LEARNER",

@@ -26,6 +26,7 @@ use crate::node::Node;
 use crate::node::NodeOptions;
 use crate::node::StartError;
 use crate::protocol::ClientPort;
+use crate::tls::Stream;
 
 /// Binds the ports, opens the node, starts its servers and forms or joins the cluster (see
 /// the module docs). Returns once the ports accept connections; the cluster may still be
@@ -42,22 +43,40 @@ pub async fn start(mut options: NodeOptions) -> Result<Node, StartError> {
     if let Some((_, addr)) = &admin_listener {
         options.admin_addr = Some(addr.to_string());
     }
+    if options.cluster_secret.is_none() && options.password.is_none() && options.tls.is_none() {
+        tracing::warn!(
+            raft = %options.raft_addr,
+            "no TLS, no cluster secret and no password: anyone who reaches the Raft port can join the cluster's traffic (see docs/security.md)"
+        );
+    }
     let node = Node::open(options).await?;
     let peer_node = node.clone();
+    let members = node.tls().map(|tls| tls.members.clone());
     tokio::spawn(accept_until_shutdown(
         raft_listener,
         node.shutdown_signal(),
         "raft",
-        move |stream, _| raft_port::connection(stream, peer_node.clone()),
+        move |tcp, peer| {
+            let (node, members) = (peer_node.clone(), members.clone());
+            async move {
+                let stream = Stream::accept(tcp, members.as_ref()).await.inspect_err(|error| {
+                    tracing::warn!(%peer, %error, "refused a Raft port connection in the TLS handshake");
+                    node.metrics().raft_handshakes_refused.add(1);
+                })?;
+                raft_port::connection(stream, peer, node).await
+            }
+        },
     ));
     let clients = Arc::new(ClientPort::new(node.clone()));
+    let acceptor = node.tls().map(|tls| tls.clients.clone());
+    let client_acceptor = acceptor.clone();
     tokio::spawn(accept_until_shutdown(
         client_listener,
         node.shutdown_signal(),
         "client",
-        move |stream, _| {
-            let clients = clients.clone();
-            async move { clients.serve(stream).await }
+        move |tcp, _| {
+            let (clients, acceptor) = (clients.clone(), client_acceptor.clone());
+            async move { clients.serve(Stream::accept(tcp, acceptor.as_ref()).await?).await }
         },
     ));
     if let Some((listener, _)) = admin_listener {
@@ -66,7 +85,10 @@ pub async fn start(mut options: NodeOptions) -> Result<Node, StartError> {
             listener,
             node.shutdown_signal(),
             "admin",
-            move |stream, _| admin::respond(stream, admin_node.clone()),
+            move |tcp, _| {
+                let (node, acceptor) = (admin_node.clone(), acceptor.clone());
+                async move { admin::respond(Stream::accept(tcp, acceptor.as_ref()).await?, node).await }
+            },
         ));
     }
     if node.initialize().await? {

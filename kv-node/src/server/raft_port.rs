@@ -1,21 +1,27 @@
 //! The receiving side of the Raft port: accepts peers' connections and hands their requests
-//! to openraft, and forwarded client operations to the node's request path.
+//! to openraft, and forwarded client operations to the node's request path. Every request
+//! passes [`sanity::check_request`] first: a term or index no honest peer sends is refused,
+//! logged with the peer's address and counted (`quorumkv_raft_messages_refused_total`).
+
+use std::net::SocketAddr;
 
 use openraft::alias::SnapshotMetaOf;
 use openraft::alias::SnapshotOf;
 use openraft::type_config::async_runtime::WatchReceiver;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use kv_core::wire::SnapshotChunk;
 use kv_core::wire::frame;
 use kv_core::wire::frame::FrameError;
+use kv_core::wire::sanity;
 
 use crate::NodeConfig;
 use crate::node::Node;
+use crate::tls::Stream;
 use crate::transport::RaftReply;
 use crate::transport::RaftRequest;
 use crate::transport::frame_io;
+use crate::transport::handshake;
 
 /// A snapshot being received: its metadata and the bytes so far.
 struct Incoming {
@@ -25,9 +31,13 @@ struct Incoming {
 
 /// Serves one peer connection: requests answered one at a time, until the peer closes it or
 /// the node shuts down.
-pub async fn connection(mut stream: TcpStream, node: Node) -> Result<(), FrameError> {
+pub async fn connection(mut stream: Stream, peer: SocketAddr, node: Node) -> Result<(), FrameError> {
     let node = &node;
-    stream.set_nodelay(true)?;
+    if let Err(refusal) = handshake::accept(&mut stream, &node.options().cluster_key()).await {
+        tracing::warn!(%peer, %refusal, "refused a Raft port connection: not a member");
+        node.metrics().raft_handshakes_refused.add(1);
+        return Ok(());
+    }
     let max = node.options().transport.max_frame;
     let mut shutdown = node.shutdown_signal();
     let mut incoming: Option<Incoming> = None;
@@ -39,7 +49,15 @@ pub async fn connection(mut stream: TcpStream, node: Node) -> Result<(), FrameEr
         let Some(request) = request else {
             return Ok(());
         };
-        let reply = handle(node, request, &mut incoming).await;
+        let current = node.raft().metrics().borrow_watched().current_term;
+        let reply = match sanity::check_request(&request, current) {
+            Ok(()) => handle(node, request, &mut incoming).await,
+            Err(insane) => {
+                tracing::warn!(%peer, %insane, "refused a Raft message before openraft saw it");
+                node.metrics().raft_messages_refused.add(1);
+                RaftReply::Refused(insane.to_string())
+            }
+        };
         stream.write_all(&frame::encode(&reply)).await?;
     }
 }

@@ -3,7 +3,9 @@
 //! a follower also uses to forward clients' operations to the leader. (The receiving side is
 //! the composition root's `server::raft_port`, which hands requests to the node.)
 //!
-//! Every message, in both directions, is one frame of [`kv_core::wire`], whose docs draw the
+//! A connection starts with the [`handshake`]: both ends prove the cluster secret
+//! ([`kv_core::wire::handshake`]); a connection that fails it is closed before any frame is
+//! read. Then every message, in both directions, is one frame of [`kv_core::wire`], whose docs draw the
 //! format and hold the protocol version.
 //!
 //! A frame announcing more than the receiver's limit ([`TransportOptions::max_frame`]) is refused
@@ -17,6 +19,7 @@
 //! [`TransportOptions::snapshot_chunk`]; the receiver installs the snapshot after the last one.
 
 pub mod frame_io;
+pub mod handshake;
 mod network;
 
 use std::time::Duration;

@@ -29,6 +29,7 @@ use openraft::raft::VoteResponse;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
 
 use kv_core::raft::KvNode;
 
@@ -37,10 +38,15 @@ use kv_core::wire::RaftRequest as Request;
 use kv_core::wire::SnapshotChunk;
 use kv_core::wire::frame;
 use kv_core::wire::frame::FrameError;
+use kv_core::wire::handshake::ClusterKey;
+use kv_core::wire::sanity;
 
 use super::TransportOptions;
 use super::frame_io;
+use super::handshake;
 use crate::NodeConfig;
+use crate::tls;
+use crate::tls::Stream;
 
 /// A request on the Raft port of a native node.
 pub type RaftRequest = Request<NodeConfig>;
@@ -104,25 +110,40 @@ struct Backoff {
 #[derive(Debug)]
 struct PeerPool {
     addr: String,
-    idle: Mutex<Vec<TcpStream>>,
+    idle: Mutex<Vec<Stream>>,
     backoff: Mutex<Backoff>,
 }
 
 /// Connection pools to every peer this node talks to, shared by openraft's replication
 /// streams and by request forwarding. Clones share the pools.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Peers {
     pools: Arc<Mutex<HashMap<String, Arc<PeerPool>>>>,
     options: TransportOptions,
+    key: ClusterKey,
+    tls: Option<TlsConnector>,
     metrics: Arc<Metrics>,
 }
 
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers")
+            .field("pools", &self.pools)
+            .field("options", &self.options)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Peers {
-    /// No connections yet.
-    pub fn new(options: TransportOptions, metrics: Arc<Metrics>) -> Self {
+    /// No connections yet; each new one proves `key` in the [handshake](super::handshake).
+    /// With `tls`, connections are TLS (mutual: the connector presents the node's certificate).
+    pub fn new(options: TransportOptions, key: ClusterKey, tls: Option<TlsConnector>, metrics: Arc<Metrics>) -> Self {
         Peers {
             pools: Arc::default(),
             options,
+            key,
+            tls,
             metrics,
         }
     }
@@ -188,7 +209,7 @@ impl Peers {
     }
 
     /// An idle connection, or a new one unless the peer is in backoff.
-    async fn connection(&self, pool: &PeerPool, deadline: Instant) -> Result<TcpStream, CallError> {
+    async fn connection(&self, pool: &PeerPool, deadline: Instant) -> Result<Stream, CallError> {
         if let Some(stream) = pool.idle.lock().expect("idle connections lock poisoned").pop() {
             return Ok(stream);
         }
@@ -203,14 +224,28 @@ impl Peers {
             return Err(unreachable(format!("backing off for {:?}", until - now)));
         }
         let connect_deadline = deadline.min(now + self.options.connect_timeout);
-        let result = tokio::time::timeout_at(connect_deadline, TcpStream::connect(&pool.addr)).await;
+        let connect = async {
+            let tcp = TcpStream::connect(&pool.addr).await?;
+            tcp.set_nodelay(true)?;
+            let mut stream = match &self.tls {
+                Some(connector) => tls::connect(connector, &pool.addr, tcp).await?,
+                None => Stream::Plain(tcp),
+            };
+            handshake::connect(&mut stream, &self.key)
+                .await
+                .map_err(|refusal| match refusal {
+                    handshake::Refusal::Io(e) => e,
+                    refusal => std::io::Error::new(std::io::ErrorKind::PermissionDenied, refusal),
+                })?;
+            Ok::<_, std::io::Error>(stream)
+        };
+        let result = tokio::time::timeout_at(connect_deadline, connect).await;
         let mut backoff = pool.backoff.lock().expect("backoff lock poisoned");
         match result {
             Ok(Ok(stream)) => {
                 backoff.until = None;
                 backoff.next = self.options.backoff_min;
                 drop(backoff);
-                stream.set_nodelay(true).map_err(|e| unreachable(e.to_string()))?;
                 self.metrics.raft_connects.add(1);
                 Ok(stream)
             }
@@ -280,10 +315,19 @@ impl PeerClient {
         action: RPCTypes,
         ttl: Duration,
     ) -> Result<RaftReply, RPCError<NodeConfig>> {
-        self.peers
+        let reply = self
+            .peers
             .call(&self.addr, &request, ttl)
             .await
-            .map_err(|e| self.rpc_error(e, action, ttl))
+            .map_err(|e| self.rpc_error(e, action, ttl))?;
+        if let Some(term) = sanity::request_term(&request)
+            && let Err(insane) = sanity::check_reply(&reply, term)
+        {
+            tracing::warn!(peer = %self.addr, target = self.target, %insane, "refused a peer's reply");
+            self.peers.metrics.raft_messages_refused.add(1);
+            return Err(self.protocol_error().into());
+        }
+        Ok(reply)
     }
 
     fn rpc_error(&self, error: CallError, action: RPCTypes, ttl: Duration) -> RPCError<NodeConfig> {

@@ -29,6 +29,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_rustls::TlsConnector;
 
 /// A port nobody listens on right now, for a node process to bind later.
 ///
@@ -213,6 +214,11 @@ pub struct ClusterOptions {
     pub proxies: bool,
     /// Extra flags for every node.
     pub extra: Vec<String>,
+    /// The password the nodes were given (`--password` or `--password-file` in `extra`), for
+    /// the harness's own clients.
+    pub password: Option<String>,
+    /// How the harness's own clients connect when the nodes run TLS (`--tls-*` in `extra`).
+    pub tls: Option<TlsConnector>,
 }
 
 impl Default for ClusterOptions {
@@ -221,6 +227,8 @@ impl Default for ClusterOptions {
             nodes: 3,
             proxies: false,
             extra: Vec::new(),
+            password: None,
+            tls: None,
         }
     }
 }
@@ -234,6 +242,10 @@ pub struct Cluster {
     /// (from, to) → proxy carrying from's Raft traffic to `to`.
     pub links: BTreeMap<(u64, u64), Proxy>,
     pub dir: tempfile::TempDir,
+    /// The password the harness's clients authenticate with.
+    pub password: Option<String>,
+    /// TLS for the harness's clients.
+    pub tls: Option<TlsConnector>,
 }
 
 fn flags(extra: &[String]) -> Vec<String> {
@@ -310,7 +322,13 @@ impl Cluster {
             node.args = args;
             node.spawn();
         }
-        let cluster = Cluster { nodes, links, dir };
+        let cluster = Cluster {
+            nodes,
+            links,
+            dir,
+            password: options.password,
+            tls: options.tls,
+        };
         cluster.wait_for_leader(Duration::from_secs(30)).await;
         cluster
     }
@@ -357,12 +375,16 @@ impl Cluster {
 
     /// Connects to node `id`'s client port.
     pub async fn client(&self, id: u64) -> Client {
-        Client::connect(&self.node(id).client_addr, None).await.unwrap()
+        Client::connect_tls(&self.node(id).client_addr, self.password.as_deref(), self.tls.as_ref())
+            .await
+            .unwrap()
     }
 
     /// The leader id as seen by running node `id`, if any.
     pub async fn leader_seen_by(&self, id: u64) -> Option<u64> {
-        let mut client = Client::connect(&self.node(id).client_addr, None).await.ok()?;
+        let mut client = Client::connect_tls(&self.node(id).client_addr, self.password.as_deref(), self.tls.as_ref())
+            .await
+            .ok()?;
         let reply = tokio::time::timeout(Duration::from_secs(1), client.call(&["RAFT", "LEADER"]))
             .await
             .ok()?
@@ -401,7 +423,9 @@ impl Cluster {
     /// A field of `RAFT STATUS` on node `id` (named as INFO's raft section names it), as
     /// text: members as `id@raft_addr,...`.
     pub async fn status_field(&self, id: u64, field: &str) -> Option<String> {
-        let mut client = Client::connect(&self.node(id).client_addr, None).await.ok()?;
+        let mut client = Client::connect_tls(&self.node(id).client_addr, self.password.as_deref(), self.tls.as_ref())
+            .await
+            .ok()?;
         // RESP2: the map comes as a flat array of name, value pairs.
         let Reply::Array(items) = client.call(&["RAFT", "STATUS"]).await.ok()? else {
             return None;
@@ -460,7 +484,8 @@ impl Cluster {
 
     /// A value from node `id`'s /metrics.
     pub async fn metric(&self, id: u64, name: &str) -> Option<f64> {
-        let body = http_get(&self.node(id).admin_addr, "/metrics").await?;
+        let addr = &self.node(id).admin_addr;
+        let body = http_get_as(addr, "/metrics", self.tls.as_ref(), self.password.as_deref()).await?;
         body.lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")).and_then(|v| v.trim().parse().ok()))
     }
@@ -480,9 +505,20 @@ pub async fn http_status(addr: &str, path: &str) -> Option<String> {
 }
 
 pub async fn http_get(addr: &str, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(addr).await.ok()?;
+    http_get_as(addr, path, None, None).await
+}
+
+/// GETs `path` from an HTTP server, over TLS with `tls`, with `password` as a bearer token;
+/// the body.
+pub async fn http_get_as(addr: &str, path: &str, tls: Option<&TlsConnector>, password: Option<&str>) -> Option<String> {
+    let tcp = TcpStream::connect(addr).await.ok()?;
+    let mut stream = match tls {
+        Some(connector) => kv_node::tls::connect(connector, addr, tcp).await.ok()?,
+        None => kv_node::tls::Stream::Plain(tcp),
+    };
+    let auth = password.map_or(String::new(), |p| format!("Authorization: Bearer {p}\r\n"));
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n{auth}\r\n").as_bytes())
         .await
         .ok()?;
     let mut response = String::new();

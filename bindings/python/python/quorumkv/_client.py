@@ -17,7 +17,9 @@ resending them is harmless, but a resent ``pop`` may find the key already gone.
 
 from __future__ import annotations
 
+import os
 import socket
+import ssl as _ssl
 import time
 from datetime import timedelta
 from types import TracebackType
@@ -49,10 +51,18 @@ Reply = Union[None, int, bytes, str, ReplyError, List[Any]]
 class _Connection:
     """One TCP connection and a buffered RESP2 reader."""
 
-    def __init__(self, address: str, timeout: float) -> None:
+    def __init__(self, address: str, timeout: float, ssl_context: Optional[_ssl.SSLContext] = None) -> None:
         host, _, port = address.rpartition(":")
-        self.sock = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        host = host.strip("[]")
+        sock = socket.create_connection((host, int(port)), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ssl_context is not None:
+            try:
+                sock = ssl_context.wrap_socket(sock, server_hostname=host)
+            except BaseException:
+                sock.close()
+                raise
+        self.sock = sock
         self.buf = bytearray()
 
     def close(self) -> None:
@@ -118,6 +128,12 @@ class Client:
     :class:`quorumkv.TimeoutError` (or :class:`quorumkv.NotLeaderError` when the nodes kept
     saying they are not the leader). ``timeout`` bounds each network wait.
 
+    ``password`` (default: the ``QUORUMKV_PASSWORD`` environment variable) is sent with
+    ``AUTH`` on every new connection. ``ssl=True`` connects with TLS, verifying the nodes'
+    certificates against ``ssl_ca_certs`` (default: the system's CAs); ``ssl_certfile`` and
+    ``ssl_keyfile`` present a client certificate (nodes started with
+    ``--tls-auth-clients yes``). The names are redis-py's.
+
     Not safe to share between threads: give each thread its own client.
     """
 
@@ -128,6 +144,10 @@ class Client:
         timeout: float = 5.0,
         retry_for: float = 15.0,
         password: Optional[str] = None,
+        ssl: bool = False,
+        ssl_ca_certs: Optional[str] = None,
+        ssl_certfile: Optional[str] = None,
+        ssl_keyfile: Optional[str] = None,
     ) -> None:
         if isinstance(addresses, str):
             addresses = [addresses]
@@ -136,7 +156,15 @@ class Client:
         self.addresses: List[str] = list(addresses)
         self.timeout = timeout
         self.retry_for = retry_for
+        if password is None:
+            password = os.environ.get("QUORUMKV_PASSWORD")
         self._password = password
+        self._ssl: Optional[_ssl.SSLContext] = None
+        if ssl or ssl_ca_certs is not None:
+            context = _ssl.create_default_context(cafile=ssl_ca_certs)
+            if ssl_certfile is not None:
+                context.load_cert_chain(ssl_certfile, ssl_keyfile)
+            self._ssl = context
         self._conns: Dict[str, _Connection] = {}
         self._current = 0
         self._closed = False
@@ -146,7 +174,7 @@ class Client:
     def _connect(self, address: str) -> _Connection:
         conn = self._conns.get(address)
         if conn is None:
-            conn = _Connection(address, self.timeout)
+            conn = _Connection(address, self.timeout, self._ssl)
             try:
                 if self._password is not None:
                     reply = conn.call([b"AUTH", self._password.encode()])

@@ -22,13 +22,18 @@ pub enum Action {
     /// A cluster change run on the leader (`RAFT ADD-LEARNER|PROMOTE|REMOVE|TRANSFER-LEADER`).
     Admin(Op),
     /// `AUTH [user] password`.
-    Auth(Vec<u8>),
+    Auth {
+        /// The user name, if given.
+        user: Option<Vec<u8>>,
+        /// The password.
+        password: Vec<u8>,
+    },
     /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
     Hello {
         /// Requested protocol version.
         protover: Option<i64>,
-        /// Password given with `AUTH`.
-        password: Option<Vec<u8>>,
+        /// User name and password given with `AUTH`.
+        auth: Option<(Vec<u8>, Vec<u8>)>,
         /// Name given with `SETNAME`.
         name: Option<Vec<u8>>,
     },

@@ -42,20 +42,27 @@ pub(super) fn select(args: &Args, _: &CursorLookup) -> Result<Action, CommandErr
 
 pub(super) fn auth(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
     match args {
-        [_, password] | [_, _, password] => Ok(Action::Auth(password.clone())),
+        [_, password] => Ok(Action::Auth {
+            user: None,
+            password: password.clone(),
+        }),
+        [_, user, password] => Ok(Action::Auth {
+            user: Some(user.clone()),
+            password: password.clone(),
+        }),
         _ => Err(CommandError::Syntax),
     }
 }
 
 pub(super) fn hello(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
     let protover = args.get(1).map(|v| integer(v)).transpose()?;
-    let mut password = None;
+    let mut auth = None;
     let mut name = None;
     let mut i = 2;
     while i < args.len() {
         match args[i].to_ascii_uppercase().as_slice() {
             b"AUTH" if i + 2 < args.len() => {
-                password = Some(args[i + 2].clone());
+                auth = Some((args[i + 1].clone(), args[i + 2].clone()));
                 i += 3;
             }
             b"SETNAME" if i + 1 < args.len() => {
@@ -65,11 +72,7 @@ pub(super) fn hello(args: &Args, _: &CursorLookup) -> Result<Action, CommandErro
             _ => return Err(CommandError::Syntax),
         }
     }
-    Ok(Action::Hello {
-        protover,
-        password,
-        name,
-    })
+    Ok(Action::Hello { protover, auth, name })
 }
 
 pub(super) fn readonly(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
