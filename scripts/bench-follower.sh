@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Pipelined SET through a follower of a 3-node cluster (fsync always), for one or more kv-node
-# binaries in interleaved rounds, so a change to forwarding can be measured before and after:
+# Pipelined SET and GET through a follower and through the leader of a 3-node cluster (fsync
+# always), for one or more kv-node binaries in interleaved rounds, so a change to forwarding or
+# to follower reads can be measured before and after:
 #
 #   scripts/bench-follower.sh [--rounds R] [--requests N] BIN [BIN ...]
 #
 # Each round starts a fresh cluster per binary and runs
-# `redis-benchmark -t set -n N -c 50 -r 100000 -d 64 -P 16 --csv` against a follower.
+# `redis-benchmark -t set,get -n N -c 50 -r 100000 -d 64 -P 16 --csv` against a follower, then
+# against the leader.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=3
@@ -42,9 +44,14 @@ for round in $(seq "$rounds"); do
       sleep 0.1
     done
     follower=$(( leader % 3 + 1 ))
-    line=$(redis-benchmark -p "${cports[follower]}" -t set -n "$requests" -c 50 -r 100000 -d 64 -P 16 --csv 2>/dev/null | grep '"SET"')
-    IFS=, read -r _ rps _ _ p50 _ p99 _ <<<"${line//\"/}"
-    echo "round $round | $bin | SET -P16 via follower $follower | ${rps%.*} ops/s | p50 $p50 ms | p99 $p99 ms"
+    for target in "follower $follower" "leader $leader"; do
+      id=${target#* }
+      while IFS= read -r line; do
+        IFS=, read -r test rps _ _ p50 _ p99 _ <<<"${line//\"/}"
+        [[ $test == SET || $test == GET ]] || continue
+        echo "round $round | $bin | $test -P16 via $target | ${rps%.*} ops/s | p50 $p50 ms | p99 $p99 ms"
+      done < <(redis-benchmark -p "${cports[id]}" -t set,get -n "$requests" -c 50 -r 100000 -d 64 -P 16 --csv 2>/dev/null)
+    done
     stop
   done
 done
