@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use kv_core::check::linearizability::Ret;
 use kv_core::sim::ClientCall;
+use kv_core::sim::EventKind;
 use kv_core::sim::OpState;
 use kv_core::sim::Role;
 use kv_core::sim::SimOptions;
@@ -372,4 +373,41 @@ fn a_workload_driven_in_steps_has_run_seeds_trace() {
         assert_eq!(run.faults(), report.faults.as_slice());
         assert_eq!(sim.check(), report.check);
     }
+}
+
+/// A follower serves linearizable reads itself, and reads that arrive together share one
+/// read-index round trip to the leader.
+#[test]
+fn follower_reads_share_one_read_index_round_trip() {
+    let mut sim = Simulation::new(SimOptions {
+        seed: 11,
+        nodes: 3,
+        ..SimOptions::default()
+    })
+    .unwrap();
+    let leader = settle(&mut sim);
+    let follower = (1..=3).find(|&n| n != leader).unwrap();
+    let put = ClientCall::Put {
+        key: b"k".to_vec(),
+        value: b"v".to_vec(),
+    };
+    assert_eq!(ret(finish(&mut sim, leader, put)), Ret::Put);
+    let from = sim.event_count();
+    let gets: Vec<_> = (0..20)
+        .map(|_| sim.submit(follower, ClientCall::Get { key: b"k".to_vec() }).unwrap())
+        .collect();
+    sim.run_for(Duration::from_millis(500));
+    for get in gets {
+        assert_eq!(ret(sim.op(get).unwrap().state), Ret::Get(Some(b"v".to_vec())));
+    }
+    let read_index_requests = sim
+        .events_since(from)
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::Send { from, kind, .. } if *from == follower && kind == "forward 1"))
+        .count();
+    assert!(
+        (1..=2).contains(&read_index_requests),
+        "20 reads sent {read_index_requests} read-index requests"
+    );
+    assert!(sim.check().is_ok(), "{:?}", sim.check());
 }

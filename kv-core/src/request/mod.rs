@@ -33,6 +33,8 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use openraft::ChangeMembers;
@@ -47,6 +49,7 @@ use openraft::storage::RaftStateMachine;
 use openraft::type_config::TypeConfigExt;
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft_rt::AsyncRuntime;
+use tokio::sync::oneshot;
 
 use crate::command::Command;
 use crate::command::Expiry;
@@ -91,6 +94,60 @@ where
     limits: Limits,
     timeout: Duration,
     env: E,
+    read_index: Arc<ReadIndexShare>,
+}
+
+/// Read-index requests of a follower, shared: reads that arrive while one is in flight wait
+/// for the next, which serves all of them with one round trip. (A read may not use a request
+/// sent before it arrived: the index could predate a write acknowledged before the read.)
+#[derive(Debug, Default)]
+pub struct ReadIndexShare {
+    state: Mutex<ShareState>,
+}
+
+impl ReadIndexShare {
+    /// Passes the next request to the first read still waiting, or notes that none is in
+    /// flight.
+    fn hand_off(&self) {
+        let mut state = self.state.lock().expect("read-index lock poisoned");
+        loop {
+            if state.queue.is_empty() {
+                state.in_flight = false;
+                return;
+            }
+            let next = state.queue.remove(0);
+            if next.send(Turn::Drive).is_ok() {
+                return;
+            }
+        }
+    }
+}
+
+/// Held by the read that drives a request: hands off when it is done, or dropped (a client
+/// that gave up), so that the queue never waits on nobody.
+struct Driving<'a>(&'a ReadIndexShare);
+
+impl Drop for Driving<'_> {
+    fn drop(&mut self) {
+        self.0.hand_off();
+    }
+}
+
+#[derive(Debug, Default)]
+struct ShareState {
+    /// A request is in flight (its driver will hand the queue on when it is done).
+    in_flight: bool,
+    /// Reads waiting for the next request.
+    queue: Vec<oneshot::Sender<Turn>>,
+}
+
+/// What a waiting read is told.
+#[derive(Debug)]
+enum Turn {
+    /// The index (or why there is none).
+    Done(Result<u64, OpError>),
+    /// Send the next request, for everyone queued.
+    Drive,
 }
 
 impl<C, SM, E> Clone for RequestPath<C, SM, E>
@@ -107,6 +164,7 @@ where
             limits: self.limits,
             timeout: self.timeout,
             env: self.env.clone(),
+            read_index: self.read_index.clone(),
         }
     }
 }
@@ -144,6 +202,7 @@ where
             limits,
             timeout,
             env,
+            read_index: Arc::default(),
         }
     }
 
@@ -160,6 +219,13 @@ where
     /// Its environment.
     pub fn env(&self) -> &E {
         &self.env
+    }
+
+    /// Shares `share`'s read-index requests with every other path of the same node (a node
+    /// builds a path per request in the simulator).
+    pub fn sharing_read_index(mut self, share: Arc<ReadIndexShare>) -> Self {
+        self.read_index = share;
+        self
     }
 
     /// The size limits commands are held to.
@@ -308,14 +374,9 @@ where
     /// from its own state. The leader's CPU is left to writes.
     async fn follower_reads(&self, leader: u64, node: KvNode, run: Vec<Op>) -> Results {
         let failed = |e: OpError| run.iter().map(|_| Err(e.clone())).collect();
-        let index = match self.forward(leader, node, vec![Op::ReadIndex]).await.pop() {
-            Some(Ok(Response::ReadIndex(index))) => index,
-            Some(Err(e)) => return failed(e),
-            other => {
-                return failed(OpError::Unavailable(format!(
-                    "leader {leader} answered a read-index request with {other:?}"
-                )));
-            }
+        let index = match self.shared_read_index(leader, node).await {
+            Ok(index) => index,
+            Err(e) => return failed(e),
         };
         let applied = self
             .raft
@@ -338,6 +399,45 @@ where
                     .map(|()| store.query(&query, now))
             })
             .collect()
+    }
+
+    /// The leader's read index, from a request sent after this call began, shared with every
+    /// read that asked meanwhile (see [`ReadIndexShare`]).
+    async fn shared_read_index(&self, leader: u64, node: KvNode) -> Result<u64, OpError> {
+        let share = &self.read_index;
+        let (tx, rx) = oneshot::channel();
+        let drive = {
+            let mut state = share.state.lock().expect("read-index lock poisoned");
+            if state.in_flight {
+                state.queue.push(tx);
+                false
+            } else {
+                state.in_flight = true;
+                true
+            }
+        };
+        if !drive {
+            match rx.await {
+                Ok(Turn::Done(result)) => return result,
+                Ok(Turn::Drive) => {}
+                Err(_) => return Err(OpError::Unavailable("the read-index request was dropped".to_string())),
+            }
+        }
+        // This read drives a request for itself and everyone queued so far.
+        let _driving = Driving(share);
+        let batch = std::mem::take(&mut share.state.lock().expect("read-index lock poisoned").queue);
+        let result = match self.forward(leader, node, vec![Op::ReadIndex]).await.pop() {
+            Some(Ok(Response::ReadIndex(index))) => Ok(index),
+            Some(Err(e)) => Err(e),
+            other => Err(OpError::Unavailable(format!(
+                "leader {leader} answered a read-index request with {other:?}"
+            ))),
+        };
+        for waiter in batch {
+            let _ = waiter.send(Turn::Done(result.clone()));
+        }
+        // Dropping `_driving` hands the next request to the first read that queued meanwhile.
+        result
     }
 
     /// Answers a follower's read-index request: after this leader confirmed its leadership

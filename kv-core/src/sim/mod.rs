@@ -65,6 +65,7 @@ use crate::raft::state_machine::MemSnapshotStore;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::state_machine::StoreHandle;
 use crate::request::Environment;
+use crate::request::ReadIndexShare;
 use crate::request::RequestPath;
 use crate::request::Results;
 use crate::runtime::Executor;
@@ -311,6 +312,8 @@ pub(crate) struct World {
     in_flight: BTreeMap<u64, InFlight>,
     rafts: BTreeMap<u64, SimRaft>,
     stores: BTreeMap<u64, StoreHandle>,
+    /// Each running node's shared read-index requests (new at each boot).
+    read_index: BTreeMap<u64, Arc<ReadIndexShare>>,
     ops: Vec<ops::OpRecord>,
     election: ElectionSafety,
     completeness: LeaderCompleteness,
@@ -344,7 +347,8 @@ impl WorldRef {
             node,
             world: self.clone(),
         };
-        Some(RequestPath::new(node, raft, store, Limits::default(), timeout, env))
+        let share = world.read_index.get(&node)?.clone();
+        Some(RequestPath::new(node, raft, store, Limits::default(), timeout, env).sharing_read_index(share))
     }
 }
 
@@ -457,6 +461,7 @@ impl Simulation {
             in_flight: BTreeMap::new(),
             rafts: BTreeMap::new(),
             stores: BTreeMap::new(),
+            read_index: BTreeMap::new(),
             ops: Vec::new(),
             election: ElectionSafety::default(),
             completeness: LeaderCompleteness::default(),
@@ -519,6 +524,7 @@ impl Simulation {
             let mut world = world.lock();
             world.rafts.insert(id, raft);
             world.stores.insert(id, store);
+            world.read_index.insert(id, Arc::default());
         });
         self.exec.run_until_idle();
     }
@@ -576,6 +582,7 @@ impl Simulation {
             let mut world = self.world.lock();
             world.rafts.remove(&node);
             world.stores.remove(&node);
+            world.read_index.remove(&node);
             world.event(EventKind::Fault {
                 action: format!("crash node {node}"),
             });
