@@ -32,6 +32,7 @@
 //! Results come back one per operation, in order.
 
 use std::collections::BTreeSet;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -115,7 +116,7 @@ impl ReadIndexShare {
                 state.in_flight = false;
                 return;
             }
-            let next = state.queue.remove(0);
+            let next = state.queue.pop_front().expect("checked non-empty");
             if next.send(Turn::Drive).is_ok() {
                 return;
             }
@@ -138,7 +139,7 @@ struct ShareState {
     /// A request is in flight (its driver will hand the queue on when it is done).
     in_flight: bool,
     /// Reads waiting for the next request.
-    queue: Vec<oneshot::Sender<Turn>>,
+    queue: VecDeque<oneshot::Sender<Turn>>,
 }
 
 /// What a waiting read is told.
@@ -301,6 +302,13 @@ where
         }
     }
 
+    /// Whether `id` is a voter of the current membership.
+    fn is_voter(&self, id: u64) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics.membership_config.membership().voter_ids().any(|v| v == id)
+    }
+
     /// The addresses of member `id`, from the current membership.
     pub fn member(&self, id: u64) -> Option<KvNode> {
         let metrics = self.raft.metrics().borrow_watched().clone();
@@ -373,32 +381,54 @@ where
     /// for the leader's read index, then, once this node has applied up to it, the reads
     /// from its own state. The leader's CPU is left to writes.
     async fn follower_reads(&self, leader: u64, node: KvNode, run: Vec<Op>) -> Results {
-        let failed = |e: OpError| run.iter().map(|_| Err(e.clone())).collect();
-        let index = match self.shared_read_index(leader, node).await {
-            Ok(index) => index,
-            Err(e) => return failed(e),
+        let checked = self.check_reads(run.into_iter().map(|op| match op {
+            Op::Read(query) => query,
+            _ => unreachable!("only reads are served here"),
+        }));
+        let ready = match self.shared_read_index(leader, node).await {
+            Ok(index) => self
+                .raft
+                .wait(Some(self.timeout))
+                .applied_index_at_least(Some(index), "the read index")
+                .await
+                .map(drop)
+                .map_err(|_| OpError::Timeout(self.timeout)),
+            Err(e) => Err(e),
         };
-        let applied = self
-            .raft
-            .wait(Some(self.timeout))
-            .applied_index_at_least(Some(index), "the read index")
-            .await;
-        if applied.is_err() {
-            return failed(OpError::Timeout(self.timeout));
-        }
         let now = self.env.now_ms();
         let store = self.store.read();
-        run.into_iter()
-            .map(|op| {
-                let Op::Read(query) = op else {
-                    unreachable!("only reads are served here")
-                };
-                query
-                    .validate(&self.limits)
-                    .map_err(|e| OpError::Rejected(e.to_string()))
-                    .map(|()| store.query(&query, now))
+        checked
+            .into_iter()
+            .map(|query| match (query, &ready) {
+                (Ok(query), Ok(())) => Ok(store.query(&query, now)),
+                (Ok(_), Err(e)) => Err(e.clone()),
+                (Err(e), _) => Err(e),
             })
             .collect()
+    }
+
+    /// Each query, or why it is refused (past the limits) without being run.
+    fn check_reads(&self, queries: impl Iterator<Item = Query>) -> Vec<Result<Query, OpError>> {
+        queries
+            .map(|q| match q.validate(&self.limits) {
+                Ok(()) => Ok(q),
+                Err(e) => Err(OpError::Rejected(e.to_string())),
+            })
+            .collect()
+    }
+
+    /// Confirms with a quorum that this node leads (openraft's read-index barrier) and returns
+    /// the index reads may be served at; `Err(Ok(leader))` if another node leads.
+    async fn barrier(&self) -> Result<u64, Result<Option<u64>, OpError>> {
+        let barrier = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
+        match C::AsyncRuntime::timeout(self.timeout, barrier).await {
+            Err(_) => Err(Err(OpError::Timeout(self.timeout))),
+            Ok(Ok(read)) => Ok(read.index()),
+            Ok(Err(e)) => match e.forward_to_leader() {
+                Some(f) => Err(Ok(f.leader_id)),
+                None => Err(Err(OpError::Unavailable(e.to_string()))),
+            },
+        }
     }
 
     /// The leader's read index, from a request sent after this call began, shared with every
@@ -409,7 +439,7 @@ where
         let drive = {
             let mut state = share.state.lock().expect("read-index lock poisoned");
             if state.in_flight {
-                state.queue.push(tx);
+                state.queue.push_back(tx);
                 false
             } else {
                 state.in_flight = true;
@@ -443,18 +473,11 @@ where
     /// Answers a follower's read-index request: after this leader confirmed its leadership
     /// with a quorum, the index every read that asked for it may be served at.
     async fn read_index(&self) -> Outcome {
-        let barrier = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
-        match C::AsyncRuntime::timeout(self.timeout, barrier).await {
-            Err(_) => Outcome::Done(Err(OpError::Timeout(self.timeout))),
-            Ok(Ok(read)) => Outcome::Done(Ok(Response::ReadIndex(read.index()))),
-            Ok(Err(e)) => match e.forward_to_leader() {
-                Some(f) => Outcome::Done(Err(OpError::NotLeader {
-                    node: self.id,
-                    leader: f.leader_id,
-                })),
-                None => Outcome::Done(Err(OpError::Unavailable(e.to_string()))),
-            },
-        }
+        Outcome::Done(match self.barrier().await {
+            Ok(index) => Ok(Response::ReadIndex(index)),
+            Err(Ok(leader)) => Err(OpError::NotLeader { node: self.id, leader }),
+            Err(Err(e)) => Err(e),
+        })
     }
 
     /// Hands a run to the leader; a failed hand-off fails each operation, reads as "not run".
@@ -564,35 +587,15 @@ where
 
     async fn reads(&self, queries: Vec<Query>) -> Vec<Outcome> {
         // A read past the limits is refused here; the others share one barrier.
-        let checked: Vec<Result<Query, OpError>> = queries
-            .into_iter()
-            .map(|q| match q.validate(&self.limits) {
-                Ok(()) => Ok(q),
-                Err(e) => Err(OpError::Rejected(e.to_string())),
-            })
-            .collect();
-        if checked.iter().all(Result::is_err) {
-            return checked
-                .into_iter()
-                .map(|q| Outcome::Done(q.map(|_| Response::Ok)))
-                .collect();
-        }
-        let barrier = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
-        let barrier = match C::AsyncRuntime::timeout(self.timeout, barrier).await {
-            Err(_) => Err(Err(OpError::Timeout(self.timeout))),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => match e.forward_to_leader() {
-                Some(f) => Err(Ok(f.leader_id)),
-                None => Err(Err(OpError::Unavailable(e.to_string()))),
-            },
-        };
+        let checked = self.check_reads(queries.into_iter());
+        let barrier = self.barrier().await;
         let now = self.env.now_ms();
         let store = self.store.read();
         checked
             .into_iter()
             .map(|query| match (query, &barrier) {
                 (Err(e), _) => Outcome::Done(Err(e)),
-                (Ok(query), Ok(())) => Outcome::Done(Ok(store.query(&query, now))),
+                (Ok(query), Ok(_)) => Outcome::Done(Ok(store.query(&query, now))),
                 (Ok(query), Err(Ok(leader))) => Outcome::Bounced(Op::Read(query), *leader),
                 (Ok(_), Err(Err(e))) => Outcome::Done(Err(e.clone())),
             })
@@ -631,15 +634,8 @@ where
                     .await
             }
             Op::Remove { id } => {
-                let is_voter = raft
-                    .metrics()
-                    .borrow_watched()
-                    .membership_config
-                    .membership()
-                    .voter_ids()
-                    .any(|v| v == *id);
                 let ids = BTreeSet::from([*id]);
-                let change = if is_voter {
+                let change = if self.is_voter(*id) {
                     ChangeMembers::RemoveVoters(ids)
                 } else {
                     ChangeMembers::RemoveNodes(ids)
@@ -653,14 +649,7 @@ where
                 }
                 // openraft takes any id and waits for it; a target that cannot take over would
                 // leave this leader refusing writes until its lease ran out.
-                let is_voter = raft
-                    .metrics()
-                    .borrow_watched()
-                    .membership_config
-                    .membership()
-                    .voter_ids()
-                    .any(|v| v == *to);
-                if *to == self.id || !is_voter {
+                if *to == self.id || !self.is_voter(*to) {
                     return Outcome::Done(Err(OpError::Rejected(format!(
                         "node {to} is not a voter other than the leader (node {}); leadership can only go to another voter",
                         self.id
