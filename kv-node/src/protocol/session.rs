@@ -152,16 +152,16 @@ async fn execute(
     let output_limit = shared.node.options().output_limit;
     let cursor_key = |cursor: &[u8]| cursors.cursor_key(cursor);
     // Parses a command; `true` if it may run before AUTH.
-    let parse = |args: Vec<Vec<u8>>| {
+    let parse = |args: &[Vec<u8>]| {
         let before_auth = command::lookup(&args[0]).is_some_and(|spec| spec.has(Flag::NoAuth));
-        command::parse(&args, &cursor_key).map(|action| (action, before_auth))
+        command::parse(args, &cursor_key).map(|action| (action, before_auth))
     };
     while out.len() < output_limit && !session.quit {
         let Some(args) = pending.pop_front() else {
             return;
         };
         let started = Instant::now();
-        let action = match parse(args) {
+        let action = match parse(&args) {
             Ok((_, false)) if !session.authenticated => {
                 Err(Reply::Error("NOAUTH Authentication required.".to_string()))
             }
@@ -180,14 +180,13 @@ async fn execute(
                         .and_then(|args| command::lookup(&args[0]))
                         .is_some_and(|spec| spec.has(Flag::Write) || spec.has(Flag::ReadOnly))
                 {
-                    let args = pending.pop_front().expect("front() was Some");
-                    match parse(args.clone()) {
-                        Ok((Action::Data { op, shape }, _)) => batch.push((op, shape)),
-                        // Not a data command after all (an error): it runs on its own.
-                        _ => {
-                            pending.push_front(args);
-                            break;
+                    match parse(pending.front().expect("checked above")) {
+                        Ok((Action::Data { op, shape }, _)) => {
+                            pending.pop_front();
+                            batch.push((op, shape));
                         }
+                        // Not a data command after all (an error): it runs on its own.
+                        _ => break,
                     }
                 }
                 let writes = batch.iter().any(|(op, _)| !op.is_read());
