@@ -36,6 +36,9 @@ const LOST_AFTER: Duration = Duration::from_secs(2);
 #[derive(Debug, Default)]
 pub struct LostData {
     probe: Mutex<Probe>,
+    /// Whether `probe` holds a run of requests past this node's log (so that the usual case,
+    /// an AppendEntries this node can take, costs no lock).
+    probing: AtomicBool,
     lost: AtomicBool,
 }
 
@@ -73,8 +76,12 @@ impl LostData {
         if self.is_lost() {
             return Err(lost_message());
         }
-        let mut probe = self.probe.lock().expect("probe lock poisoned");
         let beyond = matches!((prev_index, last_index), (Some(p), l) if l.is_none_or(|l| p > l));
+        if !beyond && !self.probing.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut probe = self.probe.lock().expect("probe lock poisoned");
+        self.probing.store(beyond, Ordering::Relaxed);
         if !beyond {
             *probe = Probe::default();
             return Ok(());
