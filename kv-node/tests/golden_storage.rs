@@ -24,6 +24,8 @@
 //!   `cargo test --release -p kv-node --test golden_storage -- --ignored regenerate_fixture`,
 //!   only together with a version bump and a migration, as above.
 
+mod golden_support;
+
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -31,6 +33,9 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use golden_support::Golden;
+use golden_support::assert_golden;
+use golden_support::unhex;
 use kv_core::command::Command;
 use kv_core::command::Expiry;
 use kv_core::command::Limits;
@@ -68,62 +73,8 @@ use openraft::entry::RaftEntry;
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// `bytes` as lowercase hex, with a space after each field whose length `fields` gives (whatever
-/// is left forms the last field), so a golden literal shows the layout it pins.
-fn hex(bytes: &[u8], fields: &[usize]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2 + fields.len());
-    let mut rest = bytes;
-    for &len in fields {
-        let (field, tail) = rest.split_at(len.min(rest.len()));
-        out.extend(field.iter().map(|b| format!("{b:02x}")));
-        out.push(' ');
-        rest = tail;
-    }
-    out.extend(rest.iter().map(|b| format!("{b:02x}")));
-    out.trim_end().to_string()
-}
-
-/// The bytes a golden hex literal spells; whitespace is ignored.
-fn unhex(text: &str) -> Vec<u8> {
-    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    assert!(digits.len().is_multiple_of(2), "odd number of hex digits in {text:?}");
-    digits
-        .chunks(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).expect("a hex digit pair"))
-        .collect()
-}
-
-/// One value's encoding and the golden bytes it must equal.
-struct Golden {
-    name: &'static str,
-    actual: Vec<u8>,
-    golden: &'static str,
-    /// Field lengths for printing (see [`hex`]).
-    fields: Vec<usize>,
-}
-
-/// Compares every encoding with its golden bytes. It first prints, for each one that differs,
-/// the actual bytes as a literal to paste (after bumping the version: see the module docs), then
-/// fails on the first one, showing both sides in hex.
-#[track_caller]
-fn assert_golden(cases: &[Golden]) {
-    for case in cases.iter().filter(|c| c.actual != unhex(c.golden)) {
-        eprintln!(
-            "golden bytes of `{}` differ; actual:\n    \"{}\"",
-            case.name,
-            hex(&case.actual, &case.fields)
-        );
-    }
-    for case in cases {
-        let golden = unhex(case.golden);
-        assert_eq!(
-            hex(&case.actual, &case.fields),
-            hex(&golden, &case.fields),
-            "`{}`: the on-disk format changed; bump the version and add a migration (see the module docs)",
-            case.name
-        );
-    }
-}
+/// What a failing golden means here.
+const CHANGED: &str = "the on-disk format changed; bump the version and add a migration (see the module docs)";
 
 /// Field lengths of a framed record: length, CRC32C, payload.
 const RECORD_FIELDS: &[usize] = &[4, 4];
@@ -180,7 +131,7 @@ fn check_records(cases: Vec<(&'static str, Record<NodeConfig>, &'static str)>) {
             }
         })
         .collect();
-    assert_golden(&goldens);
+    assert_golden(&goldens, CHANGED);
 
     for (name, record, golden) in &cases {
         let mut segment = encode_segment_header(1).to_vec();
@@ -208,12 +159,15 @@ const SEGMENT_HEADER_7: &str = "514b564c4f47 0100 0700000000000000 bf7f4489";
 #[test]
 fn segment_header() {
     assert_eq!(FORMAT_VERSION, 1);
-    assert_golden(&[Golden {
-        name: "segment header 7",
-        actual: encode_segment_header(7).to_vec(),
-        golden: SEGMENT_HEADER_7,
-        fields: vec![6, 2, 8, 4],
-    }]);
+    assert_golden(
+        &[Golden {
+            name: "segment header 7",
+            actual: encode_segment_header(7).to_vec(),
+            golden: SEGMENT_HEADER_7,
+            fields: vec![6, 2, 8, 4],
+        }],
+        CHANGED,
+    );
 
     let golden = unhex(SEGMENT_HEADER_7);
     let scan = decode_segment::<NodeConfig>(&golden, 7, false).expect("the golden header decodes");
@@ -408,13 +362,16 @@ fn snapshot_file() {
         03 0d31302e302e302e333a37303030 0d31302e302e302e333a36333739 \
         00 \
         01 e807 02 05706c61696e 0576616c7565 00 0374746c 0200ff 018827";
-    assert_golden(&[Golden {
-        name: "snapshot file",
-        actual,
-        golden,
-        // magic, version, meta length, data length, CRC32C, meta; then the store image
-        fields: vec![6, 2, 4, 8, 4, meta_len],
-    }]);
+    assert_golden(
+        &[Golden {
+            name: "snapshot file",
+            actual,
+            golden,
+            // magic, version, meta length, data length, CRC32C, meta; then the store image
+            fields: vec![6, 2, 4, 8, 4, meta_len],
+        }],
+        CHANGED,
+    );
 
     let golden = unhex(golden);
     let (decoded_meta, decoded_data) = decode_snapshot::<NodeConfig>(&golden).expect("the golden snapshot decodes");

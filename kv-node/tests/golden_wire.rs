@@ -39,12 +39,17 @@
 //! (`assert_covers`). The matches in the `*_variant` functions have no wildcard, so a new variant
 //! does not compile until it is named there; then give it a golden and add it to the list.
 
+mod golden_support;
+
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::ops::Bound;
 use std::time::Duration;
 
+use golden_support::Golden;
+use golden_support::assert_golden;
+use golden_support::unhex;
 use kv_core::command::Command;
 use kv_core::command::CommandError;
 use kv_core::command::Expiry;
@@ -90,31 +95,6 @@ use serde::de::DeserializeOwned;
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// `bytes` as lowercase hex, with a space after each field whose length `fields` gives (whatever
-/// is left forms the last field), so a golden literal shows the layout it pins.
-fn hex(bytes: &[u8], fields: &[usize]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2 + fields.len());
-    let mut rest = bytes;
-    for &len in fields {
-        let (field, tail) = rest.split_at(len.min(rest.len()));
-        out.extend(field.iter().map(|b| format!("{b:02x}")));
-        out.push(' ');
-        rest = tail;
-    }
-    out.extend(rest.iter().map(|b| format!("{b:02x}")));
-    out.trim_end().to_string()
-}
-
-/// The bytes a golden hex literal spells; whitespace is ignored.
-fn unhex(text: &str) -> Vec<u8> {
-    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    assert!(digits.len().is_multiple_of(2), "odd number of hex digits in {text:?}");
-    digits
-        .chunks(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).expect("a hex digit pair"))
-        .collect()
-}
-
 /// Field lengths of a frame header: magic, version, payload length; the payload follows.
 const FRAME_FIELDS: &[usize] = &[4, 2, 4];
 
@@ -127,22 +107,19 @@ fn check_frames<T>(cases: &[(&'static str, T, &'static str)], same: impl Fn(&T, 
 where
     T: Serialize + DeserializeOwned + Debug,
 {
-    let actual: Vec<Vec<u8>> = cases.iter().map(|(_, value, _)| frame::encode(value)).collect();
-    for ((name, _, golden), actual) in cases.iter().zip(&actual) {
-        if *actual != unhex(golden) {
-            eprintln!(
-                "golden bytes of `{name}` differ; actual:\n    \"{}\"",
-                hex(actual, FRAME_FIELDS)
-            );
-        }
-    }
-    for ((name, _, golden), actual) in cases.iter().zip(&actual) {
-        assert_eq!(
-            hex(actual, FRAME_FIELDS),
-            hex(&unhex(golden), FRAME_FIELDS),
-            "`{name}`: the wire format changed; bump PROTOCOL_VERSION with the bytes (see the module docs)"
-        );
-    }
+    let goldens: Vec<Golden> = cases
+        .iter()
+        .map(|(name, value, golden)| Golden {
+            name,
+            actual: frame::encode(value),
+            golden,
+            fields: FRAME_FIELDS.to_vec(),
+        })
+        .collect();
+    assert_golden(
+        &goldens,
+        "the wire format changed; bump PROTOCOL_VERSION with the bytes (see the module docs)",
+    );
 
     for (name, value, golden) in cases {
         let golden = unhex(golden);
