@@ -133,12 +133,7 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_write() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let (history, acknowledged) = workload.stop().await;
     assert!(acknowledged > 100, "only {acknowledged} operations succeeded");
-    let commit: u64 = cluster
-        .status_field(new, "raft_commit_index")
-        .await
-        .unwrap()
-        .parse()
-        .unwrap();
+    let commit = cluster.commit_index(new).await;
     cluster.wait_applied(old, commit, Duration::from_secs(10)).await;
 
     // Every acknowledged write is in the history the checker accepts, and the last value
@@ -203,12 +198,7 @@ async fn a_far_behind_node_catches_up_by_snapshot() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let commit: u64 = cluster
-        .status_field(leader, "raft_commit_index")
-        .await
-        .unwrap()
-        .parse()
-        .unwrap();
+    let commit = cluster.commit_index(leader).await;
     cluster.node_mut(behind).spawn();
     cluster.wait_applied(behind, commit, Duration::from_secs(20)).await;
     let sent = cluster

@@ -337,12 +337,7 @@ async fn a_follower_that_lost_its_data_says_so_and_the_leader_sees_it_stall() {
     for i in 0..20 {
         assert_eq!(c.call(&["SET", &format!("k{i}"), "v"]).await.unwrap(), Reply::ok());
     }
-    let commit: u64 = cluster
-        .status_field(leader, "raft_commit_index")
-        .await
-        .unwrap()
-        .parse()
-        .unwrap();
+    let commit = cluster.commit_index(leader).await;
     cluster.wait_applied(wiped, commit, Duration::from_secs(10)).await;
     cluster.node_mut(wiped).terminate();
     std::fs::remove_dir_all(&cluster.node(wiped).data_dir).unwrap();

@@ -457,6 +457,15 @@ impl Cluster {
         }
     }
 
+    /// Node `id`'s commit index (from `RAFT STATUS`).
+    pub async fn commit_index(&self, id: u64) -> u64 {
+        self.status_field(id, "raft_commit_index")
+            .await
+            .expect("RAFT STATUS answers")
+            .parse()
+            .expect("the commit index is a number")
+    }
+
     /// Waits until running node `id` has applied at least `index`.
     pub async fn wait_applied(&self, id: u64, index: u64, timeout: Duration) {
         let deadline = Instant::now() + timeout;
