@@ -440,6 +440,8 @@ impl Simulation {
             heartbeat_interval: options.heartbeat_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
             max_in_snapshot_log_to_keep: options.snapshot_every / 2,
+            // As kv-node: a restarted leader is elected again, never restored in its old term.
+            enable_leader_restore: Some(false),
             ..Config::default()
         }
         .validate()

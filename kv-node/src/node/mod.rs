@@ -272,6 +272,12 @@ impl Node {
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: options.keep_logs,
             enable_tick: true,
+            // A restarted leader must win a new election, in a new term. Restored in its old
+            // term, it may have lost entries it had sent but not yet written (openraft
+            // replicates before the leader's own flush) and then write different entries
+            // under the same log ids as a follower that kept the old ones: the replicas
+            // diverge. kv-chaos found it (docs/reliability.md, seeds 314 and 324).
+            enable_leader_restore: Some(false),
             ..Config::default()
         };
         let config = Arc::new(config.validate().map_err(|e| StartError::Config(e.to_string()))?);
