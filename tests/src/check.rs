@@ -77,7 +77,7 @@ pub fn registers(ops: &[Op]) -> Vec<Anomaly> {
             } => anomalies.push(Anomaly {
                 kind: "register-not-linearizable",
                 key: Some(key.to_string()),
-                detail: reason,
+                detail: renumber(&reason, &origin),
                 ops: culprits.iter().map(|&i| origin[i]).collect(),
             }),
             Verdict::Unknown { reason, .. } => anomalies.push(Anomaly {
@@ -89,6 +89,20 @@ pub fn registers(ops: &[Op]) -> Vec<Anomaly> {
         }
     }
     anomalies
+}
+
+/// The checker numbers a key's operations from 0 and lists them at the end; says the history
+/// index of the operation it names instead, and drops the list (the anomaly carries it).
+fn renumber(reason: &str, origin: &[usize]) -> String {
+    let reason = reason.split(" (ops [").next().unwrap_or(reason);
+    let Some(rest) = reason.strip_prefix("op #") else {
+        return reason.to_string();
+    };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    match digits.parse::<usize>().ok().and_then(|i| origin.get(i)) {
+        Some(index) => format!("op #{index}{}", &rest[digits.len()..]),
+        None => reason.to_string(),
+    }
 }
 
 fn to_linearizability(op: &Op) -> Option<linearizability::Operation> {
@@ -354,6 +368,11 @@ mod tests {
         let found = registers(&ops);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].kind, "register-not-linearizable");
+        assert!(
+            found[0].detail.starts_with("op #2 (client 1: get"),
+            "{}",
+            found[0].detail
+        );
         assert!(registers(&ops[..2]).is_empty());
     }
 

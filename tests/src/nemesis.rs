@@ -207,10 +207,20 @@ impl Nemesis {
     }
 
     /// Voters as the leader reports them, and the leader.
+    /// Waits up to 5 s for one (an election may be running).
     async fn voters(&self) -> Result<(u64, Vec<u64>), String> {
-        let leader = self.cluster.leader().await.ok_or("no leader")?;
-        let status = self.cluster.status(leader).await.ok_or("the leader does not answer")?;
-        Ok((leader, status.voters))
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(leader) = self.cluster.leader().await
+                && let Some(status) = self.cluster.status(leader).await
+            {
+                return Ok((leader, status.voters));
+            }
+            if Instant::now() > deadline {
+                return Err("no leader for 5 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn apply(&mut self, step: &Step) -> Result<String, String> {

@@ -75,6 +75,11 @@ struct Args {
     keep_data: bool,
 }
 
+/// Timelines drawn for a failing run (one per key an anomaly names, in key order).
+const MAX_TIMELINES: usize = 20;
+/// Anomalies printed (summary.json has them all).
+const MAX_PRINTED: usize = 20;
+
 #[derive(Serialize)]
 struct Summary<'a> {
     seed: u64,
@@ -87,6 +92,8 @@ struct Summary<'a> {
     faults: &'a BTreeMap<&'static str, u64>,
     skipped: &'a BTreeMap<&'static str, u64>,
     counter: &'a check::CounterFigures,
+    /// What the proxies did, summed over every link.
+    links: BTreeMap<&'static str, u64>,
     anomalies: &'a [Anomaly],
 }
 
@@ -280,13 +287,27 @@ async fn campaign(args: Args) -> Result<usize, String> {
     let mut keys: Vec<&String> = anomalies.iter().filter_map(|a| a.key.as_ref()).collect();
     keys.sort();
     keys.dedup();
-    for key in keys {
+    for key in keys.into_iter().take(MAX_TIMELINES) {
         let about: Vec<&Anomaly> = anomalies.iter().filter(|a| a.key.as_ref() == Some(key)).collect();
         let page = evidence::timeline(key, &ops, &nemesis.record.intervals, &about);
         write(&format!("timeline-{key}.html"), page)?;
     }
     let count = |f: fn(&Outcome) -> bool| ops.iter().filter(|op| f(&op.outcome)).count();
+    let mut links = BTreeMap::new();
+    for proxy in nemesis.cluster.links.values() {
+        let stats = &proxy.stats;
+        for (name, counter) in [
+            ("frames-forwarded", &stats.forwarded),
+            ("frames-lost", &stats.lost),
+            ("frames-duplicated", &stats.duplicated),
+            ("frames-delayed", &stats.delayed),
+            ("connections-cut", &stats.cut),
+        ] {
+            *links.entry(name).or_default() += counter.load(std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     let summary = Summary {
+        links,
         seed: args.seed,
         nodes: args.nodes,
         seconds: args.seconds,
@@ -303,7 +324,13 @@ async fn campaign(args: Args) -> Result<usize, String> {
         "summary.json",
         serde_json::to_string_pretty(&summary).expect("the summary serializes"),
     )?;
-    for anomaly in &anomalies {
+    if anomalies.len() > MAX_PRINTED {
+        eprintln!(
+            "{} anomalies; the first {MAX_PRINTED} (all in summary.json):",
+            anomalies.len()
+        );
+    }
+    for anomaly in anomalies.iter().take(MAX_PRINTED) {
         eprintln!(
             "ANOMALY {} {}: {} (ops {:?})",
             anomaly.kind,
@@ -378,7 +405,7 @@ async fn settle(
     let leader_addr = &cluster.node(leader).client_addr;
     let mut client = Client::connect(leader_addr, None).await.map_err(|e| e.to_string())?;
     let mut finals = BTreeMap::new();
-    for key in keys {
+    for key in keys.into_iter().take(MAX_TIMELINES) {
         let value = match client.call(&["GET", &key]).await.map_err(|e| e.to_string())? {
             Reply::Bulk(v) => Some(String::from_utf8_lossy(&v).into_owned()),
             Reply::Nil => None,
