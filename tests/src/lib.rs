@@ -12,6 +12,7 @@
 pub mod check;
 pub mod cluster;
 pub mod evidence;
+pub mod fuzz_input;
 pub mod history;
 pub mod nemesis;
 pub mod proxy;
