@@ -96,6 +96,28 @@ pub struct Step {
     pub level: u64,
 }
 
+/// The link faults some process and membership faults run over (see [`Step::background`]).
+const BACKGROUND: LinkFaults = LinkFaults {
+    cut: false,
+    drop_requests: false,
+    drop_replies: false,
+    loss: 0.03,
+    delay_ms: 20,
+    jitter_ms: 20,
+    duplicate: 0.1,
+};
+
+impl Step {
+    /// Whether this step runs over [`BACKGROUND`] link faults: a third of the kills, pauses,
+    /// leader transfers and membership changes.
+    pub fn background(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Kill | Kind::Pause | Kind::TransferLeader | Kind::Membership
+        ) && (self.pick >> 56) % 3 == 0
+    }
+}
+
 /// The schedule of `seconds` of faults for `seed`.
 pub fn schedule(seed: u64, seconds: u64) -> Vec<Step> {
     let mut rng = SeededRng::new(seed);
@@ -186,7 +208,20 @@ impl Nemesis {
             let at = self.start + Duration::from_millis(step.at_ms);
             tokio::time::sleep_until(at.into()).await;
             let began = self.start.elapsed().as_nanos() as u64;
-            match self.apply(step).await {
+            let background = step.background();
+            if background {
+                // Process and membership faults sometimes run over a lossy, slow network.
+                for proxy in self.cluster.links.values() {
+                    proxy.set(BACKGROUND.clone());
+                }
+                *self.record.faults.entry("background-link-faults").or_default() += 1;
+                self.log(format!("every link, during the next fault: {BACKGROUND:?}"));
+            }
+            let applied = self.apply(step).await;
+            if background {
+                self.cluster.heal();
+            }
+            match applied {
                 Ok(what) => {
                     *self.record.faults.entry(step.kind.name()).or_default() += 1;
                     let ended = self.start.elapsed().as_nanos() as u64;
@@ -228,17 +263,33 @@ impl Nemesis {
         let pick = |list: &[u64], salt: u64| list[((step.pick >> salt) % list.len() as u64) as usize];
         match step.kind {
             Kind::Kill => {
-                let (_, voters) = self.voters().await?;
-                let victim = pick(&voters, 0);
-                self.cluster.kill(victim);
-                self.log(format!("kill -9 node {victim}"));
+                let (leader, voters) = self.voters().await?;
+                let mut shuffled = voters.clone();
+                shuffle(&mut shuffled, step.pick);
+                // The leader, a majority at once, everyone at once, or one member.
+                let victims = match (step.pick >> 48) % 6 {
+                    0 => vec![leader],
+                    1 => shuffled[..voters.len() / 2 + 1].to_vec(),
+                    2 => shuffled,
+                    _ => vec![pick(&voters, 0)],
+                };
+                for victim in &victims {
+                    self.cluster.kill(*victim);
+                }
+                self.log(format!("kill -9 nodes {victims:?} (leader {leader})"));
                 tokio::time::sleep(duration).await;
-                self.cluster.restart(victim).map_err(|e| e.to_string())?;
-                Ok(format!("node {victim} down for {duration:?}, restarted"))
+                for victim in &victims {
+                    self.cluster.restart(*victim).map_err(|e| e.to_string())?;
+                }
+                Ok(format!("nodes {victims:?} down for {duration:?}, restarted"))
             }
             Kind::Pause => {
-                let (_, voters) = self.voters().await?;
-                let victim = pick(&voters, 0);
+                let (leader, voters) = self.voters().await?;
+                let victim = if (step.pick >> 48) % 3 == 0 {
+                    leader
+                } else {
+                    pick(&voters, 0)
+                };
                 self.cluster.pause(victim, true);
                 self.log(format!("SIGSTOP node {victim}"));
                 tokio::time::sleep(duration).await;
