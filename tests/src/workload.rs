@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::RwLock;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kv_node::client::Client;
@@ -102,6 +104,7 @@ impl Connection {
 pub struct Workload {
     stop: watch::Sender<bool>,
     handles: Vec<tokio::task::JoinHandle<()>>,
+    sessions_opened: Arc<AtomicU64>,
 }
 
 impl Workload {
@@ -115,6 +118,7 @@ impl Workload {
         planted: Planted,
     ) -> Workload {
         let (stop, watch) = watch::channel(false);
+        let sessions_opened = Arc::new(AtomicU64::new(0));
         let roles = std::iter::repeat_n(Role::Register, registers as usize)
             .chain(std::iter::repeat_n(Role::Counter, counters as usize))
             .chain(std::iter::repeat_n(Role::Append, appenders as usize));
@@ -136,11 +140,22 @@ impl Workload {
                     rng: SeededRng::new(seed ^ (process + 1).wrapping_mul(0xA24B_AED4_963E_E407)),
                     seq: 0,
                     last_seen: HashMap::new(),
+                    session: SessionState::None,
+                    sessions_opened: sessions_opened.clone(),
                 };
                 tokio::spawn(client.run(watch.clone()))
             })
             .collect();
-        Workload { stop, handles }
+        Workload {
+            stop,
+            handles,
+            sessions_opened,
+        }
+    }
+
+    /// Client sessions the counter clients opened (0: the nodes have no `SESSION`).
+    pub fn sessions_opened(&self) -> u64 {
+        self.sessions_opened.load(Ordering::Relaxed)
     }
 
     /// Stops every client (an operation in flight finishes or times out first).
@@ -161,7 +176,25 @@ struct ClientLoop {
     seq: u64,
     /// Register clients: the last value seen per key (the next CAS expects it).
     last_seen: HashMap<String, Option<String>>,
+    /// Counter clients: the client session, once opened; `Unsupported` if the nodes have no
+    /// `SESSION` command (then INCR runs plain, and an unknown outcome stays unknown).
+    session: SessionState,
+    sessions_opened: Arc<AtomicU64>,
 }
+
+/// A counter client's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionState {
+    /// Not opened yet.
+    None,
+    /// The nodes do not know `SESSION`.
+    Unsupported,
+    /// Session `id`; the next sequence number to use.
+    Open { id: i64, next_seq: u64 },
+}
+
+/// How long a session write is retried (same id and seq) before its outcome stays unknown.
+const SESSION_RETRY: Duration = Duration::from_secs(30);
 
 impl ClientLoop {
     async fn run(mut self, stop: watch::Receiver<bool>) {
@@ -214,6 +247,9 @@ impl ClientLoop {
 
     /// Runs one call and records it; `None` if no member could be reached (not recorded).
     async fn perform(&mut self, key: &str, call: Call) -> Option<Outcome> {
+        if call == Call::Incr && self.session != SessionState::Unsupported {
+            return self.incr_in_session(key).await;
+        }
         let args: Vec<String> = match &call {
             Call::Read => vec!["GET".into(), key.into()],
             Call::Write(v) => vec!["SET".into(), key.into(), v.clone()],
@@ -251,6 +287,117 @@ impl ClientLoop {
             call,
             invoked_ns,
             completed_ns,
+            outcome: outcome.clone(),
+        });
+        Some(outcome)
+    }
+}
+
+impl ClientLoop {
+    /// Opens the client session; `false` if none could be opened now.
+    async fn open_session(&mut self) -> bool {
+        let Some((_, client)) = self.connection.get().await else {
+            return false;
+        };
+        let reply = tokio::time::timeout(OP_TIMEOUT, client.call(&["SESSION", "NEW", "TTL", "600"])).await;
+        match reply {
+            Ok(Ok(Reply::Integer(id))) if id > 0 => {
+                self.session = SessionState::Open { id, next_seq: 1 };
+                self.sessions_opened.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Ok(Ok(Reply::Error(e))) if e.starts_with("ERR unknown command") => {
+                self.session = SessionState::Unsupported;
+                false
+            }
+            Ok(Ok(_)) => false,
+            _ => {
+                self.connection.drop_connection();
+                false
+            }
+        }
+    }
+
+    /// One INCR through the client session: the same `(id, seq)` is sent (through any member)
+    /// until a definite answer, so a lost answer is learned instead of left unknown. Recorded
+    /// as one operation from the first send to the answer.
+    async fn incr_in_session(&mut self, key: &str) -> Option<Outcome> {
+        if self.session == SessionState::None && !self.open_session().await {
+            if self.session == SessionState::Unsupported {
+                return Box::pin(self.perform(key, Call::Incr)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return None;
+        }
+        let SessionState::Open { id, next_seq: seq } = self.session else {
+            return None;
+        };
+        self.session = SessionState::Open { id, next_seq: seq + 1 };
+        let args = [
+            "SESSION".to_string(),
+            "RUN".to_string(),
+            id.to_string(),
+            seq.to_string(),
+            // One command at a time: every earlier seq has been answered or given up.
+            (seq - 1).to_string(),
+            "INCR".to_string(),
+            key.to_string(),
+        ];
+        let invoked_ns = self.history.now();
+        let mut node;
+        let mut maybe_applied = false;
+        let outcome = loop {
+            let Some((at, client)) = self.connection.get().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            node = at;
+            let reply = tokio::time::timeout(OP_TIMEOUT, client.call(&args)).await;
+            let (outcome, broken) = match &reply {
+                Ok(Ok(Reply::Error(e))) if e.starts_with("SESSIONEXPIRED") || e.starts_with("SESSIONSTALE") => {
+                    // The cluster forgot this seq: a new session for the next INCR.
+                    self.session = SessionState::None;
+                    let outcome = if maybe_applied {
+                        Outcome::Info(format!("the answer was lost and then: {e}"))
+                    } else {
+                        Outcome::Fail(e.clone())
+                    };
+                    break outcome;
+                }
+                _ => classify(&Call::Incr, reply),
+            };
+            if broken {
+                self.connection.drop_connection();
+            }
+            match outcome {
+                Outcome::Ok(ret) => break Outcome::Ok(ret),
+                Outcome::Fail(e) if !e.starts_with("TRYAGAIN") => {
+                    break if maybe_applied {
+                        Outcome::Info(e)
+                    } else {
+                        Outcome::Fail(e)
+                    };
+                }
+                Outcome::Info(e) | Outcome::Fail(e) => {
+                    maybe_applied |= e.starts_with("TRYAGAIN outcome unknown") || broken;
+                    if Duration::from_nanos(self.history.now() - invoked_ns) > SESSION_RETRY {
+                        break if maybe_applied {
+                            Outcome::Info(e)
+                        } else {
+                            Outcome::Fail(e)
+                        };
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        self.history.push(Op {
+            process: self.process,
+            node,
+            key: key.to_string(),
+            call: Call::Incr,
+            invoked_ns,
+            completed_ns: self.history.now(),
             outcome: outcome.clone(),
         });
         Some(outcome)

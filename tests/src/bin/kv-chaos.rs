@@ -92,6 +92,8 @@ struct Summary<'a> {
     faults: &'a BTreeMap<&'static str, u64>,
     skipped: &'a BTreeMap<&'static str, u64>,
     counter: &'a check::CounterFigures,
+    /// Client sessions the counter clients opened (0: plain INCR, the nodes have no sessions).
+    sessions_opened: u64,
     /// What the proxies did, summed over every link.
     links: BTreeMap<&'static str, u64>,
     anomalies: &'a [Anomaly],
@@ -211,6 +213,7 @@ async fn campaign(args: Args) -> Result<usize, String> {
     let nemesis = Nemesis::new(cluster, members.clone(), start).run(&steps).await;
     // A second of healthy running before the clients stop.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let sessions_opened = workload.sessions_opened();
     workload.stop().await;
     let mut nemesis = nemesis;
     let mut anomalies = Vec::new();
@@ -318,6 +321,7 @@ async fn campaign(args: Args) -> Result<usize, String> {
         faults: &nemesis.record.faults,
         skipped: &nemesis.record.skipped,
         counter: &counter,
+        sessions_opened,
         anomalies: &anomalies,
     };
     write(
