@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::net::TcpListener as StdListener;
-use std::path::Path;
 use std::path::PathBuf;
 use std::process::Child;
 use std::process::Command;
@@ -116,6 +115,25 @@ pub struct NodeStatus {
     pub learners: Vec<u64>,
 }
 
+/// What [`Cluster::new`] lays out.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The kv-node binary.
+    pub kv_node: PathBuf,
+    /// Initial members (ids 1..=nodes).
+    pub nodes: u64,
+    /// Further ids that membership changes may add.
+    pub spares: u64,
+    /// Where the data directories go (`node<id>/`).
+    pub data: PathBuf,
+    /// Where the logs go (`node<id>.log`).
+    pub logs: PathBuf,
+    /// Seeds the proxies' random faults.
+    pub seed: u64,
+    /// Extra flags for every node.
+    pub extra: Vec<String>,
+}
+
 /// The processes, their proxies, and where they keep things.
 pub struct Cluster {
     /// Every node id that may run, started or not.
@@ -129,18 +147,17 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Lays out `n` initial nodes and `spares` more under `dir` (data) and `logs`, with a proxy
-    /// on every directed link; starts nothing.
-    pub async fn new(
-        kv_node: PathBuf,
-        n: u64,
-        spares: u64,
-        ports: &mut Ports,
-        dir: &Path,
-        logs: &Path,
-        seed: u64,
-        extra: Vec<String>,
-    ) -> std::io::Result<Cluster> {
+    /// Lays out the nodes of `layout` with a proxy on every directed link; starts nothing.
+    pub async fn new(layout: Layout, ports: &mut Ports) -> std::io::Result<Cluster> {
+        let Layout {
+            kv_node,
+            nodes: n,
+            spares,
+            data: dir,
+            logs,
+            seed,
+            extra,
+        } = layout;
         let mut nodes = BTreeMap::new();
         for id in 1..=n + spares {
             let addr = |port: u16| format!("127.0.0.1:{port}");

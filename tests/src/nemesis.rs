@@ -114,7 +114,7 @@ impl Step {
         matches!(
             self.kind,
             Kind::Kill | Kind::Pause | Kind::TransferLeader | Kind::Membership
-        ) && (self.pick >> 56) % 3 == 0
+        ) && (self.pick >> 56).is_multiple_of(3)
     }
 }
 
@@ -141,7 +141,7 @@ pub fn schedule(seed: u64, seconds: u64) -> Vec<Step> {
             at_ms,
             kind,
             duration_ms,
-            pick: rng.next(),
+            pick: rng.draw(),
             level,
         });
         at_ms += duration_ms + rng.between(500, 2_000);
@@ -285,7 +285,7 @@ impl Nemesis {
             }
             Kind::Pause => {
                 let (leader, voters) = self.voters().await?;
-                let victim = if (step.pick >> 48) % 3 == 0 {
+                let victim = if (step.pick >> 48).is_multiple_of(3) {
                     leader
                 } else {
                     pick(&voters, 0)
@@ -341,7 +341,11 @@ impl Nemesis {
             Kind::OneWay => {
                 let (leader, voters) = self.voters().await?;
                 let members = self.member_ids(&voters);
-                let source = if step.pick % 2 == 0 { leader } else { pick(&members, 1) };
+                let source = if step.pick.is_multiple_of(2) {
+                    leader
+                } else {
+                    pick(&members, 1)
+                };
                 for other in members.iter().filter(|&&id| id != source) {
                     self.cluster.set_link(
                         source,
@@ -424,7 +428,7 @@ impl Nemesis {
     async fn change_membership(&mut self, step: &Step) -> Result<String, String> {
         let (leader, voters) = self.voters().await?;
         let n = self.cluster.initial.len();
-        let remove = voters.len() > n || (voters.len() == n && n > 3 && step.pick % 2 == 0);
+        let remove = voters.len() > n || (voters.len() == n && n > 3 && step.pick.is_multiple_of(2));
         if remove {
             let victim = voters[(step.pick >> 8) as usize % voters.len()];
             let reply = self
@@ -441,7 +445,7 @@ impl Nemesis {
             self.removed.push(victim);
             return Ok(format!("removed node {victim} (via {leader}), its data wiped"));
         }
-        let (id, how) = if !self.fresh.is_empty() && (self.removed.is_empty() || step.pick % 2 == 0) {
+        let (id, how) = if !self.fresh.is_empty() && (self.removed.is_empty() || step.pick.is_multiple_of(2)) {
             (self.fresh.remove(0), "fresh")
         } else if let Some(id) = self.removed.pop() {
             (id, "back")

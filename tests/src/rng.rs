@@ -15,7 +15,7 @@ impl SeededRng {
     }
 
     /// A raw 64-bit draw.
-    pub fn next(&mut self) -> u64 {
+    pub fn draw(&mut self) -> u64 {
         self.0.next_u64()
     }
 
@@ -23,7 +23,7 @@ impl SeededRng {
     pub fn below(&mut self, n: u64) -> u64 {
         assert!(n > 0, "below(0)");
         // Multiply-shift: unbiased enough for schedules and cheaper than rejection.
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
+        ((u128::from(self.draw()) * u128::from(n)) >> 64) as u64
     }
 
     /// A draw in `lo..=hi`.
@@ -33,7 +33,7 @@ impl SeededRng {
 
     /// True with probability `p`.
     pub fn chance(&mut self, p: f64) -> bool {
-        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
+        ((self.draw() >> 11) as f64 / (1u64 << 53) as f64) < p
     }
 }
 

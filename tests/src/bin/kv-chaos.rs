@@ -25,6 +25,7 @@ use kv_node::protocol::Reply;
 use quorumkv_tests::check;
 use quorumkv_tests::check::Anomaly;
 use quorumkv_tests::cluster::Cluster;
+use quorumkv_tests::cluster::Layout;
 use quorumkv_tests::cluster::Ports;
 use quorumkv_tests::evidence;
 use quorumkv_tests::history;
@@ -167,21 +168,21 @@ async fn campaign(args: Args) -> Result<usize, String> {
     )?;
 
     let mut ports = Ports::new(args.base_port, args.port_end);
-    let mut cluster = Cluster::new(
+    let layout = Layout {
         kv_node,
-        args.nodes,
-        2,
-        &mut ports,
-        &data,
-        &logs,
-        args.seed,
+        nodes: args.nodes,
+        spares: 2,
+        data: data.clone(),
+        logs: logs.clone(),
+        seed: args.seed,
         // Small snapshots, so restarted and new members also catch up by snapshot.
-        ["--snapshot-every", "3000", "--keep-logs", "500"]
+        extra: ["--snapshot-every", "3000", "--keep-logs", "500"]
             .map(String::from)
             .to_vec(),
-    )
-    .await
-    .map_err(|e| format!("laying out the cluster: {e}"))?;
+    };
+    let mut cluster = Cluster::new(layout, &mut ports)
+        .await
+        .map_err(|e| format!("laying out the cluster: {e}"))?;
     cluster
         .start_initial()
         .map_err(|e| format!("starting the nodes: {e}"))?;
