@@ -13,7 +13,8 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 
 use kv_core::command::Limits;
 use kv_core::raft::state_machine::SnapshotStore as _;
@@ -48,14 +49,19 @@ fn check_store_image(bytes: &[u8]) {
     assert_eq!(again.to_bytes(), image, "re-encoding a decoded image is stable");
 }
 
-/// The snapshot directory the harness writes its one file into (one per process).
-fn snapshot_dir() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("quorumkv-fuzz-snapshot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        dir
-    })
+/// The snapshot directory the harness writes its one file into (one per thread: test threads
+/// run at once).
+fn snapshot_dir() -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static DIR: PathBuf = {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("quorumkv-fuzz-snapshot-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("a temporary directory");
+            dir
+        };
+    }
+    DIR.with(PathBuf::clone)
 }
 
 /// Puts `file` where kv-node looks for its current snapshot and opens it as kv-node does.
@@ -64,7 +70,7 @@ fn check_snapshot_file(file: &[u8]) {
     let path = dir.join("00000000000000000001.snap");
     std::fs::write(&path, file).expect("writing the snapshot file");
     let decoded = kv_node::storage::format::decode_snapshot::<NodeConfig>(file).ok();
-    match FileSnapshotStore::<NodeConfig>::open(Arc::new(OsFs), dir, FsyncPolicy::Never) {
+    match FileSnapshotStore::<NodeConfig>::open(Arc::new(OsFs), &dir, FsyncPolicy::Never) {
         Ok(mut store) => {
             let (_, data) = store
                 .load()
