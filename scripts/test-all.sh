@@ -22,7 +22,7 @@ step "native tests"
 cargo test --workspace --release
 
 step "fault campaign: kv-chaos on real processes, 3 seeds x 20 s on 3 and 5 nodes (docs/reliability.md)"
-scripts/chaos-short.sh
+scripts/chaos-campaign.sh
 
 step "fuzz: build every kv-node/fuzz target and run each for 20 s"
 scripts/fuzz-smoke.sh

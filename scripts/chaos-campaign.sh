@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# A fault campaign: kv-chaos on real kv-node processes over several seeds and cluster sizes,
+# then the totals (runs, operations, faults by kind, anomalies). The default is CI's short
+# round, 3 seeds x 20 s on 3 and on 5 nodes (about 3 minutes). Each run's evidence goes to
+# $CHAOS_OUT/n<nodes>-s<seed> (default target/chaos); a run with an anomaly fails the script
+# and keeps its evidence. docs/reliability.md has the long campaign's figures.
+#
+#   scripts/chaos-campaign.sh                                   # the CI round
+#   CHAOS_SEEDS="$(seq 100 149)" CHAOS_SECONDS=60 scripts/chaos-campaign.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seeds=${CHAOS_SEEDS:-1 2 3}
+seconds=${CHAOS_SECONDS:-20}
+sizes=${CHAOS_NODES:-3 5}
+out=${CHAOS_OUT:-${CARGO_TARGET_DIR:-target}/chaos}
+
+cargo build --release -p kv-node --bin kv-node -p quorumkv-tests --bin kv-chaos
+bin=${CARGO_TARGET_DIR:-target}/release
+mkdir -p "$out"
+failed=()
+for nodes in $sizes; do
+  for seed in $seeds; do
+    dir="$out/n$nodes-s$seed"
+    if "$bin/kv-chaos" --nodes "$nodes" --seconds "$seconds" --seed "$seed" --out "$dir" 2>"$dir.stderr"; then
+      :
+    else
+      failed+=("$nodes nodes, seed $seed: see $dir and $dir.stderr")
+      grep '^ANOMALY\|^kv-chaos:' "$dir.stderr" | head -5 || true
+    fi
+  done
+done
+python3 - "$out" $sizes -- $seeds <<'PY'
+import json, sys, collections
+out, rest = sys.argv[1], sys.argv[2:]
+sizes, seeds = rest[:rest.index("--")], rest[rest.index("--") + 1:]
+runs = ops = ok = fail = info = anomalies = 0
+faults = collections.Counter()
+for n in sizes:
+    for s in seeds:
+        try:
+            summary = json.load(open(f"{out}/n{n}-s{s}/summary.json"))
+        except OSError:
+            anomalies += 1  # the run could not even write its summary
+            continue
+        runs += 1
+        ops += summary["operations"]; ok += summary["ok"]; fail += summary["fail"]; info += summary["info"]
+        faults.update(summary["faults"])
+        anomalies += len(summary["anomalies"])
+kinds = ", ".join(f"{k} {v}" for k, v in sorted(faults.items()))
+print(f"campaign: {runs} runs, {ops} operations (ok {ok}, fail {fail}, info {info}); faults: {kinds}; anomalies: {anomalies}")
+PY
+if ((${#failed[@]})); then
+  printf 'kv-chaos found anomalies:\n'
+  printf '  %s\n' "${failed[@]}"
+  exit 1
+fi
+echo "kv-chaos: every run clean"
