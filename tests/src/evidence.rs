@@ -40,15 +40,32 @@ fn label(op: &Op) -> String {
 /// The page for `key`: its operations in `ops` (indices kept as in the history), the faults
 /// `(start_ns, end_ns, text)`, and the anomalies about it.
 pub fn timeline(key: &str, ops: &[Op], faults: &[(u64, u64, String)], anomalies: &[&Anomaly]) -> String {
-    let mine: Vec<(usize, &Op)> = ops.iter().enumerate().filter(|(_, op)| op.key == key).collect();
     let flagged: Vec<usize> = anomalies.iter().flat_map(|a| a.ops.iter().copied()).collect();
-    let start = mine.iter().map(|(_, op)| op.invoked_ns).min().unwrap_or(0);
-    let end = mine
+    // The window: the operations the checkers name (all of the key's if none), plus a margin.
+    let named: Vec<&Op> = flagged
         .iter()
-        .map(|(_, op)| op.completed_ns)
+        .filter_map(|&i| ops.get(i))
+        .filter(|op| op.key == key)
+        .collect();
+    let span: Vec<&Op> = if named.is_empty() {
+        ops.iter().filter(|op| op.key == key).collect()
+    } else {
+        named
+    };
+    let first = span.iter().map(|op| op.invoked_ns).min().unwrap_or(0);
+    let last = span
+        .iter()
+        .map(|op| op.completed_ns)
         .max()
-        .unwrap_or(start)
-        .max(start + 1);
+        .unwrap_or(first)
+        .max(first + 1);
+    let margin = (last - first) / 10;
+    let (start, end) = (first.saturating_sub(margin), last + margin);
+    let mine: Vec<(usize, &Op)> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| op.key == key && op.invoked_ns <= end && op.completed_ns >= start)
+        .collect();
     let mut processes: Vec<u64> = mine.iter().map(|(_, op)| op.process).collect();
     processes.sort_unstable();
     processes.dedup();
@@ -92,18 +109,25 @@ pub fn timeline(key: &str, ops: &[Op], faults: &[(u64, u64, String)], anomalies:
         } else {
             ""
         };
-        let (a, b) = (x(op.invoked_ns), x(to));
+        let (a, b) = (x(op.invoked_ns.max(start)), x(to.min(end)));
+        let text = label(op);
+        // A label only where it fits; every bar has its tooltip.
+        let shown = if (b - a) >= 6.5 * text.chars().count() as f64 {
+            esc(&text)
+        } else {
+            String::new()
+        };
         let _ = write!(
             svg,
             r#"<g><title>#{index} client {} via node {}: {} [{:.3}s – {:.3}s]</title><rect x="{a:.1}" y="{y:.1}" width="{:.1}" height="20" fill="{fill}"{stroke}/><text x="{a:.1}" y="{:.1}">{}</text></g>"#,
             op.process,
             op.node,
-            esc(&label(op)),
+            esc(&text),
             op.invoked_ns as f64 / 1e9,
             op.completed_ns as f64 / 1e9,
             (b - a).max(1.5),
             y + 31.0,
-            esc(&label(op)),
+            shown,
         );
     }
     svg.push_str("</svg>");
@@ -119,7 +143,7 @@ pub fn timeline(key: &str, ops: &[Op], faults: &[(u64, u64, String)], anomalies:
     }
     format!(
         "<!doctype html><meta charset=\"utf-8\"><title>kv-chaos: {k}</title>\
-         <h1>Key {k}: {n} operations, {s:.3}s – {e:.3}s</h1><ul>{list}</ul>\
+         <h1>Key {k}: {n} operations between {s:.3}s and {e:.3}s</h1><ul>{list}</ul>\
          <p>Green: ok; grey: failed (no effect); orange: outcome unknown (drawn to the end); red outline: \
          named by a checker; red bands: faults. Hover for details; #n is the index in history.jsonl.</p>\
          <div style=\"overflow-x:auto\">{svg}</div>",
