@@ -257,21 +257,19 @@ pub fn appends(ops: &[Op], finals: &BTreeMap<String, Option<String>>) -> Vec<Ano
             .map(str::to_string)
             .collect();
         // Every read: only attempted tokens, none twice, and every token acknowledged before it.
+        // One anomaly per token and problem, naming every read that shows it.
+        let mut twice: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let mut ghosts: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let mut missing: BTreeMap<&str, (usize, Vec<usize>, bool)> = BTreeMap::new();
         acknowledged.sort();
         for (index, read) in reads.iter().map(|(i, r)| (Some(*i), r)).chain([(None, &final_tokens)]) {
             let mut seen = HashSet::new();
             for token in read {
-                if !seen.insert(token) {
-                    anomalies.push(anomaly(
-                        format!("token {token} appears twice"),
-                        index.into_iter().collect(),
-                    ));
+                if !seen.insert(token.as_str()) {
+                    twice.entry(token).or_default().extend(index);
                 }
                 if !attempted.contains_key(token) {
-                    anomalies.push(anomaly(
-                        format!("token {token} was never appended (or its APPEND was refused)"),
-                        index.into_iter().collect(),
-                    ));
+                    ghosts.entry(token).or_default().extend(index);
                 }
             }
             let invoked = index.map_or(u64::MAX, |i| ops[i].invoked_ns);
@@ -279,16 +277,34 @@ pub fn appends(ops: &[Op], finals: &BTreeMap<String, Option<String>>) -> Vec<Ano
                 if *acked_at >= invoked {
                     break;
                 }
-                if !seen.contains(token) {
-                    let mut involved = vec![*append];
-                    involved.extend(index);
-                    let which = index.map_or("the final read".to_string(), |i| format!("read #{i}"));
-                    anomalies.push(anomaly(
-                        format!("token {token}, acknowledged before {which} started, is missing from it"),
-                        involved,
-                    ));
+                if !seen.contains(token.as_str()) {
+                    let entry = missing.entry(token).or_insert((*append, Vec::new(), false));
+                    entry.1.extend(index);
+                    entry.2 |= index.is_none();
                 }
             }
+        }
+        for (token, reads) in twice {
+            anomalies.push(anomaly(
+                format!("token {token} appears twice ({} reads)", reads.len().max(1)),
+                reads,
+            ));
+        }
+        for (token, reads) in ghosts {
+            anomalies.push(anomaly(
+                format!("token {token} was never appended, or its APPEND was refused, yet is read"),
+                reads,
+            ));
+        }
+        for (token, (append, reads, in_final)) in missing {
+            let which = if in_final { "the final read" } else { "reads" };
+            let count = reads.len();
+            let mut involved = vec![append];
+            involved.extend(reads);
+            anomalies.push(anomaly(
+                format!("token {token} (APPEND #{append}) is missing from {which} started after it was acknowledged ({count} reads)"),
+                involved,
+            ));
         }
         // Reads are prefixes of one another (and of the final read).
         let mut all: Vec<(Option<usize>, &Vec<String>)> = reads.iter().map(|(i, r)| (Some(*i), r)).collect();

@@ -61,6 +61,10 @@ pub enum Planted {
     /// Reads go out on `READONLY` connections: the node answers from its own state without
     /// the read-index check (stale reads).
     StaleReads,
+    /// An INCR or APPEND whose outcome is unknown is sent again, without a session, until it
+    /// is answered, and recorded as one acknowledged operation: the double apply that client
+    /// sessions exist to prevent.
+    BlindRetries,
 }
 
 /// One client's connection to some member.
@@ -247,7 +251,10 @@ impl ClientLoop {
 
     /// Runs one call and records it; `None` if no member could be reached (not recorded).
     async fn perform(&mut self, key: &str, call: Call) -> Option<Outcome> {
-        if call == Call::Incr && self.session != SessionState::Unsupported {
+        if call == Call::Incr
+            && self.session != SessionState::Unsupported
+            && self.connection.planted != Planted::BlindRetries
+        {
             return self.incr_in_session(key).await;
         }
         let args: Vec<String> = match &call {
@@ -271,11 +278,31 @@ impl ClientLoop {
         };
         let invoked_ns = self.history.now();
         let reply = tokio::time::timeout(OP_TIMEOUT, client.call(&args)).await;
-        let completed_ns = self.history.now();
-        let (outcome, broken) = classify(&call, reply);
+        let (mut outcome, broken) = classify(&call, reply);
         if broken {
             self.connection.drop_connection();
         }
+        if self.connection.planted == Planted::BlindRetries && matches!(call, Call::Incr | Call::Append(_)) {
+            for _ in 0..20 {
+                if !matches!(outcome, Outcome::Info(_)) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let Some((_, client)) = self.connection.get().await else {
+                    continue;
+                };
+                let reply = tokio::time::timeout(OP_TIMEOUT, client.call(&args)).await;
+                let (again, broken) = classify(&call, reply);
+                if broken {
+                    self.connection.drop_connection();
+                }
+                // A refusal of the retry says nothing about the first send.
+                if !matches!(again, Outcome::Fail(_)) {
+                    outcome = again;
+                }
+            }
+        }
+        let completed_ns = self.history.now();
         if let (Outcome::Ok(Ret::Write | Ret::Cas(true)), Call::Write(v) | Call::Cas { new: v, .. }) = (&outcome, &call)
         {
             self.last_seen.insert(key.to_string(), Some(v.clone()));

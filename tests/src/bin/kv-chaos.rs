@@ -68,7 +68,9 @@ struct Args {
     /// Clients: registers,counters,appenders.
     #[arg(long, default_value = "4,2,2")]
     clients: String,
-    /// A deliberate client-side fault, to see the checkers fail: none or stale-reads.
+    /// A deliberate fault, to see the checkers fail: none, stale-reads (reads skip the
+    /// read-index check: READONLY connections) or blind-retries (INCR and APPEND of unknown
+    /// outcome sent again without a session).
     #[arg(long, default_value = "none")]
     planted_bug: String,
     /// Keep the nodes' data directories (deleted after a clean run otherwise).
@@ -122,7 +124,12 @@ async fn campaign(args: Args) -> Result<usize, String> {
     let planted = match args.planted_bug.as_str() {
         "none" => Planted::None,
         "stale-reads" => Planted::StaleReads,
-        other => return Err(format!("--planted-bug must be none or stale-reads, not {other}")),
+        "blind-retries" => Planted::BlindRetries,
+        other => {
+            return Err(format!(
+                "--planted-bug must be none, stale-reads or blind-retries, not {other}"
+            ));
+        }
     };
     let clients: Vec<u64> = args
         .clients
