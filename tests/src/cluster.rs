@@ -142,6 +142,8 @@ pub struct Cluster {
     pub links: BTreeMap<(u64, u64), Proxy>,
     /// The ids started as the initial cluster.
     pub initial: Vec<u64>,
+    /// Processes found to have exited by themselves: id and exit status.
+    pub crashed: Vec<(u64, String)>,
     kv_node: PathBuf,
     extra: Vec<String>,
 }
@@ -191,6 +193,7 @@ impl Cluster {
             nodes,
             links,
             initial: (1..=n).collect(),
+            crashed: Vec::new(),
             kv_node,
             extra,
         })
@@ -277,10 +280,13 @@ impl Cluster {
         self.spawn(id, &[])
     }
 
-    /// kill -9.
+    /// kill -9 (a process that had already exited by itself is noted in [`Cluster::crashed`]).
     pub fn kill(&mut self, id: u64) {
         let node = self.nodes.get_mut(&id).expect("a laid-out node");
         if let Some(mut child) = node.child.take() {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.crashed.push((id, status.to_string()));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -304,12 +310,20 @@ impl Cluster {
         Ok(())
     }
 
-    /// Whether node `id` exited by itself (crashed, refused to start); reaps it.
-    pub fn exited(&mut self, id: u64) -> Option<std::process::ExitStatus> {
-        let node = self.nodes.get_mut(&id)?;
-        let status = node.child.as_mut()?.try_wait().ok()??;
-        node.child = None;
-        Some(status)
+    /// Reaps every process that exited by itself (crashed, refused to start), noting it in
+    /// [`Cluster::crashed`]; the ids.
+    pub fn reap(&mut self) -> Vec<u64> {
+        let mut reaped = Vec::new();
+        for node in self.nodes.values_mut() {
+            if let Some(child) = node.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.crashed.push((node.id, status.to_string()));
+                node.child = None;
+                reaped.push(node.id);
+            }
+        }
+        reaped
     }
 
     /// SIGCONT and SIGTERM to every process, then waits (kill -9 after 10 s).

@@ -225,16 +225,16 @@ async fn campaign(args: Args) -> Result<usize, String> {
     workload.stop().await;
     let mut nemesis = nemesis;
     let mut anomalies = Vec::new();
-    for id in nemesis.cluster.nodes.keys().copied().collect::<Vec<_>>() {
-        if let Some(status) = nemesis.cluster.exited(id) {
-            anomalies.push(Anomaly {
-                kind: "process-exited",
-                key: None,
-                detail: format!("node {id} exited by itself ({status}); see logs/node{id}.log"),
-                ops: Vec::new(),
-            });
-            let _ = nemesis.cluster.restart(id);
-        }
+    for id in nemesis.cluster.reap() {
+        let _ = nemesis.cluster.restart(id);
+    }
+    for (id, status) in &nemesis.cluster.crashed {
+        anomalies.push(Anomaly {
+            kind: "process-exited",
+            key: None,
+            detail: format!("node {id} exited by itself ({status}); see logs/node{id}.log"),
+            ops: Vec::new(),
+        });
     }
 
     // Final state: a leader, every member caught up, then reads.
