@@ -308,3 +308,149 @@ async fn read_frame(from: &mut OwnedReadHalf) -> Option<Vec<u8>> {
     from.read_exact(&mut frame[HEADER_LEN..]).await.ok()?;
     Some(frame)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame whose payload starts with `variant` (postcard's variant position) and then `n`.
+    fn frame(variant: u8, n: u8) -> Vec<u8> {
+        let mut frame = MAGIC.to_vec();
+        frame.extend_from_slice(&kv_core::wire::frame::PROTOCOL_VERSION.to_le_bytes());
+        frame.extend_from_slice(&2u32.to_le_bytes());
+        frame.extend_from_slice(&[variant, n]);
+        frame
+    }
+
+    /// A peer that does the handshake's byte exchange and answers each request frame with a
+    /// reply frame carrying the same byte `n`; it counts the requests it saw.
+    async fn server() -> (String, Arc<AtomicU64>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(AtomicU64::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let (mut r, mut w) = stream.into_split();
+                    let mut hello = vec![0u8; handshake::HELLO_LEN];
+                    r.read_exact(&mut hello).await.unwrap();
+                    w.write_all(&[7u8; handshake::CHALLENGE_LEN]).await.unwrap();
+                    let mut proof = vec![0u8; handshake::PROOF_LEN];
+                    r.read_exact(&mut proof).await.unwrap();
+                    w.write_all(&[handshake::ACCEPTED]).await.unwrap();
+                    while let Some(request) = read_frame(&mut r).await {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        if w.write_all(&frame(9, request[HEADER_LEN + 1])).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    /// Connects through the proxy and does the client's side of the handshake.
+    async fn client(proxy: &Proxy) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let (mut r, mut w) = TcpStream::connect(&proxy.addr).await.unwrap().into_split();
+        w.write_all(&[1u8; handshake::HELLO_LEN]).await.unwrap();
+        let mut challenge = vec![0u8; handshake::CHALLENGE_LEN];
+        r.read_exact(&mut challenge).await.unwrap();
+        w.write_all(&[2u8; handshake::PROOF_LEN]).await.unwrap();
+        let mut accepted = [0u8; 1];
+        r.read_exact(&mut accepted).await.unwrap();
+        (r, w)
+    }
+
+    async fn call(r: &mut OwnedReadHalf, w: &mut OwnedWriteHalf, variant: u8, n: u8) -> Option<u8> {
+        w.write_all(&frame(variant, n)).await.ok()?;
+        let reply = tokio::time::timeout(Duration::from_millis(300), read_frame(r))
+            .await
+            .ok()??;
+        Some(reply[HEADER_LEN + 1])
+    }
+
+    async fn proxy_to(target: String) -> Proxy {
+        Proxy::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), target, 1)
+    }
+
+    #[tokio::test]
+    async fn frames_pass_and_duplicates_reach_the_target_twice_while_the_stream_stays_in_step() {
+        let (target, seen) = server().await;
+        let proxy = proxy_to(target).await;
+        let (mut r, mut w) = client(&proxy).await;
+        assert_eq!(call(&mut r, &mut w, 0, 1).await, Some(1));
+        proxy.set(LinkFaults {
+            duplicate: 1.0,
+            ..LinkFaults::default()
+        });
+        // AppendEntries (variant 0) goes twice; its second reply is swallowed.
+        assert_eq!(call(&mut r, &mut w, 0, 2).await, Some(2));
+        assert_eq!(call(&mut r, &mut w, 0, 3).await, Some(3));
+        // A forward (variant 5) never goes twice.
+        assert_eq!(call(&mut r, &mut w, 5, 4).await, Some(4));
+        assert_eq!(seen.load(Ordering::Relaxed), 6);
+        assert_eq!(proxy.stats.duplicated.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn lost_requests_and_replies_leave_the_connection_silent_and_a_cut_refuses() {
+        let (target, seen) = server().await;
+        let proxy = proxy_to(target).await;
+        let (mut r, mut w) = client(&proxy).await;
+        proxy.set(LinkFaults {
+            drop_requests: true,
+            ..LinkFaults::default()
+        });
+        assert_eq!(call(&mut r, &mut w, 0, 1).await, None);
+        assert_eq!(seen.load(Ordering::Relaxed), 0, "the request never arrived");
+
+        proxy.set(LinkFaults {
+            drop_replies: true,
+            ..LinkFaults::default()
+        });
+        let (mut r, mut w) = client(&proxy).await;
+        assert_eq!(call(&mut r, &mut w, 0, 2).await, None);
+        assert_eq!(
+            seen.load(Ordering::Relaxed),
+            1,
+            "the request arrived, its reply did not"
+        );
+
+        proxy.set(LinkFaults {
+            cut: true,
+            ..LinkFaults::default()
+        });
+        let mut stream = TcpStream::connect(&proxy.addr).await.unwrap();
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "a cut link closes connections: {read:?}"
+        );
+
+        proxy.set(LinkFaults::default());
+        let (mut r, mut w) = client(&proxy).await;
+        assert_eq!(call(&mut r, &mut w, 0, 3).await, Some(3));
+    }
+
+    #[tokio::test]
+    async fn delay_holds_requests_in_order() {
+        let (target, _) = server().await;
+        let proxy = proxy_to(target).await;
+        let (mut r, mut w) = client(&proxy).await;
+        proxy.set(LinkFaults {
+            delay_ms: 100,
+            ..LinkFaults::default()
+        });
+        let started = Instant::now();
+        w.write_all(&frame(0, 1)).await.unwrap();
+        w.write_all(&frame(0, 2)).await.unwrap();
+        let first = read_frame(&mut r).await.unwrap();
+        let second = read_frame(&mut r).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert_eq!((first[HEADER_LEN + 1], second[HEADER_LEN + 1]), (1, 2));
+    }
+}
