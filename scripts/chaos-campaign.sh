@@ -7,6 +7,7 @@
 #
 #   scripts/chaos-campaign.sh                                   # the CI round
 #   CHAOS_SEEDS="$(seq 100 149)" CHAOS_SECONDS=60 scripts/chaos-campaign.sh
+#   (CHAOS_BASE_PORT / CHAOS_PORT_END: the ports the nodes and proxies may use, default 20000-24000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ seeds=${CHAOS_SEEDS:-1 2 3}
 seconds=${CHAOS_SECONDS:-20}
 sizes=${CHAOS_NODES:-3 5}
 out=${CHAOS_OUT:-${CARGO_TARGET_DIR:-target}/chaos}
+ports=(--base-port "${CHAOS_BASE_PORT:-20000}" --port-end "${CHAOS_PORT_END:-24000}")
 
 cargo build --release -p kv-node --bin kv-node -p quorumkv-tests --bin kv-chaos
 bin=${CARGO_TARGET_DIR:-target}/release
@@ -22,7 +24,7 @@ failed=()
 for nodes in $sizes; do
   for seed in $seeds; do
     dir="$out/n$nodes-s$seed"
-    if "$bin/kv-chaos" --nodes "$nodes" --seconds "$seconds" --seed "$seed" --out "$dir" 2>"$dir.stderr"; then
+    if "$bin/kv-chaos" --nodes "$nodes" --seconds "$seconds" --seed "$seed" --out "$dir" "${ports[@]}" 2>"$dir.stderr"; then
       :
     else
       failed+=("$nodes nodes, seed $seed: see $dir and $dir.stderr")
