@@ -48,7 +48,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 11] = [
+    /// Every kind.
+    pub const ALL: [Kind; 11] = [
         Kind::Kill,
         Kind::Pause,
         Kind::IsolateLeader,
@@ -61,6 +62,11 @@ impl Kind {
         Kind::TransferLeader,
         Kind::Membership,
     ];
+
+    /// The kind called `name` (as [`Kind::name`] says it).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
 
     /// The kind's name in reports.
     pub fn name(self) -> &'static str {
@@ -118,14 +124,16 @@ impl Step {
     }
 }
 
-/// The schedule of `seconds` of faults for `seed`.
-pub fn schedule(seed: u64, seconds: u64) -> Vec<Step> {
+/// The schedule of `seconds` of faults for `seed`,
+/// drawing among `kinds` (every kind if empty).
+pub fn schedule(seed: u64, seconds: u64, kinds: &[Kind]) -> Vec<Step> {
+    let kinds = if kinds.is_empty() { &Kind::ALL[..] } else { kinds };
     let mut rng = SeededRng::new(seed);
     let mut steps = Vec::new();
     // Let the cluster elect and the clients start first.
     let mut at_ms = rng.between(500, 1_500);
     while at_ms < seconds * 1_000 {
-        let kind = Kind::ALL[rng.below(Kind::ALL.len() as u64) as usize];
+        let kind = kinds[rng.below(kinds.len() as u64) as usize];
         let duration_ms = match kind {
             Kind::TransferLeader | Kind::Membership => 0,
             Kind::Kill | Kind::Pause => rng.between(1_000, 4_000),
@@ -524,10 +532,16 @@ mod tests {
 
     #[test]
     fn a_seed_gives_one_schedule_with_every_kind() {
-        assert_eq!(schedule(7, 60), schedule(7, 60));
-        assert_ne!(schedule(7, 60), schedule(8, 60));
-        let kinds: BTreeSet<Kind> = (0..20).flat_map(|seed| schedule(seed, 60)).map(|s| s.kind).collect();
+        assert_eq!(schedule(7, 60, &[]), schedule(7, 60, &[]));
+        assert_ne!(schedule(7, 60, &[]), schedule(8, 60, &[]));
+        let kinds: BTreeSet<Kind> = (0..20)
+            .flat_map(|seed| schedule(seed, 60, &[]))
+            .map(|s| s.kind)
+            .collect();
         assert_eq!(kinds.len(), Kind::ALL.len());
-        assert!(schedule(7, 60).iter().all(|s| s.at_ms < 60_000));
+        assert!(schedule(7, 60, &[]).iter().all(|s| s.at_ms < 60_000));
+        let only = [Kind::Kill, Kind::TransferLeader];
+        assert!(schedule(7, 60, &only).iter().all(|s| only.contains(&s.kind)));
+        assert!(Kind::ALL.iter().all(|k| Kind::from_name(k.name()) == Some(*k)));
     }
 }

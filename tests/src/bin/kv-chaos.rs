@@ -73,6 +73,10 @@ struct Args {
     /// outcome sent again without a session).
     #[arg(long, default_value = "none")]
     planted_bug: String,
+    /// Draw faults only of these kinds (comma-separated: kill, pause, isolate-leader, halves,
+    /// bridge, one-way, loss, delay, duplicate, transfer-leader, membership). Default: all.
+    #[arg(long)]
+    faults: Option<String>,
     /// Keep the nodes' data directories (deleted after a clean run otherwise).
     #[arg(long)]
     keep_data: bool,
@@ -168,7 +172,19 @@ async fn campaign(args: Args) -> Result<usize, String> {
         std::fs::write(out.join(name), text).map_err(|e| format!("{}: {e}", out.join(name).display()))
     };
 
-    let steps = nemesis::schedule(args.seed, args.seconds);
+    let kinds = match &args.faults {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|name| {
+                nemesis::Kind::from_name(name.trim()).ok_or_else(|| {
+                    let all: Vec<&str> = nemesis::Kind::ALL.iter().map(|k| k.name()).collect();
+                    format!("--faults: no fault kind {name:?}; kinds: {}", all.join(","))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let steps = nemesis::schedule(args.seed, args.seconds, &kinds);
     write(
         "schedule.json",
         serde_json::to_string_pretty(&steps).expect("the schedule serializes"),
