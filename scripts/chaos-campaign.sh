@@ -32,26 +32,9 @@ for nodes in $sizes; do
     fi
   done
 done
-python3 - "$out" $sizes -- $seeds <<'PY'
-import json, sys, collections
-out, rest = sys.argv[1], sys.argv[2:]
-sizes, seeds = rest[:rest.index("--")], rest[rest.index("--") + 1:]
-runs = ops = ok = fail = info = anomalies = 0
-faults = collections.Counter()
-for n in sizes:
-    for s in seeds:
-        try:
-            summary = json.load(open(f"{out}/n{n}-s{s}/summary.json"))
-        except OSError:
-            anomalies += 1  # the run could not even write its summary
-            continue
-        runs += 1
-        ops += summary["operations"]; ok += summary["ok"]; fail += summary["fail"]; info += summary["info"]
-        faults.update(summary["faults"])
-        anomalies += len(summary["anomalies"])
-kinds = ", ".join(f"{k} {v}" for k, v in sorted(faults.items()))
-print(f"campaign: {runs} runs, {ops} operations (ok {ok}, fail {fail}, info {info}); faults: {kinds}; anomalies: {anomalies}")
-PY
+runs=()
+for nodes in $sizes; do for seed in $seeds; do runs+=("$out/n$nodes-s$seed"); done; done
+scripts/chaos-totals.py "${runs[@]}" || true
 if ((${#failed[@]})); then
   printf 'kv-chaos found anomalies:\n'
   printf '  %s\n' "${failed[@]}"
