@@ -77,6 +77,14 @@ struct Args {
     /// bridge, one-way, loss, delay, duplicate, transfer-leader, membership). Default: all.
     #[arg(long)]
     faults: Option<String>,
+    /// Extra kv-node flags for every node. The default snapshots often, so that restarted and
+    /// new members also catch up by snapshot.
+    #[arg(
+        long,
+        default_value = "--snapshot-every 3000 --keep-logs 500",
+        allow_hyphen_values = true
+    )]
+    node_flags: String,
     /// Keep the nodes' data directories (deleted after a clean run otherwise).
     #[arg(long)]
     keep_data: bool,
@@ -198,10 +206,7 @@ async fn campaign(args: Args) -> Result<usize, String> {
         data: data.clone(),
         logs: logs.clone(),
         seed: args.seed,
-        // Small snapshots, so restarted and new members also catch up by snapshot.
-        extra: ["--snapshot-every", "3000", "--keep-logs", "500"]
-            .map(String::from)
-            .to_vec(),
+        extra: args.node_flags.split_whitespace().map(String::from).collect(),
     };
     let mut cluster = Cluster::new(layout, &mut ports)
         .await
