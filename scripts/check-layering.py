@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""No import circles in kv-core/src or kv-node/src.
+"""No import circles in kv-core/src, kv-node/src or tests/src.
 
 A module is a file. `use crate::a::b::C` (and `crate::a::b::C` in code) points at the deepest
 file on that path; `use super::x` and `use self::x` resolve the same way from the importing file.
@@ -19,7 +19,7 @@ import sys
 from collections import defaultdict
 
 ROOT = os.environ.get("LAYERING_ROOT") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-CRATES = ["kv-core/src", "kv-node/src"]
+CRATES = ["kv-core/src", "kv-node/src", "tests/src"]
 PATH = re.compile(r"\b(crate|super|self)((?:::[A-Za-z_][A-Za-z0-9_]*)+)")
 USE_GROUP = re.compile(r"\buse\s+(crate|super|self)((?:::[A-Za-z_][A-Za-z0-9_]*)*)::\{([^;]*)\};", re.S)
 

@@ -7,8 +7,8 @@ need_apt=()
 # The wasm toolchain (Debian's rustc-web with build-std), chromium for the browser tests,
 # unmodified Redis clients and server for kv-node's tests and the comparison benchmark (Debian's
 # redis-cli is built with TLS: the TLS tests run `redis-cli --tls`), and a C compiler for ring,
-# the crypto provider of kv-node's rustls.
-for pkg in rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium redis-tools redis-server gcc; do
+# the crypto provider of kv-node's rustls, and g++ for libFuzzer (cargo-fuzz's runtime).
+for pkg in rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium redis-tools redis-server gcc g++; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
@@ -23,6 +23,12 @@ wbg_version=$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' bindings/wasm/Cargo.toml
 if [[ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wbg_version" ]]; then
   echo "installing wasm-bindgen-cli $wbg_version"
   cargo install wasm-bindgen-cli --version "$wbg_version"
+fi
+
+# cargo-fuzz for CI's short fuzz round (scripts/fuzz-smoke.sh).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing cargo-fuzz"
+  cargo install cargo-fuzz --version 0.13.2 --locked
 fi
 
 # The web demo's browser tests: playwright-core drives the system's chromium (no browser download).

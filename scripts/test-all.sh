@@ -21,6 +21,12 @@ scripts/build-web.sh
 step "native tests"
 cargo test --workspace --release
 
+step "fault campaign: kv-chaos on real processes, 3 seeds x 20 s on 3 and 5 nodes (docs/reliability.md)"
+scripts/chaos-campaign.sh
+
+step "fuzz: build every kv-node/fuzz target and run each for 20 s"
+scripts/fuzz-smoke.sh
+
 step "determinism: the same seeds give the same traces natively and in wasm"
 scripts/check-determinism.sh
 
