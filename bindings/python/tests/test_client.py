@@ -246,7 +246,7 @@ def test_async_client_runs_off_the_event_loop(nodes: List[FakeNode]) -> None:
             assert await c.get("n") == b"1" and await c.get("zz", b"d") == b"d"
             # Calls made concurrently run one at a time, each answered.
             got = await asyncio.gather(c.get("k"), c.get("n"))
-            assert got == [b"v", b"1"]
+            assert list(got) == [b"v", b"1"]
             with pytest.raises(quorumkv.ReplyError) as info:
                 await c.incr("k")
             assert info.value.code == "ERR"

@@ -135,7 +135,8 @@ class Client:
         """Sends one command (e.g. ``execute("INCR", "k")``) with the retries described in
         the class docs and returns the reply: ``str`` for status replies, ``bytes``, ``int``,
         ``None`` or a list. An error reply raises :class:`ReplyError`."""
-        return self._native.execute([to_bytes(a, "argument") for a in args])
+        reply: Reply = self._native.execute([to_bytes(a, "argument") for a in args])
+        return reply
 
     # -- the mapping protocol --------------------------------------------------------------
 
