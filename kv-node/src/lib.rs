@@ -10,7 +10,8 @@
 //! this node does not lead; openraft appends it to the [`storage`] log, replicates it, and
 //! applies it to kv-core's state machine. [`server`] is the composition root that binds the
 //! ports (client, Raft, [`admin`] HTTP) and wires all of it together; nothing imports it back.
-//! [`client`] is a small RESP client for the `kv` CLI, joining, and tests. The binaries are
+//! [`client`] is the cluster client (leader discovery, failover, exactly-once writes through
+//! client sessions) of the `kv` CLI, joining and the Python binding. The binaries are
 //! `kv-node` (run a node or a local cluster) and `kv` (the CLI).
 //!
 //! [`NodeConfig`] is the native openraft type configuration: kv-core's commands, responses and

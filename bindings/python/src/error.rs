@@ -11,6 +11,11 @@
 //! EmbeddedError::Limit, SimError::*            InvalidArgumentError (also a ValueError)
 //! EmbeddedError::Timeout                       TimeoutError     (also the builtin TimeoutError)
 //! EmbeddedError::Runtime                       Error
+//! ClusterError::OutcomeUnknown                 OutcomeUnknown   (the write may have taken effect)
+//! ClusterError::NotApplied(Failure::Reply)     ReplyError       (.code: the reply's first word)
+//! Failure::NoLeader with a leader id           NotLeaderError   (.leader: that id)
+//! Failure::NoLeader without one, Unreachable   TimeoutError
+//! Failure::Invalid                             InvalidArgumentError
 //! use after close()                            ClosedError
 //! a panic                                      InternalError
 //! ```
@@ -19,6 +24,8 @@ use std::any::Any;
 use std::panic::AssertUnwindSafe;
 
 use kv_core::sim::SimError;
+use kv_node::client::ClusterError;
+use kv_node::client::Failure;
 use kv_node::storage::EmbeddedError;
 use kv_node::storage::StorageError;
 use pyo3::exceptions::PyRuntimeError;
@@ -44,6 +51,12 @@ pub enum Kind {
     Locked,
     /// `CorruptionError`.
     Corruption,
+    /// `OutcomeUnknown`.
+    OutcomeUnknown,
+    /// `ReplyError`.
+    Reply,
+    /// `NotLeaderError`.
+    NotLeader,
 }
 
 impl Kind {
@@ -57,22 +70,31 @@ impl Kind {
             Kind::Storage => "StorageError",
             Kind::Locked => "LockedError",
             Kind::Corruption => "CorruptionError",
+            Kind::OutcomeUnknown => "OutcomeUnknown",
+            Kind::Reply => "ReplyError",
+            Kind::NotLeader => "NotLeaderError",
         }
     }
 }
 
 /// An exception of class `kind` with `message`.
 pub fn error(kind: Kind, message: impl Into<String>) -> PyErr {
-    let message = message.into();
+    error_with(kind, message.into(), None)
+}
+
+/// An exception of class `kind` constructed as `class(message)`, or `class(message, leader)`
+/// when `leader` is given (`NotLeaderError`).
+fn error_with(kind: Kind, message: String, leader: Option<u64>) -> PyErr {
     Python::attach(|py| {
         let class = py
             .import("quorumkv._errors")
             .and_then(|module| module.getattr(kind.class_name()))
             .and_then(|class| class.cast_into::<PyType>().map_err(PyErr::from));
-        match class {
-            Ok(class) => PyErr::from_type(class, message),
+        match (class, leader) {
+            (Ok(class), None) => PyErr::from_type(class, message),
+            (Ok(class), Some(leader)) => PyErr::from_type(class, (message, leader)),
             // The package is broken (the module imported without its Python half): say so.
-            Err(e) => PyRuntimeError::new_err(format!("{message} (and quorumkv._errors is unusable: {e})")),
+            (Err(e), _) => PyRuntimeError::new_err(format!("{message} (and quorumkv._errors is unusable: {e})")),
         }
     })
 }
@@ -116,6 +138,22 @@ pub fn sim(e: SimError) -> PyErr {
         | SimError::Removed(_) => Kind::InvalidArgument,
     };
     error(kind, e.to_string())
+}
+
+/// Maps a cluster client error.
+pub fn cluster(e: ClusterError) -> PyErr {
+    let message = e.to_string();
+    match e {
+        ClusterError::OutcomeUnknown(_) => error(Kind::OutcomeUnknown, message),
+        ClusterError::NotApplied(Failure::Reply(text)) => error(Kind::Reply, text),
+        ClusterError::NotApplied(Failure::NoLeader { leader: Some(id), .. }) => {
+            error_with(Kind::NotLeader, message, Some(id))
+        }
+        ClusterError::NotApplied(Failure::NoLeader { leader: None, .. } | Failure::Unreachable { .. }) => {
+            error(Kind::Timeout, message)
+        }
+        ClusterError::NotApplied(Failure::Invalid(_)) => error(Kind::InvalidArgument, message),
+    }
 }
 
 /// Runs `f`, turning a panic into `quorumkv.InternalError`. Every entry point goes through it.

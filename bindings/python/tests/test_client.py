@@ -1,25 +1,33 @@
-"""quorumkv.Client's retry, failover and error mapping, against scripted fake RESP nodes."""
+"""quorumkv.Client's (and AsyncClient's) retry, failover, sessions and error mapping, against
+scripted fake RESP nodes.
+
+The fake nodes speak the session protocol the way a node does: ``SESSION NEW`` answers an id,
+``SESSION RUN id seq acked command...`` runs the command (the handler sees the command alone;
+``runs`` records the session tags)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import socketserver
 import threading
 import time
-from typing import Callable, Iterator, List
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import pytest
 
 import quorumkv
 
-Handler = Callable[[List[bytes]], bytes]
+Handler = Callable[[List[bytes]], Optional[bytes]]
+"""Answers a command with RESP bytes, or ``None`` to close the connection without answering."""
 
 
 class FakeNode:
     """A RESP2 server on loopback that answers each command with ``handler(args)``."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, session_id: int = 1) -> None:
         self.calls: List[List[bytes]] = []
+        self.runs: List[Tuple[int, int, int]] = []
         node = self
 
         class Session(socketserver.StreamRequestHandler):
@@ -33,8 +41,20 @@ class FakeNode:
                     for _ in range(int(line[1:])):
                         n = int(self.rfile.readline()[1:])
                         args.append(self.rfile.read(n + 2)[:-2])
+                    if args[:2] == [b"SESSION", b"NEW"]:
+                        self.wfile.write(b":%d\r\n" % session_id)
+                        continue
+                    if args[:2] == [b"SESSION", b"END"]:
+                        self.wfile.write(b":1\r\n")
+                        continue
+                    if args[:2] == [b"SESSION", b"RUN"]:
+                        node.runs.append((int(args[2]), int(args[3]), int(args[4])))
+                        args = args[5:]
                     node.calls.append(args)
-                    self.wfile.write(handler(args))
+                    answer = handler(args)
+                    if answer is None:
+                        return
+                    self.wfile.write(answer)
 
         class Server(socketserver.ThreadingTCPServer):
             daemon_threads = True
@@ -160,3 +180,78 @@ def test_all_nodes_down_times_out() -> None:
         c["k"]
     with pytest.raises(ValueError):
         quorumkv.Client([])
+
+
+def test_a_lost_answer_is_resent_in_the_same_session(nodes: List[FakeNode]) -> None:
+    dropper = FakeNode(lambda args: NO_LEADER if args[0] == b"RAFT" else None, session_id=7)
+    answerer = FakeNode(lambda args: NO_LEADER if args[0] == b"RAFT" else b":5\r\n", session_id=8)
+    nodes += [dropper, answerer]
+    with quorumkv.Client([dropper.address, answerer.address]) as c:
+        assert c.incr("counter") == 5
+        assert c.session_id == 7
+        assert c.incr("counter") == 5
+    # The same session and sequence number both times; the next write acknowledges it.
+    assert dropper.runs == [(7, 1, 0)]
+    assert answerer.runs == [(7, 1, 0), (7, 2, 1)]
+
+
+def test_without_sessions_a_lost_answer_is_outcome_unknown(nodes: List[FakeNode]) -> None:
+    dropper = FakeNode(lambda args: NO_LEADER if args[0] == b"RAFT" else None)
+    answerer = FakeNode(lambda args: NO_LEADER if args[0] == b"RAFT" else b":5\r\n")
+    nodes += [dropper, answerer]
+    with quorumkv.Client([dropper.address, answerer.address], sessions=False) as c:
+        with pytest.raises(quorumkv.OutcomeUnknown) as info:
+            c.incr("counter")
+        assert isinstance(info.value, quorumkv.Error)
+        assert not isinstance(info.value, quorumkv.TimeoutError)
+        assert c.session_id is None
+        # A read is simply asked again, elsewhere.
+        assert c.execute("EXISTS", "counter") == 5
+    assert dropper.commands(b"INCRBY") == 1 and answerer.commands(b"INCRBY") == 0
+    assert dropper.runs == []
+
+
+def test_async_client_runs_off_the_event_loop(nodes: List[FakeNode]) -> None:
+    values = {b"k": b"v"}
+
+    def handler(args: List[bytes]) -> Optional[bytes]:
+        if args[0] == b"RAFT":
+            return NO_LEADER
+        if args[0] == b"GET":
+            time.sleep(0.3)  # a slow node
+            value = values.get(args[1])
+            return b"$-1\r\n" if value is None else b"$%d\r\n%s\r\n" % (len(value), value)
+        if args[0] == b"SET":
+            values[args[1]] = args[2]
+            return b"+OK\r\n"
+        return b"-ERR value is not an integer or out of range\r\n"
+
+    nodes.append(FakeNode(handler))
+
+    async def main() -> None:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        async with quorumkv.AsyncClient([nodes[0].address]) as c:
+            task = asyncio.ensure_future(ticker())
+            assert await c.get("k") == b"v"
+            assert ticks >= 10, "the event loop was blocked while the call waited"
+            task.cancel()
+            await c.set("n", "1")
+            assert await c.get("n") == b"1" and await c.get("zz", b"d") == b"d"
+            # Calls made concurrently run one at a time, each answered.
+            got = await asyncio.gather(c.get("k"), c.get("n"))
+            assert list(got) == [b"v", b"1"]
+            with pytest.raises(quorumkv.ReplyError) as info:
+                await c.incr("k")
+            assert info.value.code == "ERR"
+        assert c.closed
+        with pytest.raises(quorumkv.ClosedError):
+            await c.get("k")
+
+    asyncio.run(main())

@@ -6,6 +6,7 @@ Needs the kv-node binary (``cargo build --release -p kv-node --bin kv-node``, or
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -226,3 +227,83 @@ def test_leader_killed_mid_run(cluster: Cluster) -> None:
                 pass
             assert time.monotonic() < deadline, cluster.logs()
             time.sleep(0.2)
+
+
+def test_counter_increments_apply_exactly_once_across_two_leader_kills(cluster: Cluster) -> None:
+    """The issue's reproduction: six threads INCR one counter through quorumkv.Client while the
+    leader is killed with SIGKILL twice (the first victim restarted in between, so a majority
+    stays up). Writes run through client sessions: an increment whose answer was lost is
+    resent with the same sequence number and applied once. The final value equals the
+    increments acknowledged, and none ends with an unknown outcome."""
+    with quorumkv.Client(cluster.addresses(), retry_for=30) as c:
+        wait_for_leader(c)
+        c["counter"] = "0"
+
+    acked = [0] * 6
+    failures: List[BaseException] = []
+    stop = threading.Event()
+
+    def incrementer(n: int) -> None:
+        with quorumkv.Client(cluster.addresses(), retry_for=30) as w:
+            while not stop.is_set():
+                try:
+                    w.incr("counter")
+                except quorumkv.Error as e:
+                    failures.append(e)
+                    return
+                acked[n] += 1
+
+    threads = [threading.Thread(target=incrementer, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+
+    def wait_for_progress(more: int, timeout: float = 30) -> None:
+        target = sum(acked) + more
+        deadline = time.monotonic() + timeout
+        while sum(acked) < target and time.monotonic() < deadline and not failures:
+            time.sleep(0.02)
+        assert sum(acked) >= target, (failures, sum(acked), cluster.logs())
+
+    try:
+        wait_for_progress(200)
+        for round in range(2):
+            with quorumkv.Client(cluster.addresses(), retry_for=30) as c:
+                victim = cluster.node_of(wait_for_leader(c))
+            cluster.kill(victim)
+            wait_for_progress(200)
+            cluster.start(victim)
+            if round == 0:
+                # Wait until it is back, so killing the next leader leaves a majority.
+                with quorumkv.Client([cluster.client[victim]], retry_for=30) as back:
+                    assert back.get("counter") is not None
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert not failures, (failures, cluster.logs())
+    with quorumkv.Client(cluster.addresses(), retry_for=30) as c:
+        final = int(c["counter"])
+    assert final == sum(acked), f"{sum(acked)} increments acknowledged, counter at {final}"
+
+
+def test_async_client_on_a_cluster(cluster: Cluster) -> None:
+    async def main() -> None:
+        async with quorumkv.AsyncClient(cluster.addresses(), retry_for=30) as c:
+            deadline = time.monotonic() + 30
+            while await c.leader() is None:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+            await c.set("a:1", "x")
+            await c.set("a:2", "y", ttl=60)
+            assert await c.get("a:1") == b"x" and await c.contains("a:2")
+            assert [k async for k in c.keys(prefix="a:")] == [b"a:1", b"a:2"]
+            assert [kv async for kv in c.items(prefix="a:")] == [(b"a:1", b"x"), (b"a:2", b"y")]
+            assert await asyncio.gather(*(c.incr("n") for _ in range(20))) == list(range(1, 21))
+            assert await c.compare_and_swap("a:1", "x", "z") and await c.pop("a:1") == b"z"
+            assert await c.pop("a:1", None) is None and await c.size() == 2
+            assert c.session_id is not None
+            await c.delete("a:2")
+            with pytest.raises(KeyError):
+                await c.delete("a:2")
+
+    asyncio.run(main())

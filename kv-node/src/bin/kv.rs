@@ -1,4 +1,8 @@
-//! `kv`: the QuorumKV command-line client. It speaks RESP to any node.
+//! `kv`: the QuorumKV command-line client. It speaks RESP to the cluster through
+//! [`ClusterClient`]: `--addr` takes one or more nodes (comma separated); it finds the leader,
+//! fails over, backs off while there is no leader, and runs writes through a client session, so
+//! a write retried after a lost answer applies once. A failure says whether the write may have
+//! taken effect (exit status 1 either way). `kv bench` measures one node.
 //!
 //! ```text
 //! kv put greeting hello --ttl 60
@@ -24,15 +28,23 @@ use clap::Subcommand;
 
 use kv_node::client::Client;
 use kv_node::client::ClientError;
+use kv_node::client::ClusterClient;
+use kv_node::client::ClusterError;
+use kv_node::client::ClusterOptions;
+use kv_node::client::Failure;
 use kv_node::protocol::Reply;
 
 /// QuorumKV command-line client.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// Client (RESP) address of any node.
-    #[arg(long, short, global = true, default_value = "127.0.0.1:7379")]
-    addr: String,
+    /// Client (RESP) addresses of one or more nodes, comma separated (`kv bench` uses the
+    /// first).
+    #[arg(long, short, global = true, default_value = "127.0.0.1:7379", value_delimiter = ',')]
+    addr: Vec<String>,
+    /// How long a command keeps retrying (failover, no leader) before it fails, in seconds.
+    #[arg(long, global = true, default_value_t = 15.0)]
+    retry_for: f64,
     /// Password, if the node requires AUTH (prefer the environment variable or
     /// --password-file: a command line is visible to every local user).
     #[arg(long, global = true, env = "QUORUMKV_PASSWORD", hide_env_values = true)]
@@ -214,32 +226,65 @@ fn inline(reply: &Reply) -> String {
     }
 }
 
-async fn run(mut cli: Cli) -> Result<(), ClientError> {
+/// Why `kv` failed.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    /// From the cluster.
+    #[error("{0}")]
+    Cluster(#[from] ClusterError),
+    /// From one node (`kv bench`).
+    #[error("{0}")]
+    Node(#[from] ClientError),
+    /// Before any command ran.
+    #[error("{0}")]
+    Setup(String),
+}
+
+async fn run(mut cli: Cli) -> Result<(), CliError> {
     if let Some(path) = cli.password_file.take() {
-        let text = std::fs::read_to_string(&path)?;
+        let text = std::fs::read_to_string(&path).map_err(|e| CliError::Setup(format!("{}: {e}", path.display())))?;
         cli.password = Some(text.trim_end_matches(['\r', '\n']).to_string());
     }
     let tls = match (&cli.tls, &cli.cacert) {
         (true, Some(ca)) => Some(
             kv_node::tls::client_config(ca, cli.tls_cert.as_deref().zip(cli.tls_key.as_deref()))
-                .map_err(|e| ClientError::Io(std::io::Error::other(e)))?,
+                .map_err(|e| CliError::Setup(e.to_string()))?,
         ),
         _ => None,
     };
-    let connect = || Client::connect_tls(&cli.addr, cli.password.as_deref(), tls.as_ref());
+    if let Command::Bench(args) = cli.command {
+        let addr = cli.addr.first().map_or("127.0.0.1:7379", String::as_str);
+        return Ok(bench(addr, cli.password.as_deref(), tls.as_ref(), args).await?);
+    }
+    let retry_for = Duration::try_from_secs_f64(cli.retry_for)
+        .map_err(|e| CliError::Setup(format!("--retry-for {}: {e}", cli.retry_for)))?;
+    let options = ClusterOptions {
+        password: cli.password.clone(),
+        tls,
+        retry_for,
+        ..ClusterOptions::default()
+    };
+    let mut client = ClusterClient::new(&cli.addr, options)?;
+    let result = command(&mut client, cli.command).await;
+    client.close().await;
+    result
+}
+
+/// Runs one subcommand (not `bench`) through the cluster client.
+async fn command(client: &mut ClusterClient, command: Command) -> Result<(), CliError> {
     let print = |reply: Reply| println!("{}", show(&reply));
-    match cli.command {
-        Command::Get { key } => print(connect().await?.call_ok(&["GET", &key]).await?),
+    match command {
+        Command::Get { key } => print(client.call(&["GET", &key]).await?),
         Command::Put { key, value, ttl } => {
             let mut args = vec!["SET".to_string(), key, value];
             if let Some(ttl) = ttl {
                 args.extend(["EX".to_string(), ttl.to_string()]);
             }
-            print(connect().await?.call_ok(&args).await?);
+            print(client.call(&args).await?);
         }
         Command::Del { keys } => {
             let args: Vec<&str> = std::iter::once("DEL").chain(keys.iter().map(String::as_str)).collect();
-            print(connect().await?.call_ok(&args).await?);
+            print(client.call(&args).await?);
         }
         Command::Cas { key, expected, new } => {
             let mut args = vec!["CAS".to_string(), key];
@@ -251,7 +296,7 @@ async fn run(mut cli: Cli) -> Result<(), ClientError> {
                 Some(value) => args.extend(["SET".to_string(), value]),
                 None => args.push("DEL".to_string()),
             }
-            match connect().await?.call_ok(&args).await? {
+            match client.call(&args).await? {
                 Reply::Array(items) if items.len() == 2 => {
                     let swapped = items[0] == Reply::Integer(1);
                     println!(
@@ -260,58 +305,59 @@ async fn run(mut cli: Cli) -> Result<(), ClientError> {
                         show(&items[1])
                     );
                 }
-                other => return Err(ClientError::Unexpected(other)),
+                other => return Err(unexpected(&other)),
             }
         }
-        Command::Scan { pattern, limit } => scan(&mut connect().await?, &pattern, limit).await?,
-        Command::Ttl { key } => print(connect().await?.call_ok(&["TTL", &key]).await?),
-        Command::Cluster { command } => {
-            let mut client = connect().await?;
-            match command {
-                // RESP2 brings the map as name, value pairs: one "name: value" line each.
-                ClusterCommand::Status => match client.call_ok(&["RAFT", "STATUS"]).await? {
-                    Reply::Array(items) => {
-                        for pair in items.chunks(2) {
-                            println!("{}: {}", show(&pair[0]), pair.get(1).map_or(String::new(), inline));
-                        }
+        Command::Scan { pattern, limit } => scan(client, &pattern, limit).await?,
+        Command::Ttl { key } => print(client.call(&["TTL", &key]).await?),
+        Command::Cluster { command } => match command {
+            // RESP2 brings the map as name, value pairs: one "name: value" line each.
+            ClusterCommand::Status => match client.call(&["RAFT", "STATUS"]).await? {
+                Reply::Array(items) => {
+                    for pair in items.chunks(2) {
+                        println!("{}: {}", show(&pair[0]), pair.get(1).map_or(String::new(), inline));
                     }
-                    other => print(other),
-                },
-                ClusterCommand::Add {
-                    id,
-                    raft_addr,
-                    client_addr,
-                } => {
-                    let id = id.to_string();
-                    let mut args = vec!["RAFT", "ADD-LEARNER", &id, &raft_addr];
-                    args.extend(client_addr.as_deref());
-                    client.call_ok(&args).await?;
-                    print(client.call_ok(&["RAFT", "PROMOTE", &id]).await?);
                 }
-                ClusterCommand::Remove { id } => print(client.call_ok(&["RAFT", "REMOVE", &id.to_string()]).await?),
-                ClusterCommand::TransferLeader { id } => {
-                    print(client.call_ok(&["RAFT", "TRANSFER-LEADER", &id.to_string()]).await?)
-                }
+                other => print(other),
+            },
+            ClusterCommand::Add {
+                id,
+                raft_addr,
+                client_addr,
+            } => {
+                let id = id.to_string();
+                let mut args = vec!["RAFT", "ADD-LEARNER", &id, &raft_addr];
+                args.extend(client_addr.as_deref());
+                client.call(&args).await?;
+                print(client.call(&["RAFT", "PROMOTE", &id]).await?);
             }
-        }
-        Command::Bench(args) => bench(&cli.addr, cli.password.as_deref(), tls.as_ref(), args).await?,
+            ClusterCommand::Remove { id } => print(client.call(&["RAFT", "REMOVE", &id.to_string()]).await?),
+            ClusterCommand::TransferLeader { id } => {
+                print(client.call(&["RAFT", "TRANSFER-LEADER", &id.to_string()]).await?)
+            }
+        },
+        Command::Bench(_) => unreachable!("run() handles bench"),
     }
     Ok(())
 }
 
+fn unexpected(reply: &Reply) -> CliError {
+    CliError::Cluster(Failure::Reply(format!("ERR unexpected reply {reply:?}")).into())
+}
+
 /// Prints `key value` lines for up to `limit` keys matching `pattern`, in key order.
-async fn scan(client: &mut Client, pattern: &str, limit: usize) -> Result<(), ClientError> {
+async fn scan(client: &mut ClusterClient, pattern: &str, limit: usize) -> Result<(), CliError> {
     let mut cursor = "0".to_string();
     let mut shown = 0;
     loop {
         let reply = client
-            .call_ok(&["SCAN", &cursor, "MATCH", pattern, "COUNT", "100"])
+            .call(&["SCAN", &cursor, "MATCH", pattern, "COUNT", "100"])
             .await?;
         let Reply::Array(mut parts) = reply else {
-            return Err(ClientError::Unexpected(reply));
+            return Err(unexpected(&reply));
         };
         let (Some(Reply::Array(keys)), Some(Reply::Bulk(next))) = (parts.pop(), parts.pop()) else {
-            return Err(ClientError::Unexpected(Reply::Array(parts)));
+            return Err(unexpected(&Reply::Array(parts)));
         };
         if !keys.is_empty() {
             let mut args = vec![b"MGET".to_vec()];
@@ -319,9 +365,9 @@ async fn scan(client: &mut Client, pattern: &str, limit: usize) -> Result<(), Cl
                 Reply::Bulk(k) => Some(k.clone()),
                 _ => None,
             }));
-            let values = client.call_ok(&args).await?;
+            let values = client.call(&args).await?;
             let Reply::Array(values) = values else {
-                return Err(ClientError::Unexpected(values));
+                return Err(unexpected(&values));
             };
             for (key, value) in keys.iter().zip(values) {
                 if shown == limit {

@@ -48,6 +48,8 @@ pub enum Shape {
         /// The pattern.
         glob: Glob,
     },
+    /// SESSION NEW: the new session's id as an integer.
+    SessionId,
 }
 
 /// The reply for a store-level command failure.
@@ -125,6 +127,7 @@ pub fn render(shape: Shape, response: Response, next_cursor: &dyn Fn(&[u8]) -> S
         (Shape::Cas, Response::Cas { swapped, previous }) => {
             Reply::Array(vec![Reply::Integer(i64::from(swapped)), Reply::bulk_or_nil(previous)])
         }
+        (Shape::SessionId, Response::Session(id)) => Reply::Integer(i64::try_from(id).unwrap_or(i64::MAX)),
         (Shape::Keys { glob }, Response::Keys(keys)) => match matching(&glob, keys) {
             Some(keys) => Reply::Array(keys),
             None => pattern_too_complex(),

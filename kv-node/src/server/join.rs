@@ -2,21 +2,32 @@
 
 use std::time::Duration;
 
-use crate::client::Client;
+use crate::client::ClusterClient;
+use crate::client::ClusterOptions;
 use crate::node::Node;
 
-/// Joins through `member` (a client address): add as learner, then promote; retried with a
-/// growing pause until both succeed or the node shuts down.
+/// How long one round of joining retries (failover to the leader, no leader yet) before it
+/// starts over.
+const ROUND: Duration = Duration::from_secs(10);
+
+/// Joins through `member` (a client address): add as learner, then promote, through a
+/// [`ClusterClient`] (which goes to the leader and rides out elections); rounds are retried
+/// with a growing pause until both succeed or the node shuts down. Both steps are safe to
+/// repeat, so a round that ended with an unknown outcome simply runs again.
 pub(super) async fn join(node: Node, member: String) {
     let id = node.id().to_string();
     let me = node.self_node();
-    let password = node.options().password.clone();
+    let options = ClusterOptions {
+        password: node.options().password.clone(),
+        tls: node.tls().map(|tls| tls.connector.clone()),
+        retry_for: ROUND,
+        ..ClusterOptions::default()
+    };
     let mut shutdown = node.shutdown_signal();
     let mut delay = Duration::from_millis(100);
     loop {
         let attempt = async {
-            let tls = node.tls().map(|tls| &tls.connector);
-            let mut client = Client::connect_tls(&member, password.as_deref(), tls).await?;
+            let mut client = ClusterClient::new([&member], options.clone())?;
             let add = [
                 "RAFT",
                 "ADD-LEARNER",
@@ -24,10 +35,14 @@ pub(super) async fn join(node: Node, member: String) {
                 me.raft_addr.as_str(),
                 me.client_addr.as_str(),
             ];
-            client.call_ok(&add).await?;
-            client.call_ok(&["RAFT", "PROMOTE", id.as_str()]).await.map(drop)
+            client.call(&add).await?;
+            client.call(&["RAFT", "PROMOTE", id.as_str()]).await.map(drop)
         };
-        match attempt.await {
+        let result = tokio::select! {
+            result = attempt => result,
+            _ = shutdown.changed() => return,
+        };
+        match result {
             Ok(()) => {
                 tracing::info!(%member, "joined the cluster");
                 return;

@@ -1,7 +1,8 @@
 """QuorumKV from Python.
 
 - :class:`Store`: an embedded, durable, single-node key-value store in a directory.
-- :class:`Client`: a client of a QuorumKV cluster (kv-node processes), with failover.
+- :class:`Client`: a client of a QuorumKV cluster (kv-node processes), with failover and
+  exactly-once writes; :class:`AsyncClient` is the same for asyncio.
 - :class:`Simulation`: the deterministic cluster simulator, with faults and checkers.
 
 All three feel like a ``dict`` of ``bytes`` to ``bytes`` where that makes sense (``str`` is
@@ -11,7 +12,7 @@ accepted as UTF-8), and every error they raise is a :class:`quorumkv.Error`.
 from __future__ import annotations
 
 from . import _native
-from ._client import Client, ReplyError
+from ._client import AsyncClient, Client
 from ._errors import (
     ClosedError,
     CorruptionError,
@@ -20,6 +21,8 @@ from ._errors import (
     InvalidArgumentError,
     LockedError,
     NotLeaderError,
+    OutcomeUnknown,
+    ReplyError,
     StorageError,
     TimeoutError,
 )
@@ -29,6 +32,7 @@ from ._store import Store
 __version__: str = _native.__version__
 
 __all__ = [
+    "AsyncClient",
     "CheckReport",
     "Client",
     "ClosedError",
@@ -39,6 +43,7 @@ __all__ = [
     "LockedError",
     "NotLeaderError",
     "Operation",
+    "OutcomeUnknown",
     "ReplyError",
     "Simulation",
     "StorageError",

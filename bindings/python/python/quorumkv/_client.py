@@ -1,145 +1,94 @@
-"""``quorumkv.Client``: a cluster client speaking RESP2 (the Redis protocol) to kv-node.
+"""``quorumkv.Client`` and ``quorumkv.AsyncClient``: clients of a QuorumKV cluster.
 
-It carries its own small RESP2 codec rather than depending on redis-py: the client needs
-exactly five reply types and three commands' worth of framing, and owning the socket loop is
-what lets it tell a dead node (connection refused, reset, timed out: fail over to the next
-address) from a node that answers ``-TRYAGAIN`` (no leader yet: back off and retry) from a
-real error (``-ERR``: raise), and map each onto ``quorumkv.Error`` without translating
-another library's exception tree. The wheel thereby has no runtime dependencies.
+Both wrap the Rust cluster client (kv-node's ``ClusterClient``, through
+``quorumkv._native.ClusterClient``), the same one the ``kv`` CLI and a joining node use; there
+is no second RESP codec or retry policy here. It finds the leader from structured replies
+(``RAFT LEADER``, ``-MOVED``), fails over to the next address when a node is down, backs off
+while there is no leader, and runs every write through a client session (``SESSION RUN id seq
+acked ...``): a write whose answer was lost is resent with the same session and sequence
+number, which the cluster applies at most once, so a retried ``INCR`` or ``APPEND`` counts once.
 
-Any node accepts any command (followers forward to the leader), but the client prefers the
-leader: it asks ``RAFT LEADER`` when it connects and after a retryable error, and sends there.
-
-Retries: a command that failed without an answer (the connection broke) is sent again, to the
-next node. A write whose answer was lost may have taken effect; SET and DEL are idempotent, so
-resending them is harmless, but a resent ``pop`` may find the key already gone.
+Failures are split the way the Rust client splits them: the command certainly did not take
+effect (:class:`ReplyError`, :class:`quorumkv.TimeoutError`, :class:`quorumkv.NotLeaderError`),
+or it may have (:class:`quorumkv.OutcomeUnknown`). The native calls release the GIL while they
+wait; :class:`AsyncClient` runs them in a thread executor.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
-import socket
 import ssl as _ssl
-import time
+from concurrent.futures import Executor
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type, TypeVar, Union, overload
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    overload,
+)
 
-from ._errors import ClosedError, Error, NotLeaderError, TimeoutError
+from . import _native
+from ._errors import ClosedError, Error, InvalidArgumentError, ReplyError
 from ._util import BytesLike, bounds, to_bytes, ttl_ms
 
-__all__ = ["Client", "ReplyError"]
+__all__ = ["AsyncClient", "Client", "ReplyError"]
 
 _T = TypeVar("_T")
-_MISSING = object()
+_MISSING: Any = object()
 _SCAN_COUNT = 1000
-_MAX_LINE = 64 * 1024
+
+Reply = Union[None, int, bytes, str, List[Any]]
+"""A decoded RESP2 reply: status text, an integer, a bulk string, nil or an array."""
 
 
-class ReplyError(Error):
-    """An error reply from a node (``-CODE text``): ``code`` is its first word."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.code = text.split(" ", 1)[0]
-
-
-Reply = Union[None, int, bytes, str, ReplyError, List[Any]]
-"""A decoded RESP2 reply: status text, an error, an integer, a bulk string, nil or an array."""
-
-
-class _Connection:
-    """One TCP connection and a buffered RESP2 reader."""
-
-    def __init__(self, address: str, timeout: float, ssl_context: Optional[_ssl.SSLContext] = None) -> None:
-        host, _, port = address.rpartition(":")
-        host = host.strip("[]")
-        sock = socket.create_connection((host, int(port)), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if ssl_context is not None:
-            try:
-                sock = ssl_context.wrap_socket(sock, server_hostname=host)
-            except BaseException:
-                sock.close()
-                raise
-        self.sock = sock
-        self.buf = bytearray()
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def call(self, args: Sequence[bytes]) -> Reply:
-        out = bytearray(b"*%d\r\n" % len(args))
-        for arg in args:
-            out += b"$%d\r\n%s\r\n" % (len(arg), arg)
-        self.sock.sendall(out)
-        return self._read()
-
-    def _line(self) -> bytes:
-        while True:
-            end = self.buf.find(b"\r\n")
-            if end >= 0:
-                line = bytes(self.buf[:end])
-                del self.buf[: end + 2]
-                return line
-            if len(self.buf) > _MAX_LINE:
-                raise ConnectionError("protocol error: reply line too long")
-            self._fill()
-
-    def _fill(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("connection closed by the node")
-        self.buf += chunk
-
-    def _read(self) -> Reply:
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind == b"+":
-            return rest.decode("utf-8", "replace")
-        if kind == b"-":
-            return ReplyError(rest.decode("utf-8", "replace"))
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self._fill()
-            data = bytes(self.buf[:n])
-            del self.buf[: n + 2]
-            return data
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._read() for _ in range(n)]
-        raise ConnectionError(f"protocol error: unexpected reply {line[:40]!r}")
+def _system_ca_file() -> str:
+    paths = _ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    raise InvalidArgumentError("ssl=True needs ssl_ca_certs: no system CA bundle was found")
 
 
 class Client:
     """A client of a QuorumKV cluster, used like a ``dict`` (as :class:`quorumkv.Store`).
 
-    ``addresses`` are the nodes' client (RESP) addresses, ``"host:port"``. Each call finds a
-    working node, preferring the leader; it retries ``-TRYAGAIN`` answers and fails over to
-    the next address when a node is down, until ``retry_for`` seconds have passed, then raises
-    :class:`quorumkv.TimeoutError` (or :class:`quorumkv.NotLeaderError` when the nodes kept
-    saying they are not the leader). ``timeout`` bounds each network wait.
+    ``addresses`` are the nodes' client (RESP) addresses, ``"host:port"``; leaders it learns
+    of are added. Each call finds a working node, preferring the leader; it retries while
+    there is no leader and fails over to the next address when a node is down, until
+    ``retry_for`` seconds have passed, then raises :class:`quorumkv.TimeoutError` (or
+    :class:`quorumkv.NotLeaderError` when a node named a leader it could not reach).
+    ``timeout`` bounds each network wait.
+
+    Writes run through a client session (``sessions=True``, the default): one whose answer is
+    lost is resent, with the same sequence number, until an answer comes, and the cluster
+    applies it exactly once. A write that may or may not have taken effect raises
+    :class:`quorumkv.OutcomeUnknown` (without sessions: whenever its answer is lost).
 
     ``password`` (default: the ``QUORUMKV_PASSWORD`` environment variable) is sent with
     ``AUTH`` on every new connection. ``ssl=True`` connects with TLS, verifying the nodes'
-    certificates against ``ssl_ca_certs`` (default: the system's CAs); ``ssl_certfile`` and
-    ``ssl_keyfile`` present a client certificate (nodes started with
+    certificates against ``ssl_ca_certs`` (default: the system's CA bundle); ``ssl_certfile``
+    and ``ssl_keyfile`` present a client certificate (nodes started with
     ``--tls-auth-clients yes``). The names are redis-py's.
 
-    Not safe to share between threads: give each thread its own client.
+    One command runs at a time: calls from several threads are serialized. For concurrency
+    give each thread its own client (each has its own session).
     """
 
     def __init__(
         self,
-        addresses: Sequence[str],
+        addresses: Union[str, Sequence[str]],
         *,
         timeout: float = 5.0,
         retry_for: float = 15.0,
@@ -148,116 +97,46 @@ class Client:
         ssl_ca_certs: Optional[str] = None,
         ssl_certfile: Optional[str] = None,
         ssl_keyfile: Optional[str] = None,
+        sessions: bool = True,
     ) -> None:
         if isinstance(addresses, str):
             addresses = [addresses]
         if not addresses:
             raise ValueError("a Client needs at least one node address")
-        self.addresses: List[str] = list(addresses)
         self.timeout = timeout
         self.retry_for = retry_for
         if password is None:
             password = os.environ.get("QUORUMKV_PASSWORD")
-        self._password = password
-        self._ssl: Optional[_ssl.SSLContext] = None
+        ca_file: Optional[str] = None
         if ssl or ssl_ca_certs is not None:
-            context = _ssl.create_default_context(cafile=ssl_ca_certs)
-            if ssl_certfile is not None:
-                context.load_cert_chain(ssl_certfile, ssl_keyfile)
-            self._ssl = context
-        self._conns: Dict[str, _Connection] = {}
-        self._current = 0
-        self._closed = False
+            ca_file = ssl_ca_certs if ssl_ca_certs is not None else _system_ca_file()
+        self._native = _native.ClusterClient(
+            list(addresses),
+            timeout=timeout,
+            retry_for=retry_for,
+            password=password,
+            ca_file=ca_file,
+            cert_file=ssl_certfile,
+            key_file=ssl_keyfile,
+            sessions=sessions,
+        )
 
-    # -- connections and retries -----------------------------------------------------------
+    @property
+    def addresses(self) -> List[str]:
+        """The nodes' addresses: those given, then leaders learned of."""
+        return self._native.addresses
 
-    def _connect(self, address: str) -> _Connection:
-        conn = self._conns.get(address)
-        if conn is None:
-            conn = _Connection(address, self.timeout, self._ssl)
-            try:
-                if self._password is not None:
-                    reply = conn.call([b"AUTH", self._password.encode()])
-                    if isinstance(reply, ReplyError):
-                        raise reply
-            except BaseException:
-                conn.close()
-                raise
-            self._conns[address] = conn
-        return conn
-
-    def _drop(self, address: str) -> None:
-        conn = self._conns.pop(address, None)
-        if conn is not None:
-            conn.close()
-
-    def _follow_leader(self, address: str) -> Optional[int]:
-        """Asks ``address`` who leads (``RAFT LEADER``: ``[id, raft address, client
-        address]``); makes the leader's client address the current one. Returns its id."""
-        try:
-            reply = self._connect(address).call([b"RAFT", b"LEADER"])
-        except (OSError, ConnectionError):
-            self._drop(address)
-            return None
-        if not (isinstance(reply, list) and len(reply) == 3 and isinstance(reply[0], int)):
-            return None
-        if isinstance(reply[2], bytes) and reply[2]:
-            leader = reply[2].decode()
-            if leader not in self.addresses:
-                self.addresses.append(leader)
-            self._current = self.addresses.index(leader)
-        return reply[0]
+    @property
+    def session_id(self) -> Optional[int]:
+        """The id of the client session on the cluster, once a write has opened one."""
+        return self._native.session_id
 
     def execute(self, *args: BytesLike) -> Reply:
-        """Sends one command (e.g. ``execute("SET", "k", "v")``) with the retries described in
+        """Sends one command (e.g. ``execute("INCR", "k")``) with the retries described in
         the class docs and returns the reply: ``str`` for status replies, ``bytes``, ``int``,
-        ``None`` or a list. An error reply that is not retryable raises :class:`ReplyError`."""
-        if self._closed:
-            raise ClosedError("the client is closed")
-        command = [to_bytes(a, "argument") for a in args]
-        deadline = time.monotonic() + self.retry_for
-        delay = 0.02
-        last: Optional[BaseException] = None
-        leader_hint: Optional[int] = None
-        while True:
-            address = self.addresses[self._current % len(self.addresses)]
-            try:
-                if address not in self._conns:
-                    # A node we are not connected to yet: ask it who leads, and go there.
-                    self._follow_leader(address)
-                    address = self.addresses[self._current % len(self.addresses)]
-                reply = self._connect(address).call(command)
-            except (OSError, ConnectionError) as e:
-                # The node is down or the connection broke: try the next node.
-                self._drop(address)
-                self._current = (self._current + 1) % len(self.addresses)
-                last = e
-            else:
-                if not isinstance(reply, ReplyError):
-                    return reply
-                if reply.code not in ("TRYAGAIN", "MOVED", "ASK", "CLUSTERDOWN", "LOADING", "MASTERDOWN"):
-                    raise reply
-                last = reply
-                if reply.code in ("MOVED", "ASK"):
-                    target = str(reply).split()[-1]
-                    if target not in self.addresses:
-                        self.addresses.append(target)
-                    self._current = self.addresses.index(target)
-                else:
-                    # Go where this node says the leader is; if it knows of none (it may be cut
-                    # off from the others), try the next node.
-                    before = self._current
-                    leader_hint = self._follow_leader(address) or leader_hint
-                    if self._current == before:
-                        self._current = (self._current + 1) % len(self.addresses)
-            if time.monotonic() + delay > deadline:
-                break
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
-        message = f"{' '.join(a.decode('utf-8', 'replace') for a in command[:1])} failed for {self.retry_for}s: {last}"
-        if isinstance(last, ReplyError) and "not the leader" in str(last):
-            raise NotLeaderError(message, leader_hint)
-        raise TimeoutError(message)
+        ``None`` or a list. An error reply raises :class:`ReplyError`."""
+        reply: Reply = self._native.execute([to_bytes(a, "argument") for a in args])
+        return reply
 
     # -- the mapping protocol --------------------------------------------------------------
 
@@ -313,10 +192,15 @@ class Client:
             args += [b"PX", str(ttl_ms(ttl)).encode()]
         self.execute(*args)
 
+    def incr(self, key: BytesLike, amount: int = 1) -> int:
+        """Adds ``amount`` to the integer at ``key`` (absent: 0) and returns the result
+        (``INCRBY``); exactly once, even when retried after a lost answer."""
+        return _int(self.execute(b"INCRBY", to_bytes(key), str(int(amount)).encode()))
+
     def compare_and_swap(self, key: BytesLike, expected: Optional[BytesLike], new: Optional[BytesLike]) -> bool:
         """Atomically, on the leader: if ``key`` holds ``expected`` (``None``: is absent), sets
-        it to ``new`` (``None``: deletes it). Returns whether it did. (``CAS``; if a retry
-        follows a lost answer, a swap that did happen reports ``False``.)"""
+        it to ``new`` (``None``: deletes it). Returns whether it did (``CAS``; a retry after a
+        lost answer gets the first attempt's answer)."""
         swapped, _ = self._cas(key, expected, new)
         return swapped
 
@@ -393,15 +277,13 @@ class Client:
         raft_addr, client_addr)``), or ``{"error": text}`` for a node that could not be
         asked."""
         result: Dict[str, Dict[str, Any]] = {}
-        for address in list(self.addresses):
+        for address in self.addresses:
             try:
-                reply = self._connect(address).call([b"RAFT", b"STATUS"])
-            except (OSError, ConnectionError) as e:
-                self._drop(address)
+                reply = self._native.execute_on(address, [b"RAFT", b"STATUS"])
+            except ClosedError:
+                raise
+            except Error as e:
                 result[address] = {"error": str(e) or type(e).__name__}
-                continue
-            if isinstance(reply, ReplyError):
-                result[address] = {"error": str(reply)}
                 continue
             if not (isinstance(reply, list) and len(reply) % 2 == 0):
                 result[address] = {"error": f"unexpected RAFT STATUS reply {reply!r}"}
@@ -420,11 +302,14 @@ class Client:
                 return str(addr)
         return None
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._native.closed
+
     def close(self) -> None:
-        """Closes every connection. Idempotent."""
-        self._closed = True
-        for address in list(self._conns):
-            self._drop(address)
+        """Ends the client session on the cluster and closes every connection. Idempotent."""
+        self._native.close()
 
     def __enter__(self) -> Client:
         return self
@@ -439,6 +324,182 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<quorumkv.Client {self.addresses!r}>"
+
+
+class AsyncClient:
+    """:class:`Client` for asyncio: the same methods as coroutines (the mapping operators
+    become :meth:`get` / :meth:`set` / :meth:`delete` / :meth:`contains` / :meth:`size`), and
+    :meth:`keys`, :meth:`values`, :meth:`items` as async iterators.
+
+    Each call runs the native client's blocking call in ``executor`` (default: the loop's
+    default thread pool) with the GIL released, so the event loop never blocks on the
+    network. Calls on one client run one at a time, in the order they were made; for
+    concurrent commands use several clients. Arguments are :class:`Client`'s.
+
+    Cancelling a call does not recall a command already sent: it runs to completion in its
+    thread (a write takes effect at most once) and its result is dropped.
+    """
+
+    def __init__(
+        self,
+        addresses: Union[str, Sequence[str]],
+        *,
+        timeout: float = 5.0,
+        retry_for: float = 15.0,
+        password: Optional[str] = None,
+        ssl: bool = False,
+        ssl_ca_certs: Optional[str] = None,
+        ssl_certfile: Optional[str] = None,
+        ssl_keyfile: Optional[str] = None,
+        sessions: bool = True,
+        executor: Optional[Executor] = None,
+    ) -> None:
+        self._client = Client(
+            addresses,
+            timeout=timeout,
+            retry_for=retry_for,
+            password=password,
+            ssl=ssl,
+            ssl_ca_certs=ssl_ca_certs,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            sessions=sessions,
+        )
+        self._executor = executor
+        self._lock: Optional[asyncio.Lock] = None
+
+    async def _run(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        if self._lock is None:
+            self._lock = asyncio.Lock()  # created inside the running loop
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def _iterate(self, iterator: Iterator[_T]) -> AsyncIterator[_T]:
+        while True:
+            item = await self._run(next, iterator, _MISSING)
+            if item is _MISSING:
+                return
+            yield item
+
+    @property
+    def addresses(self) -> List[str]:
+        """The nodes' addresses: those given, then leaders learned of."""
+        return self._client.addresses
+
+    @property
+    def session_id(self) -> Optional[int]:
+        """The id of the client session on the cluster, once a write has opened one."""
+        return self._client.session_id
+
+    async def execute(self, *args: BytesLike) -> Reply:
+        """:meth:`Client.execute`."""
+        return await self._run(self._client.execute, *args)
+
+    async def get(self, key: BytesLike, default: Optional[_T] = None) -> Union[bytes, _T, None]:
+        """The value at ``key``, or ``default``."""
+        return await self._run(self._client.get, key, default)
+
+    async def set(self, key: BytesLike, value: BytesLike, *, ttl: Union[float, timedelta, None] = None) -> None:
+        """Sets ``key`` to ``value``, expiring after ``ttl`` if given."""
+        await self._run(self._client.set, key, value, ttl=ttl)
+
+    async def delete(self, key: BytesLike) -> None:
+        """Removes ``key``; ``KeyError`` if absent (``del client[key]``)."""
+        await self._run(self._client.__delitem__, key)
+
+    async def contains(self, key: BytesLike) -> bool:
+        """Whether ``key`` is present (``key in client``)."""
+        return await self._run(self._client.__contains__, key)
+
+    async def size(self) -> int:
+        """The number of keys (``len(client)``)."""
+        return await self._run(self._client.__len__)
+
+    @overload
+    async def pop(self, key: BytesLike) -> bytes: ...
+
+    @overload
+    async def pop(self, key: BytesLike, default: _T) -> Union[bytes, _T]: ...
+
+    async def pop(self, key: BytesLike, default: object = _MISSING) -> object:
+        """:meth:`Client.pop`."""
+        if default is _MISSING:
+            return await self._run(self._client.pop, key)
+        return await self._run(self._client.pop, key, default)
+
+    async def incr(self, key: BytesLike, amount: int = 1) -> int:
+        """:meth:`Client.incr`."""
+        return await self._run(self._client.incr, key, amount)
+
+    async def compare_and_swap(self, key: BytesLike, expected: Optional[BytesLike], new: Optional[BytesLike]) -> bool:
+        """:meth:`Client.compare_and_swap`."""
+        return await self._run(self._client.compare_and_swap, key, expected, new)
+
+    async def setdefault(self, key: BytesLike, default: BytesLike) -> bytes:
+        """:meth:`Client.setdefault`."""
+        return await self._run(self._client.setdefault, key, default)
+
+    def keys(
+        self,
+        prefix: Optional[BytesLike] = None,
+        start: Optional[BytesLike] = None,
+        end: Optional[BytesLike] = None,
+    ) -> AsyncIterator[bytes]:
+        """Keys in order: ``async for key in client.keys(prefix=...)``."""
+        return self._iterate(self._client.keys(prefix, start, end))
+
+    def values(
+        self,
+        prefix: Optional[BytesLike] = None,
+        start: Optional[BytesLike] = None,
+        end: Optional[BytesLike] = None,
+    ) -> AsyncIterator[bytes]:
+        """Values in key order."""
+        return self._iterate(self._client.values(prefix, start, end))
+
+    def items(
+        self,
+        prefix: Optional[BytesLike] = None,
+        start: Optional[BytesLike] = None,
+        end: Optional[BytesLike] = None,
+    ) -> AsyncIterator[Tuple[bytes, bytes]]:
+        """``(key, value)`` pairs in key order (:meth:`Client.items`)."""
+        return self._iterate(self._client.items(prefix, start, end))
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.keys()
+
+    async def status(self) -> Dict[str, Dict[str, Any]]:
+        """:meth:`Client.status`."""
+        return await self._run(self._client.status)
+
+    async def leader(self) -> Optional[str]:
+        """:meth:`Client.leader`."""
+        return await self._run(self._client.leader)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._client.closed
+
+    async def close(self) -> None:
+        """Ends the client session and closes every connection. Idempotent."""
+        await self._run(self._client.close)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<quorumkv.AsyncClient {self.addresses!r}>"
 
 
 def _bytes(reply: Reply) -> bytes:

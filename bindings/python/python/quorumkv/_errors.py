@@ -18,6 +18,8 @@ __all__ = [
     "InvalidArgumentError",
     "LockedError",
     "NotLeaderError",
+    "OutcomeUnknown",
+    "ReplyError",
     "StorageError",
     "TimeoutError",
 ]
@@ -36,7 +38,30 @@ class InvalidArgumentError(Error, ValueError):
 
 
 class TimeoutError(Error, builtins.TimeoutError):
-    """Waiting took too long. A write that timed out may or may not have taken effect."""
+    """Waiting took too long (no node answered, or no leader was found, within the time
+    allowed). For the cluster clients the command did not take effect; a write that may have
+    raises :class:`OutcomeUnknown` instead. For :class:`quorumkv.Store`, a write that timed
+    out may or may not have taken effect."""
+
+
+class OutcomeUnknown(Error):
+    """A write was sent and its answer lost (the connection broke or the wait ran out after
+    sending, and no retry could learn the answer): it may or may not have taken effect.
+
+    With sessions (the default) the cluster clients resend a write whose answer was lost,
+    under the same session and sequence number, so the cluster applies it once; this is raised
+    only when that was impossible (the session expired meanwhile, or ``retry_for`` ran out)."""
+
+
+class ReplyError(Error):
+    """An error reply from a node (``-CODE text``): ``code`` is its first word (``ERR``,
+    ``WRONGPASS``, ``SESSIONEXPIRED``...). The command did not take effect."""
+
+    code: str
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.code = text.split(" ", 1)[0]
 
 
 class ClosedError(Error):

@@ -2,7 +2,7 @@
 
 from typing import Any, Dict, List, Optional, Tuple, final
 
-__all__ = ["Simulation", "Store", "__version__", "_panic_for_test", "run_seed"]
+__all__ = ["ClusterClient", "Simulation", "Store", "__version__", "_panic_for_test", "run_seed"]
 
 __version__: str
 
@@ -23,6 +23,29 @@ class Store:
     ) -> List[Tuple[bytes, bytes]]: ...
     def len(self) -> int: ...
     def snapshot(self) -> None: ...
+    def close(self) -> None: ...
+
+@final
+class ClusterClient:
+    def __new__(
+        cls,
+        addresses: List[str],
+        timeout: float = 5.0,
+        retry_for: float = 15.0,
+        password: Optional[str] = None,
+        ca_file: Optional[str] = None,
+        cert_file: Optional[str] = None,
+        key_file: Optional[str] = None,
+        sessions: bool = True,
+    ) -> ClusterClient: ...
+    def execute(self, args: List[bytes]) -> Any: ...
+    def execute_on(self, address: str, args: List[bytes]) -> Any: ...
+    @property
+    def addresses(self) -> List[str]: ...
+    @property
+    def session_id(self) -> Optional[int]: ...
+    @property
+    def closed(self) -> bool: ...
     def close(self) -> None: ...
 
 @final

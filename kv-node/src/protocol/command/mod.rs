@@ -2,8 +2,8 @@
 //! answers about the table.
 //!
 //! - [`table`]: every command and subcommand, with arity, flags, key positions and docs;
-//! - [`data`] and [`admin`]: the parsers the table names (data commands; connection, server
-//!   and cluster commands);
+//! - [`data`], [`admin`] and [`session`]: the parsers the table names (data commands;
+//!   connection, server and cluster commands; client sessions);
 //! - [`action`]: what a parsed command asks for, and [`CommandError`].
 //!
 //! [`parse`] looks the name up, checks the arity against the table (so no parser repeats it),
@@ -12,6 +12,7 @@
 mod action;
 mod admin;
 mod data;
+mod session;
 mod spec;
 mod table;
 
@@ -341,7 +342,7 @@ mod tests {
                 Err(CommandError::Unknown { .. })
             ));
         }
-        assert_eq!(commands().len(), 38);
+        assert_eq!(commands().len(), 39);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use super::admin;
 use super::data;
+use super::session;
 use super::spec::Flag;
 use super::spec::Spec;
 
@@ -173,6 +174,39 @@ const RAFT: &[Spec] = &[
         group: "cluster",
         summary: "RAFT TRANSFER-LEADER id: hands leadership to another voter.",
         parse: Some(admin::raft_transfer_leader),
+        subcommands: &[],
+    },
+];
+
+const SESSION: &[Spec] = &[
+    Spec {
+        name: "session|end",
+        arity: 3,
+        flags: &[Flag::Write, Flag::Fast],
+        keys: (0, 0, 0),
+        group: "connection",
+        summary: "SESSION END id: closes a client session; 1 if it was open. QuorumKV only.",
+        parse: Some(session::session_end),
+        subcommands: &[],
+    },
+    Spec {
+        name: "session|new",
+        arity: -2,
+        flags: &[Flag::Write, Flag::Fast],
+        keys: (0, 0, 0),
+        group: "connection",
+        summary: "SESSION NEW [TTL seconds]: opens a client session for exactly-once writes; answers its id. QuorumKV only.",
+        parse: Some(session::session_new),
+        subcommands: &[],
+    },
+    Spec {
+        name: "session|run",
+        arity: -6,
+        flags: &[Flag::Write],
+        keys: (0, 0, 0),
+        group: "connection",
+        summary: "SESSION RUN id seq acked command [arg ...]: runs a write once per (id, seq); a repeat gets the recorded reply. QuorumKV only.",
+        parse: Some(session::session_run),
         subcommands: &[],
     },
 ];
@@ -518,6 +552,17 @@ pub(super) const COMMANDS: &[Spec] = &[
         summary: "Changes the selected database (only 0 exists).",
         parse: Some(admin::select),
         subcommands: &[],
+    },
+    Spec {
+        name: "session",
+        arity: -2,
+        // Pipelined SESSION commands go down the request path in one batch, as writes do.
+        flags: &[Flag::Write],
+        keys: (0, 0, 0),
+        group: "connection",
+        summary: "A container for client session commands (exactly-once writes). QuorumKV only.",
+        parse: None,
+        subcommands: SESSION,
     },
     Spec {
         name: "set",

@@ -1,4 +1,5 @@
-//! A small RESP2 client: what the `kv` CLI, `--join` and the tests use to talk to a node.
+//! One RESP2 connection to one node: what [`ClusterClient`](super::ClusterClient) runs on,
+//! and what tests and benchmarks use to talk to a given node.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kv_node::client::ClientError> {
