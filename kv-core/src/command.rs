@@ -81,6 +81,55 @@ pub enum Expiry {
     Keep,
 }
 
+/// An expiry time as a command gives it: relative to the write's `at_ms`, or absolute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpiryTime {
+    /// This many milliseconds after [`Write::at_ms`] (resolved when applied, so every replica
+    /// computes the same time).
+    In(u64),
+    /// At this leader-clock time, in milliseconds.
+    At(u64),
+}
+
+impl ExpiryTime {
+    /// The absolute time, for a write stamped `at_ms`.
+    pub fn resolve(self, at_ms: u64) -> u64 {
+        match self {
+            ExpiryTime::In(ms) => at_ms.saturating_add(ms),
+            ExpiryTime::At(t) => t,
+        }
+    }
+}
+
+/// A condition on a key's current expiry (Redis `EXPIRE`'s `NX`, `XX`, `GT`, `LT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ExpiryCondition {
+    /// Always set the expiry.
+    #[default]
+    Always,
+    /// Only if the key has no expiry (`NX`).
+    NoExpiry,
+    /// Only if the key has an expiry (`XX`).
+    HasExpiry,
+    /// Only if the new expiry is later than the current one; no expiry counts as infinitely
+    /// late (`GT`).
+    Later,
+    /// Only if the new expiry is earlier than the current one; no expiry counts as infinitely
+    /// late (`LT`).
+    Earlier,
+}
+
+/// What `GetAndExpire` (Redis `GETEX`) does to the key's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpiryChange {
+    /// Leave it as it is.
+    Keep,
+    /// Remove it (`PERSIST`).
+    Persist,
+    /// Set it (`EX`, `PX`, `EXAT`, `PXAT`).
+    Set(ExpiryTime),
+}
+
 /// A state-changing operation. Every variant is deterministic given the state and `Write::at_ms`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -145,6 +194,73 @@ pub enum Command {
     },
     /// Remove every key. Answers [`Response::Ok`].
     Clear,
+    /// Write several keys at once, none of which expire, only if none of them exists (Redis
+    /// `MSETNX`). Answers [`Response::Count`]: 1 if written, 0 if not.
+    MultiSetIfAbsent {
+        /// Key/value pairs, applied in order.
+        pairs: Vec<(Key, Value)>,
+    },
+    /// Return a key's value and change its expiry (Redis `GETEX`). Answers
+    /// [`Response::Value`].
+    GetAndExpire {
+        /// The key.
+        key: Key,
+        /// The change to its expiry.
+        change: ExpiryChange,
+    },
+    /// Overwrite part of a value from `offset`, padding with zero bytes (Redis `SETRANGE`).
+    /// Answers [`Response::Count`] with the new length, or [`CommandError::ValueTooLong`].
+    SetRange {
+        /// The key.
+        key: Key,
+        /// Where the bytes go.
+        offset: u64,
+        /// The bytes.
+        value: Value,
+    },
+    /// Add a decimal or hexadecimal floating-point number, given as the client's text, to the
+    /// number stored at `key` (absent counts as 0), computed and formatted exactly as Redis does
+    /// (x87 extended precision, `%.17Lf` with trailing zeros cut). Answers [`Response::Value`]
+    /// with the new value, or [`CommandError::NotAFloat`] / [`CommandError::NotFinite`].
+    IncrementFloat {
+        /// The key.
+        key: Key,
+        /// The increment, as sent.
+        delta: Value,
+    },
+    /// Move a key's value and expiry to another key (Redis `RENAME`, `RENAMENX`). Answers
+    /// [`Response::Count`] (1 moved, 0 not because `if_absent` and the destination exists) or
+    /// [`CommandError::NoSuchKey`].
+    Rename {
+        /// The key moved.
+        source: Key,
+        /// Its new name.
+        destination: Key,
+        /// Only if the destination does not exist (`RENAMENX`).
+        if_absent: bool,
+    },
+    /// Copy a key's value and expiry to another key (Redis `COPY`). Answers
+    /// [`Response::Count`]: 1 if copied, 0 if the source is missing or the destination exists
+    /// and `replace` is not set.
+    Copy {
+        /// The key copied.
+        source: Key,
+        /// The key written.
+        destination: Key,
+        /// Overwrite an existing destination.
+        replace: bool,
+    },
+    /// Set a key's expiry if `condition` holds (Redis `EXPIRE` and friends with `NX`, `XX`,
+    /// `GT`, `LT`). Answers [`Response::Count`]: 1 if set (or the key removed for a time
+    /// already past), 0 if the key is missing or the condition failed.
+    ExpireIf {
+        /// The key.
+        key: Key,
+        /// The new expiry time.
+        at: ExpiryTime,
+        /// The condition on the current expiry.
+        condition: ExpiryCondition,
+    },
 }
 
 /// A command as it travels through the Raft log: the leader's clock reading and the command.
@@ -169,6 +285,27 @@ impl fmt::Display for Write {
             Command::Append { key: k, suffix } => write!(f, "APPEND {} ({} bytes)", key(k), suffix.len()),
             Command::SetExpiry { key: k, at_ms } => write!(f, "EXPIRE {} {at_ms:?}", key(k)),
             Command::Clear => write!(f, "FLUSHDB"),
+            Command::MultiSetIfAbsent { pairs } => write!(f, "MSETNX {} keys", pairs.len()),
+            Command::GetAndExpire { key: k, change } => write!(f, "GETEX {} {change:?}", key(k)),
+            Command::SetRange { key: k, offset, value } => {
+                write!(f, "SETRANGE {} {offset} ({} bytes)", key(k), value.len())
+            }
+            Command::IncrementFloat { key: k, delta } => write!(f, "INCRBYFLOAT {} {}", key(k), Printable(delta)),
+            Command::Rename {
+                source,
+                destination,
+                if_absent,
+            } => write!(
+                f,
+                "{} {} {}",
+                if *if_absent { "RENAMENX" } else { "RENAME" },
+                key(source),
+                key(destination)
+            ),
+            Command::Copy {
+                source, destination, ..
+            } => write!(f, "COPY {} {}", key(source), key(destination)),
+            Command::ExpireIf { key: k, at, condition } => write!(f, "EXPIRE {} {at:?} {condition:?}", key(k)),
         }?;
         write!(f, " @{}ms", self.at_ms)
     }
@@ -235,6 +372,19 @@ pub enum Query {
         /// Most keys returned.
         limit: usize,
     },
+    /// A key's absolute expiry time. Answers [`Response::Ttl`] with
+    /// [`TtlState::ExpiresAt`] (or `Missing`, `Persistent`).
+    ExpireTime {
+        /// The key.
+        key: Key,
+    },
+    /// A live key picked by `seed` (Redis `RANDOMKEY`): the first live key at or after the
+    /// seed's 8 big-endian bytes, wrapping around to the first key. Answers
+    /// [`Response::Value`] with the key, or `None` if the store is empty.
+    RandomKey {
+        /// Where to look; the client port draws it at random.
+        seed: u64,
+    },
 }
 
 /// Deterministic, per-command failures (the command still occupies its log slot).
@@ -260,6 +410,15 @@ pub enum CommandError {
         /// The limit.
         max: usize,
     },
+    /// `IncrementFloat` on a value, or with an increment, that is not a floating-point number.
+    #[error("value is not a valid float")]
+    NotAFloat,
+    /// `IncrementFloat` would produce NaN or an infinity.
+    #[error("increment would produce NaN or Infinity")]
+    NotFinite,
+    /// `Rename` of a key that does not exist.
+    #[error("no such key")]
+    NoSuchKey,
 }
 
 /// The answer to a [`Command`] or [`Query`].
@@ -310,6 +469,9 @@ pub enum TtlState {
     Persistent,
     /// Milliseconds until the key expires.
     Remaining(u64),
+    /// The leader-clock time the key expires at, in milliseconds (the answer to
+    /// [`Query::ExpireTime`]).
+    ExpiresAt(u64),
 }
 
 /// Errors from [`validate`]: the command is refused before it is proposed.
@@ -376,6 +538,20 @@ impl Command {
                 key(k)
             }
             Command::Clear => Ok(()),
+            Command::MultiSetIfAbsent { pairs } => {
+                count(pairs.len())?;
+                pairs.iter().try_for_each(|(k, v)| key(k).and(value(v)))
+            }
+            Command::SetRange { key: k, value: v, .. } | Command::IncrementFloat { key: k, delta: v } => {
+                key(k).and(value(v))
+            }
+            Command::Rename {
+                source, destination, ..
+            }
+            | Command::Copy {
+                source, destination, ..
+            } => key(source).and(key(destination)),
+            Command::GetAndExpire { key: k, .. } | Command::ExpireIf { key: k, .. } => key(k),
         }
     }
 }
@@ -386,7 +562,7 @@ impl Query {
     pub fn validate(&self, limits: &Limits) -> Result<(), LimitError> {
         let key = |k: &Key| check_len(k.len(), limits.max_key_len, true);
         match self {
-            Query::Get { key: k } | Query::Ttl { key: k } => key(k),
+            Query::Get { key: k } | Query::Ttl { key: k } | Query::ExpireTime { key: k } => key(k),
             Query::MultiGet { keys } => {
                 if keys.len() > limits.max_keys_per_command {
                     return Err(LimitError::TooManyKeys {
@@ -396,7 +572,11 @@ impl Query {
                 }
                 keys.iter().try_for_each(key)
             }
-            Query::Range { .. } | Query::Prefix { .. } | Query::Keys { .. } | Query::Count => Ok(()),
+            Query::Range { .. }
+            | Query::Prefix { .. }
+            | Query::Keys { .. }
+            | Query::Count
+            | Query::RandomKey { .. } => Ok(()),
         }
     }
 }

@@ -12,6 +12,8 @@ use std::ops::Bound;
 use serde::Deserialize;
 use serde::Serialize;
 
+mod strings;
+
 use crate::command::CodecError;
 use crate::command::Command;
 use crate::command::CommandError;
@@ -181,6 +183,21 @@ impl Store {
                 self.bytes = 0;
                 Response::Ok
             }
+            Command::MultiSetIfAbsent { pairs } => self.multi_set_if_absent(pairs),
+            Command::GetAndExpire { key, change } => self.get_and_expire(key, *change, write.at_ms),
+            Command::SetRange { key, offset, value } => self.set_range(key, *offset, value),
+            Command::IncrementFloat { key, delta } => self.increment_float(key, delta),
+            Command::Rename {
+                source,
+                destination,
+                if_absent,
+            } => self.rename(source, destination, *if_absent),
+            Command::Copy {
+                source,
+                destination,
+                replace,
+            } => self.copy(source, destination, *replace),
+            Command::ExpireIf { key, at, condition } => self.expire_if(key, *at, *condition, write.at_ms),
         }
     }
 
@@ -236,6 +253,8 @@ impl Store {
                 let expired = self.expiries.range(..(now + 1, Vec::new())).count();
                 Response::Count((self.data.len() - expired) as u64)
             }
+            Query::ExpireTime { key } => self.expire_time(key, now),
+            Query::RandomKey { seed } => self.random_key(*seed, now),
         }
     }
 
