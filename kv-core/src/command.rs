@@ -117,6 +117,8 @@ pub enum ExpiryCondition {
     /// Only if the new expiry is earlier than the current one; no expiry counts as infinitely
     /// late (`LT`).
     Earlier,
+    /// Only if the key has an expiry and the new one is earlier (`XX LT`).
+    HasExpiryEarlier,
 }
 
 /// What `GetAndExpire` (Redis `GETEX`) does to the key's expiry.

@@ -153,6 +153,7 @@ impl Store {
             // No expiry is an infinitely late one.
             ExpiryCondition::Later => current.is_some_and(|t| when > t),
             ExpiryCondition::Earlier => current.is_none_or(|t| when < t),
+            ExpiryCondition::HasExpiryEarlier => current.is_some_and(|t| when < t),
         };
         if !holds {
             return Response::Count(0);

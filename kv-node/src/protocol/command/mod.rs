@@ -19,6 +19,7 @@ pub use action::Action;
 pub use action::CommandError;
 pub use action::CursorLookup;
 pub use action::Introspection;
+pub use action::KillFilter;
 pub use spec::Flag;
 pub use spec::Spec;
 
@@ -341,7 +342,7 @@ mod tests {
                 Err(CommandError::Unknown { .. })
             ));
         }
-        assert_eq!(commands().len(), 38);
+        assert_eq!(commands().len(), 60);
     }
 
     #[test]
