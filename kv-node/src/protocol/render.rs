@@ -60,7 +60,8 @@ pub enum Shape {
     },
     /// TYPE: `+string` or `+none`, from a TTL query.
     Type,
-    /// EXPIRETIME / PEXPIRETIME: the absolute expiry, -1 without one, -2 without the key.
+    /// EXPIRETIME / PEXPIRETIME: the absolute expiry (in seconds rounded to the nearest, as
+    /// Redis does), -1 without one, -2 without the key.
     ExpireTime {
         /// In seconds (EXPIRETIME) rather than milliseconds.
         seconds: bool,
@@ -161,7 +162,7 @@ pub fn render(shape: Shape, response: Response, next_cursor: &dyn Fn(&[u8]) -> S
             TtlState::Missing => Reply::Integer(-2),
             TtlState::Persistent => Reply::Integer(-1),
             TtlState::ExpiresAt(ms) => {
-                let at = if seconds { ms / 1000 } else { ms };
+                let at = if seconds { ms.saturating_add(500) / 1000 } else { ms };
                 Reply::Integer(i64::try_from(at).unwrap_or(i64::MAX))
             }
             TtlState::Remaining(_) => mismatch(&Shape::ExpireTime { seconds }, &Response::Ttl(ttl)),

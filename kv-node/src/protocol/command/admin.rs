@@ -219,14 +219,14 @@ pub(super) fn role(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
     Ok(Action::Role)
 }
 
-/// `WAIT numreplicas timeout`: the timeout is read first, as Redis reads it.
+/// `WAIT numreplicas timeout`, its arguments read in Redis's order.
 pub(super) fn wait(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    let replicas = integer(&args[1])?;
     let timeout = integer(&args[2])
         .map_err(|_| CommandError::Invalid("timeout is not an integer or out of range".to_string()))?;
     if timeout < 0 {
         return Err(CommandError::Invalid("timeout is negative".to_string()));
     }
-    let replicas = integer(&args[1])?;
     Ok(Action::Wait {
         replicas,
         timeout_ms: timeout.unsigned_abs(),
