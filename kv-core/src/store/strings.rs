@@ -2,9 +2,12 @@
 //! `GETEX`, `SETRANGE`, `INCRBYFLOAT`, `RENAME`/`RENAMENX`, `COPY` and `EXPIRE` with a
 //! condition, plus the reads `EXPIRETIME` and `RANDOMKEY`.
 //!
-//! Each runs inside one applied log entry, so the read and the write are atomic on every
-//! replica, and each uses only the store and the write's `at_ms`: a relative expiry
-//! ([`ExpiryTime::In`]) is resolved against `at_ms` here rather than by each replica's clock.
+//! Each runs inside one applied log entry (alone, in a session or in a transaction), so the
+//! read and the write are atomic on every replica, and each uses only the store: a relative
+//! expiry ([`ExpiryTime::In`]) is resolved against the store's clock (the largest
+//! `Write::at_ms` applied) rather than by each replica's own clock. Each change is noted as the
+//! keyspace event Redis raises for it (`set`, `expire`, `persist`, `del`, `setrange`,
+//! `incrbyfloat`, `rename_from` / `rename_to`, `copy_to`).
 //! Keys whose expiry is at or before the store's clock were dropped by `advance_clock` before
 //! any of these runs, so every key in `data` is live. Replies follow Redis 7.0 (`redis-server`
 //! side by side in `kv-node/tests/redis_strings.rs`).
@@ -32,12 +35,13 @@ impl Store {
         }
         for (key, value) in pairs {
             self.insert(key.clone(), value.clone(), None);
+            self.note(key, "set");
         }
         Response::Count(1)
     }
 
     /// `GETEX`: the value, after changing the key's expiry.
-    pub(super) fn get_and_expire(&mut self, key: &Key, change: ExpiryChange, at_ms: u64) -> Response {
+    pub(super) fn get_and_expire(&mut self, key: &Key, change: ExpiryChange) -> Response {
         let Some(record) = self.data.get(key) else {
             return Response::Value(None);
         };
@@ -47,9 +51,10 @@ impl Store {
             ExpiryChange::Persist => {
                 if expires_at.is_some() {
                     self.insert(key.clone(), value.clone(), None);
+                    self.note(key, "persist");
                 }
             }
-            ExpiryChange::Set(at) => self.expire_at(key, value.clone(), at.resolve(at_ms)),
+            ExpiryChange::Set(at) => self.expire_at(key, value.clone(), at.resolve(self.clock_ms)),
         }
         Response::Value(Some(value))
     }
@@ -82,6 +87,7 @@ impl Store {
         value[start..end].copy_from_slice(bytes);
         let len = value.len() as u64;
         self.insert(key.clone(), value, expires_at);
+        self.note(key, "setrange");
         Response::Count(len)
     }
 
@@ -106,6 +112,7 @@ impl Store {
             return Response::Error(CommandError::NotFinite);
         };
         self.insert(key.clone(), text.clone(), expires_at);
+        self.note(key, "incrbyfloat");
         Response::Value(Some(text))
     }
 
@@ -121,7 +128,9 @@ impl Store {
             return Response::Count(0);
         }
         let record = self.remove(source).expect("checked above");
+        self.note(source, "rename_from");
         self.insert(destination.clone(), record.value, record.expires_at);
+        self.note(destination, "rename_to");
         Response::Count(1)
     }
 
@@ -135,16 +144,17 @@ impl Store {
         }
         let (value, expires_at) = (record.value.clone(), record.expires_at);
         self.insert(destination.clone(), value, expires_at);
+        self.note(destination, "copy_to");
         Response::Count(1)
     }
 
     /// `EXPIRE` and friends with `NX`/`XX`/`GT`/`LT`: 1 if the expiry was set (or the key
     /// removed, the time being past), 0 if the key is missing or the condition fails.
-    pub(super) fn expire_if(&mut self, key: &Key, at: ExpiryTime, condition: ExpiryCondition, at_ms: u64) -> Response {
+    pub(super) fn expire_if(&mut self, key: &Key, at: ExpiryTime, condition: ExpiryCondition) -> Response {
         let Some(record) = self.data.get(key) else {
             return Response::Count(0);
         };
-        let when = at.resolve(at_ms);
+        let when = at.resolve(self.clock_ms);
         let current = record.expires_at;
         let holds = match condition {
             ExpiryCondition::Always => true,
@@ -167,8 +177,10 @@ impl Store {
     fn expire_at(&mut self, key: &Key, value: Value, when: u64) {
         if when <= self.clock_ms {
             self.remove(key);
+            self.note(key, "del");
         } else {
             self.insert(key.clone(), value, Some(when));
+            self.note(key, "expire");
         }
     }
 
@@ -208,8 +220,19 @@ mod tests {
         Write { at_ms, command }
     }
 
+    /// Applies at the next revision.
+    trait ApplyNext {
+        fn apply_next(&mut self, write: &Write) -> Response;
+    }
+
+    impl ApplyNext for Store {
+        fn apply_next(&mut self, write: &Write) -> Response {
+            self.apply(self.revision() + 1, write)
+        }
+    }
+
     fn set(store: &mut Store, at_ms: u64, key: &str, value: &str, expiry: Expiry) {
-        store.apply(&w(
+        store.apply_next(&w(
             at_ms,
             Command::Set {
                 key: key.into(),
@@ -240,8 +263,8 @@ mod tests {
         let pairs = |keys: &[&str]| Command::MultiSetIfAbsent {
             pairs: keys.iter().map(|k| (k.as_bytes().to_vec(), b"1".to_vec())).collect(),
         };
-        assert_eq!(s.apply(&w(1, pairs(&["a", "b"]))), Response::Count(1));
-        assert_eq!(s.apply(&w(1, pairs(&["c", "b"]))), Response::Count(0));
+        assert_eq!(s.apply_next(&w(1, pairs(&["a", "b"]))), Response::Count(1));
+        assert_eq!(s.apply_next(&w(1, pairs(&["c", "b"]))), Response::Count(0));
         assert_eq!(get(&s, "c"), None);
     }
 
@@ -254,21 +277,24 @@ mod tests {
             change,
         };
         assert_eq!(
-            s.apply(&w(20, getex(ExpiryChange::Keep))),
+            s.apply_next(&w(20, getex(ExpiryChange::Keep))),
             Response::Value(Some(b"v".to_vec()))
         );
         assert_eq!(ttl(&s, "k"), TtlState::ExpiresAt(100));
-        s.apply(&w(20, getex(ExpiryChange::Set(ExpiryTime::In(50)))));
+        s.apply_next(&w(20, getex(ExpiryChange::Set(ExpiryTime::In(50)))));
         assert_eq!(ttl(&s, "k"), TtlState::ExpiresAt(70));
-        s.apply(&w(21, getex(ExpiryChange::Persist)));
+        s.apply_next(&w(21, getex(ExpiryChange::Persist)));
         assert_eq!(ttl(&s, "k"), TtlState::Persistent);
         // A time already past removes the key, after answering its value.
         assert_eq!(
-            s.apply(&w(30, getex(ExpiryChange::Set(ExpiryTime::At(5))))),
+            s.apply_next(&w(30, getex(ExpiryChange::Set(ExpiryTime::At(5))))),
             Response::Value(Some(b"v".to_vec()))
         );
         assert_eq!(ttl(&s, "k"), TtlState::Missing);
-        assert_eq!(s.apply(&w(30, getex(ExpiryChange::Persist))), Response::Value(None));
+        assert_eq!(
+            s.apply_next(&w(30, getex(ExpiryChange::Persist))),
+            Response::Value(None)
+        );
     }
 
     #[test]
@@ -282,27 +308,27 @@ mod tests {
             offset,
             value: value.into(),
         };
-        assert_eq!(s.apply(&w(1, setrange(0, ""))), Response::Count(0));
+        assert_eq!(s.apply_next(&w(1, setrange(0, ""))), Response::Count(0));
         assert_eq!(get(&s, "k"), None, "an empty write creates nothing");
-        assert_eq!(s.apply(&w(1, setrange(2, "ab"))), Response::Count(4));
+        assert_eq!(s.apply_next(&w(1, setrange(2, "ab"))), Response::Count(4));
         assert_eq!(get(&s, "k"), Some(b"\0\0ab".to_vec()));
-        s.apply(&w(
+        s.apply_next(&w(
             1,
             Command::SetExpiry {
                 key: b"k".to_vec(),
                 at_ms: Some(90),
             },
         ));
-        assert_eq!(s.apply(&w(1, setrange(1, "X"))), Response::Count(4));
+        assert_eq!(s.apply_next(&w(1, setrange(1, "X"))), Response::Count(4));
         assert_eq!(get(&s, "k"), Some(b"\0Xab".to_vec()));
         assert_eq!(ttl(&s, "k"), TtlState::ExpiresAt(90));
-        assert_eq!(s.apply(&w(1, setrange(3, ""))), Response::Count(4));
+        assert_eq!(s.apply_next(&w(1, setrange(3, ""))), Response::Count(4));
         assert_eq!(
-            s.apply(&w(1, setrange(7, "yz"))),
+            s.apply_next(&w(1, setrange(7, "yz"))),
             Response::Error(CommandError::ValueTooLong { len: 9, max: 8 })
         );
         assert_eq!(
-            s.apply(&w(1, setrange(u64::MAX, "y"))),
+            s.apply_next(&w(1, setrange(u64::MAX, "y"))),
             Response::Error(CommandError::ValueTooLong {
                 len: usize::MAX,
                 max: 8
@@ -318,14 +344,20 @@ mod tests {
             delta: delta.into(),
         };
         set(&mut s, 1, "f", "0.1", Expiry::At(1000));
-        assert_eq!(s.apply(&w(2, incr("0.2"))), Response::Value(Some(b"0.3".to_vec())));
+        assert_eq!(s.apply_next(&w(2, incr("0.2"))), Response::Value(Some(b"0.3".to_vec())));
         assert_eq!(ttl(&s, "f"), TtlState::ExpiresAt(1000), "the key keeps its expiry");
-        assert_eq!(s.apply(&w(2, incr("x"))), Response::Error(CommandError::NotAFloat));
-        assert_eq!(s.apply(&w(2, incr("inf"))), Response::Error(CommandError::NotFinite));
+        assert_eq!(s.apply_next(&w(2, incr("x"))), Response::Error(CommandError::NotAFloat));
+        assert_eq!(
+            s.apply_next(&w(2, incr("inf"))),
+            Response::Error(CommandError::NotFinite)
+        );
         assert_eq!(get(&s, "f"), Some(b"0.3".to_vec()));
         set(&mut s, 3, "f", "abc", Expiry::Never);
         // The stored value is read first: its error wins over the increment's.
-        assert_eq!(s.apply(&w(3, incr("inf"))), Response::Error(CommandError::NotAFloat));
+        assert_eq!(
+            s.apply_next(&w(3, incr("inf"))),
+            Response::Error(CommandError::NotAFloat)
+        );
     }
 
     #[test]
@@ -339,13 +371,13 @@ mod tests {
             if_absent,
         };
         assert_eq!(
-            s.apply(&w(2, rename("nope", "x", false))),
+            s.apply_next(&w(2, rename("nope", "x", false))),
             Response::Error(CommandError::NoSuchKey)
         );
-        assert_eq!(s.apply(&w(2, rename("a", "a", false))), Response::Count(1));
-        assert_eq!(s.apply(&w(2, rename("a", "a", true))), Response::Count(0));
-        assert_eq!(s.apply(&w(2, rename("a", "c", true))), Response::Count(0));
-        assert_eq!(s.apply(&w(2, rename("a", "b", false))), Response::Count(1));
+        assert_eq!(s.apply_next(&w(2, rename("a", "a", false))), Response::Count(1));
+        assert_eq!(s.apply_next(&w(2, rename("a", "a", true))), Response::Count(0));
+        assert_eq!(s.apply_next(&w(2, rename("a", "c", true))), Response::Count(0));
+        assert_eq!(s.apply_next(&w(2, rename("a", "b", false))), Response::Count(1));
         assert_eq!(get(&s, "a"), None);
         assert_eq!(ttl(&s, "b"), TtlState::ExpiresAt(500));
         let copy = |from: &str, to: &str, replace| Command::Copy {
@@ -353,10 +385,10 @@ mod tests {
             destination: to.into(),
             replace,
         };
-        assert_eq!(s.apply(&w(3, copy("b", "c", false))), Response::Count(0));
-        assert_eq!(s.apply(&w(3, copy("b", "c", true))), Response::Count(1));
+        assert_eq!(s.apply_next(&w(3, copy("b", "c", false))), Response::Count(0));
+        assert_eq!(s.apply_next(&w(3, copy("b", "c", true))), Response::Count(1));
         assert_eq!(ttl(&s, "c"), TtlState::ExpiresAt(500));
-        assert_eq!(s.apply(&w(3, copy("nope", "d", true))), Response::Count(0));
+        assert_eq!(s.apply_next(&w(3, copy("nope", "d", true))), Response::Count(0));
         assert_eq!(get(&s, "b"), Some(b"1".to_vec()));
         // Byte accounting stays exact through moves and copies.
         let bytes: u64 = ["b", "c"].iter().map(|k| 1 + get(&s, k).unwrap().len() as u64).sum();
@@ -374,41 +406,41 @@ mod tests {
         };
         let at = ExpiryTime::At;
         assert_eq!(
-            s.apply(&w(2, expire(at(100), ExpiryCondition::HasExpiry))),
+            s.apply_next(&w(2, expire(at(100), ExpiryCondition::HasExpiry))),
             Response::Count(0)
         );
         assert_eq!(
-            s.apply(&w(2, expire(at(100), ExpiryCondition::Later))),
+            s.apply_next(&w(2, expire(at(100), ExpiryCondition::Later))),
             Response::Count(0)
         );
         assert_eq!(
-            s.apply(&w(2, expire(at(100), ExpiryCondition::Earlier))),
+            s.apply_next(&w(2, expire(at(100), ExpiryCondition::Earlier))),
             Response::Count(1)
         );
         assert_eq!(
-            s.apply(&w(2, expire(at(90), ExpiryCondition::NoExpiry))),
+            s.apply_next(&w(2, expire(at(90), ExpiryCondition::NoExpiry))),
             Response::Count(0)
         );
         assert_eq!(
-            s.apply(&w(2, expire(at(90), ExpiryCondition::Later))),
+            s.apply_next(&w(2, expire(at(90), ExpiryCondition::Later))),
             Response::Count(0)
         );
         assert_eq!(
-            s.apply(&w(2, expire(at(200), ExpiryCondition::Later))),
+            s.apply_next(&w(2, expire(at(200), ExpiryCondition::Later))),
             Response::Count(1)
         );
         assert_eq!(
-            s.apply(&w(2, expire(ExpiryTime::In(50), ExpiryCondition::Earlier))),
+            s.apply_next(&w(2, expire(ExpiryTime::In(50), ExpiryCondition::Earlier))),
             Response::Count(1)
         );
         assert_eq!(ttl(&s, "k"), TtlState::ExpiresAt(52));
         assert_eq!(
-            s.apply(&w(3, expire(at(3), ExpiryCondition::Always))),
+            s.apply_next(&w(3, expire(at(3), ExpiryCondition::Always))),
             Response::Count(1)
         );
         assert_eq!(ttl(&s, "k"), TtlState::Missing, "a past time removes the key");
         assert_eq!(
-            s.apply(&w(3, expire(at(300), ExpiryCondition::Always))),
+            s.apply_next(&w(3, expire(at(300), ExpiryCondition::Always))),
             Response::Count(0)
         );
     }

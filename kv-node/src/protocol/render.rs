@@ -80,6 +80,8 @@ pub fn store_error(error: &StoreError) -> Reply {
         StoreError::ReplyTooLarge { .. } | StoreError::NotAFloat | StoreError::NotFinite | StoreError::NoSuchKey => {
             format!("ERR {error}")
         }
+        StoreError::SessionExpired { .. } => format!("SESSIONEXPIRED {error}"),
+        StoreError::SessionStale { .. } => format!("SESSIONSTALE {error}"),
     })
 }
 
