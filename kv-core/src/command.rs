@@ -829,6 +829,37 @@ mod tests {
                 at_ms: None,
             },
             Command::Clear,
+            Command::MultiSetIfAbsent {
+                pairs: vec![(b"a".to_vec(), b"1".to_vec())],
+            },
+            Command::GetAndExpire {
+                key: b"k".to_vec(),
+                change: ExpiryChange::Set(ExpiryTime::In(10)),
+            },
+            Command::SetRange {
+                key: b"k".to_vec(),
+                offset: 3,
+                value: b"x".to_vec(),
+            },
+            Command::IncrementFloat {
+                key: b"f".to_vec(),
+                delta: b"1.5".to_vec(),
+            },
+            Command::Rename {
+                source: b"a".to_vec(),
+                destination: b"b".to_vec(),
+                if_absent: false,
+            },
+            Command::Copy {
+                source: b"a".to_vec(),
+                destination: b"b".to_vec(),
+                replace: true,
+            },
+            Command::ExpireIf {
+                key: b"k".to_vec(),
+                at: ExpiryTime::At(99),
+                condition: ExpiryCondition::Later,
+            },
         ]
     }
 
