@@ -637,7 +637,7 @@ fn forwarded_ops() {
                 at: ExpiryTime::In(100),
                 condition: ExpiryCondition::Later,
             }),
-            "514b5652 0300 09000000 05 01 00 14 016b 00 64 03 00",
+            "514b5652 0300 0a000000 05 01 00 14 016b 00 64 03 00",
         ),
         (
             "read expire time",
