@@ -253,8 +253,9 @@ pub(super) fn client_list(args: &Args, _: &CursorLookup) -> Result<Action, Comma
             let ids = args[3..]
                 .iter()
                 .map(|id| {
-                    u64::try_from(integer(id)?)
+                    integer(id)
                         .ok()
+                        .and_then(|id| u64::try_from(id).ok())
                         .filter(|&id| id > 0)
                         .ok_or_else(|| CommandError::Invalid("Invalid client ID".to_string()))
                 })
