@@ -81,6 +81,57 @@ pub enum Expiry {
     Keep,
 }
 
+/// An expiry time as a command gives it: relative to the write's `at_ms`, or absolute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpiryTime {
+    /// This many milliseconds after the store's clock when the write is applied (the largest
+    /// [`Write::at_ms`] so far; resolved by every replica alike).
+    In(u64),
+    /// At this leader-clock time, in milliseconds.
+    At(u64),
+}
+
+impl ExpiryTime {
+    /// The absolute time, for a store whose clock reads `now_ms`.
+    pub fn resolve(self, now_ms: u64) -> u64 {
+        match self {
+            ExpiryTime::In(ms) => now_ms.saturating_add(ms),
+            ExpiryTime::At(t) => t,
+        }
+    }
+}
+
+/// A condition on a key's current expiry (Redis `EXPIRE`'s `NX`, `XX`, `GT`, `LT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ExpiryCondition {
+    /// Always set the expiry.
+    #[default]
+    Always,
+    /// Only if the key has no expiry (`NX`).
+    NoExpiry,
+    /// Only if the key has an expiry (`XX`).
+    HasExpiry,
+    /// Only if the new expiry is later than the current one; no expiry counts as infinitely
+    /// late (`GT`).
+    Later,
+    /// Only if the new expiry is earlier than the current one; no expiry counts as infinitely
+    /// late (`LT`).
+    Earlier,
+    /// Only if the key has an expiry and the new one is earlier (`XX LT`).
+    HasExpiryEarlier,
+}
+
+/// What `GetAndExpire` (Redis `GETEX`) does to the key's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpiryChange {
+    /// Leave it as it is.
+    Keep,
+    /// Remove it (`PERSIST`).
+    Persist,
+    /// Set it (`EX`, `PX`, `EXAT`, `PXAT`).
+    Set(ExpiryTime),
+}
+
 /// A state-changing operation. Every variant is deterministic given the state and `Write::at_ms`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -186,6 +237,73 @@ pub enum Command {
         /// The message.
         message: Vec<u8>,
     },
+    /// Write several keys at once, none of which expire, only if none of them exists (Redis
+    /// `MSETNX`). Answers [`Response::Count`]: 1 if written, 0 if not.
+    MultiSetIfAbsent {
+        /// Key/value pairs, applied in order.
+        pairs: Vec<(Key, Value)>,
+    },
+    /// Return a key's value and change its expiry (Redis `GETEX`). Answers
+    /// [`Response::Value`].
+    GetAndExpire {
+        /// The key.
+        key: Key,
+        /// The change to its expiry.
+        change: ExpiryChange,
+    },
+    /// Overwrite part of a value from `offset`, padding with zero bytes (Redis `SETRANGE`).
+    /// Answers [`Response::Count`] with the new length, or [`CommandError::ValueTooLong`].
+    SetRange {
+        /// The key.
+        key: Key,
+        /// Where the bytes go.
+        offset: u64,
+        /// The bytes.
+        value: Value,
+    },
+    /// Add a decimal or hexadecimal floating-point number, given as the client's text, to the
+    /// number stored at `key` (absent counts as 0), computed and formatted exactly as Redis does
+    /// (x87 extended precision, `%.17Lf` with trailing zeros cut). Answers [`Response::Value`]
+    /// with the new value, or [`CommandError::NotAFloat`] / [`CommandError::NotFinite`].
+    IncrementFloat {
+        /// The key.
+        key: Key,
+        /// The increment, as sent.
+        delta: Value,
+    },
+    /// Move a key's value and expiry to another key (Redis `RENAME`, `RENAMENX`). Answers
+    /// [`Response::Count`] (1 moved, 0 not because `if_absent` and the destination exists) or
+    /// [`CommandError::NoSuchKey`].
+    Rename {
+        /// The key moved.
+        source: Key,
+        /// Its new name.
+        destination: Key,
+        /// Only if the destination does not exist (`RENAMENX`).
+        if_absent: bool,
+    },
+    /// Copy a key's value and expiry to another key (Redis `COPY`). Answers
+    /// [`Response::Count`]: 1 if copied, 0 if the source is missing or the destination exists
+    /// and `replace` is not set.
+    Copy {
+        /// The key copied.
+        source: Key,
+        /// The key written.
+        destination: Key,
+        /// Overwrite an existing destination.
+        replace: bool,
+    },
+    /// Set a key's expiry if `condition` holds (Redis `EXPIRE` and friends with `NX`, `XX`,
+    /// `GT`, `LT`). Answers [`Response::Count`]: 1 if set (or the key removed for a time
+    /// already past), 0 if the key is missing or the condition failed.
+    ExpireIf {
+        /// The key.
+        key: Key,
+        /// The new expiry time.
+        at: ExpiryTime,
+        /// The condition on the current expiry.
+        condition: ExpiryCondition,
+    },
 }
 
 /// The optimistic lock of a [`Command::Transaction`].
@@ -253,6 +371,27 @@ impl fmt::Display for Write {
             Command::Publish { channel, message } => {
                 write!(f, "PUBLISH {} ({} bytes)", key(channel), message.len())
             }
+            Command::MultiSetIfAbsent { pairs } => write!(f, "MSETNX {} keys", pairs.len()),
+            Command::GetAndExpire { key: k, change } => write!(f, "GETEX {} {change:?}", key(k)),
+            Command::SetRange { key: k, offset, value } => {
+                write!(f, "SETRANGE {} {offset} ({} bytes)", key(k), value.len())
+            }
+            Command::IncrementFloat { key: k, delta } => write!(f, "INCRBYFLOAT {} {}", key(k), Printable(delta)),
+            Command::Rename {
+                source,
+                destination,
+                if_absent,
+            } => write!(
+                f,
+                "{} {} {}",
+                if *if_absent { "RENAMENX" } else { "RENAME" },
+                key(source),
+                key(destination)
+            ),
+            Command::Copy {
+                source, destination, ..
+            } => write!(f, "COPY {} {}", key(source), key(destination)),
+            Command::ExpireIf { key: k, at, condition } => write!(f, "EXPIRE {} {at:?} {condition:?}", key(k)),
         }?;
         write!(f, " @{}ms", self.at_ms)
     }
@@ -325,6 +464,19 @@ pub enum Query {
         /// The key.
         key: Key,
     },
+    /// A key's absolute expiry time. Answers [`Response::Ttl`] with
+    /// [`TtlState::ExpiresAt`] (or `Missing`, `Persistent`).
+    ExpireTime {
+        /// The key.
+        key: Key,
+    },
+    /// A live key picked by `seed` (Redis `RANDOMKEY`): the first live key at or after the
+    /// seed's 8 big-endian bytes, wrapping around to the first key. Answers
+    /// [`Response::Value`] with the key, or `None` if the store is empty.
+    RandomKey {
+        /// Where to look; the client port draws it at random.
+        seed: u64,
+    },
 }
 
 /// Deterministic, per-command failures (the command still occupies its log slot).
@@ -368,6 +520,15 @@ pub enum CommandError {
         /// Every sequence number up to this one is forgotten.
         floor: u64,
     },
+    /// `IncrementFloat` on a value, or with an increment, that is not a floating-point number.
+    #[error("value is not a valid float")]
+    NotAFloat,
+    /// `IncrementFloat` would produce NaN or an infinity.
+    #[error("increment would produce NaN or Infinity")]
+    NotFinite,
+    /// `Rename` of a key that does not exist.
+    #[error("no such key")]
+    NoSuchKey,
 }
 
 /// The answer to a [`Command`] or [`Query`].
@@ -431,6 +592,9 @@ pub enum TtlState {
     Persistent,
     /// Milliseconds until the key expires.
     Remaining(u64),
+    /// The leader-clock time the key expires at, in milliseconds (the answer to
+    /// [`Query::ExpireTime`]).
+    ExpiresAt(u64),
 }
 
 /// Errors from [`validate`]: the command is refused before it is proposed.
@@ -524,6 +688,20 @@ impl Command {
                 })
             }
             Command::Publish { channel, message } => key(channel).and(value(message)),
+            Command::MultiSetIfAbsent { pairs } => {
+                count(pairs.len())?;
+                pairs.iter().try_for_each(|(k, v)| key(k).and(value(v)))
+            }
+            Command::SetRange { key: k, value: v, .. } | Command::IncrementFloat { key: k, delta: v } => {
+                key(k).and(value(v))
+            }
+            Command::Rename {
+                source, destination, ..
+            }
+            | Command::Copy {
+                source, destination, ..
+            } => key(source).and(key(destination)),
+            Command::GetAndExpire { key: k, .. } | Command::ExpireIf { key: k, .. } => key(k),
         }
     }
 
@@ -546,7 +724,10 @@ impl Query {
     pub fn validate(&self, limits: &Limits) -> Result<(), LimitError> {
         let key = |k: &Key| check_len(k.len(), limits.max_key_len, true);
         match self {
-            Query::Get { key: k } | Query::Ttl { key: k } | Query::GetRevision { key: k } => key(k),
+            Query::Get { key: k }
+            | Query::Ttl { key: k }
+            | Query::GetRevision { key: k }
+            | Query::ExpireTime { key: k } => key(k),
             Query::MultiGet { keys } => {
                 if keys.len() > limits.max_keys_per_command {
                     return Err(LimitError::TooManyKeys {
@@ -556,7 +737,11 @@ impl Query {
                 }
                 keys.iter().try_for_each(key)
             }
-            Query::Range { .. } | Query::Prefix { .. } | Query::Keys { .. } | Query::Count => Ok(()),
+            Query::Range { .. }
+            | Query::Prefix { .. }
+            | Query::Keys { .. }
+            | Query::Count
+            | Query::RandomKey { .. } => Ok(()),
         }
     }
 }
@@ -644,6 +829,37 @@ mod tests {
                 at_ms: None,
             },
             Command::Clear,
+            Command::MultiSetIfAbsent {
+                pairs: vec![(b"a".to_vec(), b"1".to_vec())],
+            },
+            Command::GetAndExpire {
+                key: b"k".to_vec(),
+                change: ExpiryChange::Set(ExpiryTime::In(10)),
+            },
+            Command::SetRange {
+                key: b"k".to_vec(),
+                offset: 3,
+                value: b"x".to_vec(),
+            },
+            Command::IncrementFloat {
+                key: b"f".to_vec(),
+                delta: b"1.5".to_vec(),
+            },
+            Command::Rename {
+                source: b"a".to_vec(),
+                destination: b"b".to_vec(),
+                if_absent: false,
+            },
+            Command::Copy {
+                source: b"a".to_vec(),
+                destination: b"b".to_vec(),
+                replace: true,
+            },
+            Command::ExpireIf {
+                key: b"k".to_vec(),
+                at: ExpiryTime::At(99),
+                condition: ExpiryCondition::Later,
+            },
         ]
     }
 

@@ -17,6 +17,7 @@
 
 mod image;
 mod session;
+mod strings;
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -266,6 +267,21 @@ impl Store {
                 }
                 Response::Ok
             }
+            Command::MultiSetIfAbsent { pairs } => self.multi_set_if_absent(pairs),
+            Command::GetAndExpire { key, change } => self.get_and_expire(key, *change),
+            Command::SetRange { key, offset, value } => self.set_range(key, *offset, value),
+            Command::IncrementFloat { key, delta } => self.increment_float(key, delta),
+            Command::Rename {
+                source,
+                destination,
+                if_absent,
+            } => self.rename(source, destination, *if_absent),
+            Command::Copy {
+                source,
+                destination,
+                replace,
+            } => self.copy(source, destination, *replace),
+            Command::ExpireIf { key, at, condition } => self.expire_if(key, *at, *condition),
         }
     }
 
@@ -329,6 +345,8 @@ impl Store {
                     revision: self.revision,
                 }
             }
+            Query::ExpireTime { key } => self.expire_time(key, now),
+            Query::RandomKey { seed } => self.random_key(*seed, now),
         }
     }
 

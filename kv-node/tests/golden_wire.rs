@@ -21,7 +21,9 @@
 //! - `protocol_version`: magic, header length and [`PROTOCOL_VERSION`] 3; a frame of another
 //!   version is refused.
 //! - `forwarded_ops`: a [`RaftRequest::Forward`] of each [`Op`] variant, with `Op::Read` of every
-//!   [`Query`] variant (`Range` with each `Bound` variant).
+//!   [`Query`] variant (`Range` with each `Bound` variant), and `Op::Write` of the read-modify-write
+//!   string commands (`MultiSetIfAbsent`, `GetAndExpire` with each `ExpiryChange`, `SetRange`,
+//!   `IncrementFloat`, `Rename`, `Copy`, `ExpireIf` with both `ExpiryTime` variants).
 //! - `forwarded_results`: a [`RaftReply::Forwarded`] of `Ok` of every [`Response`] variant (with
 //!   every [`TtlState`] and [`CommandError`] variant) and of `Err` of every [`OpError`] variant.
 //! - `raft_requests`: every [`RaftRequest`] variant: AppendEntries with one normal entry and as a
@@ -53,6 +55,9 @@ use golden_support::unhex;
 use kv_core::command::Command;
 use kv_core::command::CommandError;
 use kv_core::command::Expiry;
+use kv_core::command::ExpiryChange;
+use kv_core::command::ExpiryCondition;
+use kv_core::command::ExpiryTime;
 use kv_core::command::Query;
 use kv_core::command::Response;
 use kv_core::command::SetCondition;
@@ -291,6 +296,8 @@ fn query_variant(query: &Query) -> &'static str {
         Query::Count => "Count",
         Query::Keys { .. } => "Keys",
         Query::GetRevision { .. } => "GetRevision",
+        Query::ExpireTime { .. } => "ExpireTime",
+        Query::RandomKey { .. } => "RandomKey",
     }
 }
 
@@ -327,6 +334,7 @@ fn ttl_state_variant(state: &TtlState) -> &'static str {
         TtlState::Missing => "Missing",
         TtlState::Persistent => "Persistent",
         TtlState::Remaining(_) => "Remaining",
+        TtlState::ExpiresAt(_) => "ExpiresAt",
     }
 }
 
@@ -338,6 +346,9 @@ fn command_error_variant(error: &CommandError) -> &'static str {
         CommandError::ReplyTooLarge { .. } => "ReplyTooLarge",
         CommandError::SessionExpired { .. } => "SessionExpired",
         CommandError::SessionStale { .. } => "SessionStale",
+        CommandError::NotAFloat => "NotAFloat",
+        CommandError::NotFinite => "NotFinite",
+        CommandError::NoSuchKey => "NoSuchKey",
     }
 }
 
@@ -396,6 +407,7 @@ fn protocol_version() {
 #[test]
 fn forwarded_ops() {
     let read = |query| forward(Op::Read(query));
+    let write = |command| forward(Op::Write { command, ttl_ms: None });
     let cases = vec![
         (
             "write with ttl",
@@ -537,6 +549,106 @@ fn forwarded_ops() {
             // (no ttl), TxOp::Read GET k; no ttl
             "514b5652 0300 18000000 05 01 00 0c 01 09 01 016b 02 00 00 016b 0176 00 00 00 01 00 016b 00",
         ),
+        (
+            "write msetnx",
+            write(Command::MultiSetIfAbsent {
+                pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())],
+            }),
+            // Op::Write: Command::MultiSetIfAbsent, 2 pairs ("a", "1"), ("b", "2"); no ttl
+            "514b5652 0300 0e000000 05 01 00 0e 02 0161 0131 0162 0132 00",
+        ),
+        (
+            "write getex in",
+            write(Command::GetAndExpire {
+                key: b"k".to_vec(),
+                change: ExpiryChange::Set(ExpiryTime::In(5_000)),
+            }),
+            // Command::GetAndExpire "k", ExpiryChange::Set, ExpiryTime::In 5000; no ttl
+            "514b5652 0300 0b000000 05 01 00 0f 016b 02 00 8827 00",
+        ),
+        (
+            "write getex persist",
+            write(Command::GetAndExpire {
+                key: b"k".to_vec(),
+                change: ExpiryChange::Persist,
+            }),
+            "514b5652 0300 08000000 05 01 00 0f 016b 01 00",
+        ),
+        (
+            "write getex keep",
+            write(Command::GetAndExpire {
+                key: b"k".to_vec(),
+                change: ExpiryChange::Keep,
+            }),
+            "514b5652 0300 08000000 05 01 00 0f 016b 00 00",
+        ),
+        (
+            "write setrange",
+            write(Command::SetRange {
+                key: b"k".to_vec(),
+                offset: 6,
+                value: b"xy".to_vec(),
+            }),
+            // Command::SetRange "k", offset 6, value "xy"; no ttl
+            "514b5652 0300 0b000000 05 01 00 10 016b 06 027879 00",
+        ),
+        (
+            "write incrbyfloat",
+            write(Command::IncrementFloat {
+                key: b"k".to_vec(),
+                delta: b"0.5".to_vec(),
+            }),
+            // Command::IncrementFloat "k", delta "0.5" (the client's text); no ttl
+            "514b5652 0300 0b000000 05 01 00 11 016b 03302e35 00",
+        ),
+        (
+            "write renamenx",
+            write(Command::Rename {
+                source: b"a".to_vec(),
+                destination: b"b".to_vec(),
+                if_absent: true,
+            }),
+            "514b5652 0300 0a000000 05 01 00 12 0161 0162 01 00",
+        ),
+        (
+            "write copy",
+            write(Command::Copy {
+                source: b"a".to_vec(),
+                destination: b"b".to_vec(),
+                replace: false,
+            }),
+            "514b5652 0300 0a000000 05 01 00 13 0161 0162 00 00",
+        ),
+        (
+            "write expire at, xx lt",
+            write(Command::ExpireIf {
+                key: b"k".to_vec(),
+                at: ExpiryTime::At(1_700_000_000_000),
+                condition: ExpiryCondition::HasExpiryEarlier,
+            }),
+            // Command::ExpireIf "k", ExpiryTime::At 1_700_000_000_000,
+            // ExpiryCondition::HasExpiryEarlier; no ttl
+            "514b5652 0300 0f000000 05 01 00 14 016b 01 80d095ffbc31 05 00",
+        ),
+        (
+            "write expire in, gt",
+            write(Command::ExpireIf {
+                key: b"k".to_vec(),
+                at: ExpiryTime::In(100),
+                condition: ExpiryCondition::Later,
+            }),
+            "514b5652 0300 0a000000 05 01 00 14 016b 00 64 03 00",
+        ),
+        (
+            "read expire time",
+            read(Query::ExpireTime { key: b"k".to_vec() }),
+            "514b5652 0300 06000000 05 01 01 08 016b",
+        ),
+        (
+            "read random key",
+            read(Query::RandomKey { seed: 300 }),
+            "514b5652 0300 06000000 05 01 01 09 ac02",
+        ),
     ];
     check_frames(&cases, same_request);
 
@@ -583,6 +695,8 @@ fn forwarded_ops() {
             "Count",
             "Keys",
             "GetRevision",
+            "ExpireTime",
+            "RandomKey",
         ],
     );
     assert_covers("Bound", bounds, &["Included", "Excluded", "Unbounded"]);
@@ -655,6 +769,27 @@ fn forwarded_results() {
             "ttl remaining",
             ok(Response::Ttl(TtlState::Remaining(1_500))),
             "514b5652 0300 07000000 05 01 00 08 02 dc0b",
+        ),
+        (
+            "ttl expires at",
+            ok(Response::Ttl(TtlState::ExpiresAt(1_500))),
+            // Response::Ttl, TtlState::ExpiresAt 1500 (the answer to Query::ExpireTime)
+            "514b5652 0300 07000000 05 01 00 08 03 dc0b",
+        ),
+        (
+            "error not a float",
+            ok(Response::Error(CommandError::NotAFloat)),
+            "514b5652 0300 05000000 05 01 00 09 06",
+        ),
+        (
+            "error not finite",
+            ok(Response::Error(CommandError::NotFinite)),
+            "514b5652 0300 05000000 05 01 00 09 07",
+        ),
+        (
+            "error no such key",
+            ok(Response::Error(CommandError::NoSuchKey)),
+            "514b5652 0300 05000000 05 01 00 09 08",
         ),
         (
             "error not an integer",
@@ -807,7 +942,7 @@ fn forwarded_results() {
             Response::Ttl(state) => Some(ttl_state_variant(state)),
             _ => None,
         }),
-        &["Missing", "Persistent", "Remaining"],
+        &["Missing", "Persistent", "Remaining", "ExpiresAt"],
     );
     assert_covers(
         "CommandError",
@@ -822,6 +957,9 @@ fn forwarded_results() {
             "ReplyTooLarge",
             "SessionExpired",
             "SessionStale",
+            "NotAFloat",
+            "NotFinite",
+            "NoSuchKey",
         ],
     );
     assert_covers(

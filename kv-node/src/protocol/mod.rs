@@ -16,6 +16,7 @@
 //! commands are `-ERR`; a missing or wrong password `-NOAUTH` / `-WRONGPASS`.
 
 pub mod auth;
+mod clients;
 pub mod command;
 mod cursors;
 pub mod glob;
@@ -52,6 +53,8 @@ pub struct ClientPort {
     next_client_id: AtomicU64,
     /// One permit per client connection allowed (`maxclients`).
     slots: Arc<Semaphore>,
+    /// The open connections (`CLIENT LIST`, `CLIENT KILL`).
+    clients: clients::Clients,
 }
 
 impl ClientPort {
@@ -67,6 +70,7 @@ impl ClientPort {
             limits,
             slots,
             next_client_id: AtomicU64::new(1),
+            clients: clients::Clients::default(),
         }
     }
 

@@ -50,6 +50,27 @@ pub enum Shape {
     },
     /// SESSION NEW: the new session's id as an integer.
     SessionId,
+    /// SETNX: whether the SET was written, as 1 or 0.
+    Written,
+    /// GETRANGE: the bytes from `start` to `end` (inclusive; negative counts from the end),
+    /// as Redis 7.0 clamps them; an empty string for a missing key.
+    Range {
+        /// First byte.
+        start: i64,
+        /// Last byte.
+        end: i64,
+    },
+    /// TYPE: `+string` or `+none`, from a TTL query.
+    Type,
+    /// EXPIRETIME / PEXPIRETIME: the absolute expiry (in seconds rounded to the nearest, as
+    /// Redis does), -1 without one, -2 without the key.
+    ExpireTime {
+        /// In seconds (EXPIRETIME) rather than milliseconds.
+        seconds: bool,
+    },
+    /// A read whose reply is this error if the key exists and nil if not (GETEX with a bad
+    /// expiry: Redis looks the key up before it checks the time).
+    ErrorIfPresent(String),
 }
 
 /// The reply for a store-level command failure.
@@ -58,7 +79,9 @@ pub fn store_error(error: &StoreError) -> Reply {
         StoreError::NotAnInteger => "ERR value is not an integer or out of range".to_string(),
         StoreError::Overflow => "ERR increment or decrement would overflow".to_string(),
         StoreError::ValueTooLong { .. } => "ERR string exceeds maximum allowed size".to_string(),
-        StoreError::ReplyTooLarge { .. } => format!("ERR {error}"),
+        StoreError::ReplyTooLarge { .. } | StoreError::NotAFloat | StoreError::NotFinite | StoreError::NoSuchKey => {
+            format!("ERR {error}")
+        }
         StoreError::SessionExpired { .. } => format!("SESSIONEXPIRED {error}"),
         StoreError::SessionStale { .. } => format!("SESSIONSTALE {error}"),
     })
@@ -113,6 +136,7 @@ pub fn render(shape: Shape, response: Response, next_cursor: &dyn Fn(&[u8]) -> S
             TtlState::Persistent => -1,
             TtlState::Remaining(ms) if seconds => i64::try_from(ms.saturating_add(500) / 1000).unwrap_or(i64::MAX),
             TtlState::Remaining(ms) => i64::try_from(ms).unwrap_or(i64::MAX),
+            TtlState::ExpiresAt(_) => return mismatch(&Shape::Ttl { seconds }, &Response::Ttl(ttl)),
         }),
         (Shape::Scan { glob, count }, Response::Keys(keys)) => {
             let cursor = match keys.last() {
@@ -132,6 +156,45 @@ pub fn render(shape: Shape, response: Response, next_cursor: &dyn Fn(&[u8]) -> S
             Some(keys) => Reply::Array(keys),
             None => pattern_too_complex(),
         },
-        (shape, response) => Reply::Error(format!("ERR internal: {response:?} does not render as {shape:?}")),
+        (Shape::Written, Response::Set { written, .. }) => Reply::Integer(i64::from(written)),
+        (Shape::Range { start, end }, Response::Value(value)) => {
+            Reply::Bulk(range(&value.unwrap_or_default(), start, end))
+        }
+        (Shape::Type, Response::Ttl(ttl)) => {
+            Reply::Simple(if ttl == TtlState::Missing { "none" } else { "string" }.to_string())
+        }
+        (Shape::ExpireTime { seconds }, Response::Ttl(ttl)) => match ttl {
+            TtlState::Missing => Reply::Integer(-2),
+            TtlState::Persistent => Reply::Integer(-1),
+            TtlState::ExpiresAt(ms) => {
+                let at = if seconds { ms.saturating_add(500) / 1000 } else { ms };
+                Reply::Integer(i64::try_from(at).unwrap_or(i64::MAX))
+            }
+            TtlState::Remaining(_) => mismatch(&Shape::ExpireTime { seconds }, &Response::Ttl(ttl)),
+        },
+        (Shape::ErrorIfPresent(error), Response::Value(value)) => match value {
+            Some(_) => Reply::Error(error),
+            None => Reply::Nil,
+        },
+        (shape, response) => mismatch(&shape, &response),
     }
+}
+
+fn mismatch(shape: &Shape, response: &Response) -> Reply {
+    Reply::Error(format!("ERR internal: {response:?} does not render as {shape:?}"))
+}
+
+/// GETRANGE's bytes, clamped as Redis 7.0's `getrangeCommand` clamps them.
+fn range(value: &[u8], start: i64, end: i64) -> Vec<u8> {
+    let len = i64::try_from(value.len()).unwrap_or(i64::MAX);
+    if start < 0 && end < 0 && start > end {
+        return Vec::new();
+    }
+    let start = if start < 0 { len + start } else { start }.max(0);
+    let end = if end < 0 { len + end } else { end }.max(0).min(len - 1);
+    if start > end || len == 0 {
+        return Vec::new();
+    }
+    // 0 <= start <= end < len here.
+    value[start as usize..=end as usize].to_vec()
 }

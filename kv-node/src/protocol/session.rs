@@ -2,8 +2,11 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
 
+use openraft::type_config::async_runtime::WatchReceiver;
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
 
@@ -17,6 +20,7 @@ use kv_core::wire::Status;
 use super::ClientPort;
 use super::auth::Attempts;
 use super::auth::Verdict;
+use super::clients::Client;
 use super::command;
 use super::command::Action;
 use super::command::CommandError;
@@ -50,6 +54,19 @@ struct Session {
     quit: bool,
     /// Replies in RESP3 (after `HELLO 3`).
     resp3: bool,
+    /// This connection in the port's registry (`CLIENT LIST`, `CLIENT KILL`).
+    client: Arc<Client>,
+}
+
+/// The peer's and this end's addresses of a connection, as `CLIENT LIST` shows them.
+fn addresses(stream: &Stream) -> (String, String) {
+    let tcp = match stream {
+        Stream::Plain(tcp) => tcp,
+        Stream::TlsServer(tls) => tls.get_ref().0,
+        Stream::TlsClient(tls) => tls.get_ref().0,
+    };
+    let show = |addr: std::io::Result<std::net::SocketAddr>| addr.map_or_else(|_| "?:0".to_string(), |a| a.to_string());
+    (show(tcp.peer_addr()), show(tcp.local_addr()))
 }
 
 /// Serves one connection until the client quits or disconnects, the input is malformed, it
@@ -63,14 +80,18 @@ pub(super) async fn run(mut stream: Stream, shared: &ClientPort) -> std::io::Res
     let node = &shared.node;
     let options = node.options();
     let mut shutdown = node.shutdown_signal();
+    let id = shared.client_id();
+    let (addr, laddr) = addresses(&stream);
+    let registration = shared.clients.register(id, addr, laddr);
     let mut session = Session {
-        id: shared.client_id(),
+        id,
         authenticated: options.password.is_none(),
         attempts: Attempts::default(),
         read_mode: ReadMode::Linearizable,
         name: None,
         quit: false,
         resp3: false,
+        client: registration.client().clone(),
     };
     let cursors = CursorTable::new(CURSORS_PER_CONNECTION);
     // Bytes buffered beyond one maximal bulk string mean a request that can never complete.
@@ -112,6 +133,7 @@ pub(super) async fn run(mut stream: Stream, shared: &ClientPort) -> std::io::Res
                 let read = tokio::select! {
                     read = stream.read_buf(&mut buf) => read?,
                     _ = shutdown.changed() => return Ok(()),
+                    _ = session.client.killed() => return stream.shutdown().await,
                     _ = idle => {
                         tracing::debug!(client = session.id, "closing an idle connection");
                         return Ok(());
@@ -131,7 +153,7 @@ pub(super) async fn run(mut stream: Stream, shared: &ClientPort) -> std::io::Res
         }
         stream.write_all(&out).await?;
         out.clear();
-        if (failure.is_some() && pending.is_empty()) || session.quit {
+        if (failure.is_some() && pending.is_empty()) || session.quit || session.client.is_killed() {
             return stream.shutdown().await;
         }
         // With commands still pending, the next round runs them (the malformed request is
@@ -156,10 +178,13 @@ async fn execute(
         let before_auth = command::lookup(&args[0]).is_some_and(|spec| spec.has(Flag::NoAuth));
         command::parse(args, &cursor_key).map(|action| (action, before_auth))
     };
+    let mut last_command = Vec::new();
     while out.len() < output_limit && !session.quit {
         let Some(args) = pending.pop_front() else {
-            return;
+            break;
         };
+        last_command.clear();
+        last_command.extend_from_slice(&args[0]);
         let started = Instant::now();
         let action = match parse(&args) {
             Ok((_, false)) if !session.authenticated => {
@@ -209,6 +234,11 @@ async fn execute(
             reply.encode_as(out, session.resp3);
         }
     }
+    if !last_command.is_empty() {
+        session
+            .client
+            .touched(command::lookup(&last_command).map_or("NULL", |spec| spec.name));
+    }
 }
 
 async fn data(shared: &ClientPort, cursors: &CursorTable, mode: ReadMode, batch: Vec<(Op, Shape)>) -> Vec<Reply> {
@@ -254,11 +284,13 @@ async fn session_action(shared: &ClientPort, session: &mut Session, action: Acti
             if !session.authenticated {
                 return Reply::Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".to_string());
             }
-            if name.is_some() {
-                session.name = name;
+            if let Some(name) = name {
+                session.client.set_name(&name);
+                session.name = Some(name);
             }
             if let Some(version) = protover {
                 session.resp3 = version == 3;
+                session.client.set_resp(if session.resp3 { 3 } else { 2 });
             }
             let role = if node.status().role == Role::Leader {
                 "master"
@@ -283,8 +315,21 @@ async fn session_action(shared: &ClientPort, session: &mut Session, action: Acti
             Reply::ok()
         }
         Action::SetName(name) => {
+            session.client.set_name(&name);
             session.name = Some(name);
             Reply::ok()
+        }
+        Action::Role => role(shared),
+        Action::Wait { replicas, timeout_ms } => wait(shared, replicas, timeout_ms).await,
+        Action::ClientList(ids) => Reply::text(shared.clients.list(ids.as_deref())),
+        Action::ClientInfo => Reply::text(session.client.line()),
+        Action::ClientKill(filter) => {
+            let killed = shared.clients.kill(&filter, session.id);
+            match (filter.old_form, killed) {
+                (true, 0) => Reply::Error("ERR No such client".to_string()),
+                (true, _) => Reply::ok(),
+                (false, n) => integer(n as u64),
+            }
         }
         Action::GetName => Reply::bulk_or_nil(session.name.clone()),
         Action::ClientId => Reply::Integer(i64::try_from(session.id).unwrap_or(i64::MAX)),
@@ -344,6 +389,108 @@ async fn auth(shared: &ClientPort, session: &mut Session, user: Option<&[u8]>, g
 
 fn integer(n: u64) -> Reply {
     Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// `ROLE`, as Redis shapes it. The leader is the `master`, with its commit index as the
+/// offset and each follower's matched log index as its offset; any other node is a `slave`
+/// of the leader it knows (`connect` while it knows none), with its applied index.
+fn role(shared: &ClientPort) -> Reply {
+    let node = &shared.node;
+    let status = node.status();
+    let split = |addr: &str| {
+        let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "0"));
+        (host.to_string(), port.to_string())
+    };
+    if status.role == Role::Leader {
+        let metrics = node.raft().metrics().borrow_watched().clone();
+        let matched = |id: &u64| {
+            metrics
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(id).cloned().flatten())
+                .map_or(0, |log| log.index)
+        };
+        let followers = status
+            .voters
+            .iter()
+            .chain(&status.learners)
+            .filter(|(id, _)| *id != status.id)
+            .map(|(id, member)| {
+                let (host, port) = split(&member.client_addr);
+                Reply::Array(vec![
+                    Reply::text(host),
+                    Reply::text(port),
+                    Reply::text(matched(id).to_string()),
+                ])
+            })
+            .collect();
+        return Reply::Array(vec![
+            Reply::text("master"),
+            integer(status.commit_index),
+            Reply::Array(followers),
+        ]);
+    }
+    let (host, port, state) = match &status.leader {
+        Some((_, leader)) => {
+            let (host, port) = split(&leader.client_addr);
+            (host, port, "connected")
+        }
+        None => (String::new(), "0".to_string(), "connect"),
+    };
+    Reply::Array(vec![
+        Reply::text("slave"),
+        Reply::text(host),
+        Reply::Integer(port.parse().unwrap_or(0)),
+        Reply::text(state),
+        integer(status.applied_index),
+    ])
+}
+
+/// `WAIT numreplicas timeout`. Every write this connection was answered is committed, so it
+/// is at or below the commit index when WAIT arrives. On the leader, WAIT counts the followers
+/// (voters and learners) whose log holds that index, waiting until `replicas` of them do or the
+/// timeout passes (0: no limit, as in Redis, unless more are asked for than there are
+/// followers, which answers at once). A follower does not see the others' logs: it answers
+/// how many followers a commit guarantees hold the writes, a majority of the voters less the
+/// leader.
+async fn wait(shared: &ClientPort, replicas: i64, timeout_ms: u64) -> Reply {
+    let node = &shared.node;
+    let status = node.status();
+    if status.role != Role::Leader {
+        return integer(status.voters.len() as u64 / 2);
+    }
+    let target = status.commit_index;
+    let me = status.id;
+    let followers = (status.voters.len() + status.learners.len()).saturating_sub(1);
+    let holding = |metrics: &openraft::RaftMetrics<crate::NodeConfig>| {
+        metrics.replication.as_ref().map_or(0, |r| {
+            r.iter()
+                .filter(|(id, matched)| **id != me && matched.as_ref().is_some_and(|log| log.index >= target))
+                .count()
+        })
+    };
+    let mut metrics = node.raft().metrics();
+    let mut shutdown = node.shutdown_signal();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+    loop {
+        let have = holding(&metrics.borrow_watched());
+        if i64::try_from(have).unwrap_or(i64::MAX) >= replicas || usize::try_from(replicas).unwrap_or(0) > followers {
+            return integer(have as u64);
+        }
+        let limit = async {
+            if timeout_ms == 0 {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep_until(deadline).await;
+        };
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() {
+                return integer(have as u64);
+            },
+            _ = limit => return integer(holding(&metrics.borrow_watched()) as u64),
+            _ = shutdown.changed() => return integer(have as u64),
+        }
+    }
 }
 
 /// `RAFT STATUS`: a map of fixed fields, in this order (a flat array of name, value pairs in

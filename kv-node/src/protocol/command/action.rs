@@ -59,6 +59,42 @@ pub enum Action {
     Snapshot,
     /// `COMMAND ...`: about the command table itself.
     Introspect(Introspection),
+    /// `ROLE`.
+    Role,
+    /// `WAIT numreplicas timeout`.
+    Wait {
+        /// Followers asked for.
+        replicas: i64,
+        /// Most milliseconds to wait; 0 waits as long as it takes (while it can succeed).
+        timeout_ms: u64,
+    },
+    /// `CLIENT LIST [TYPE type] [ID id ...]`: `None` lists every connection.
+    ClientList(Option<Vec<u64>>),
+    /// `CLIENT INFO`.
+    ClientInfo,
+    /// `CLIENT KILL addr` or `CLIENT KILL filter value ...`.
+    ClientKill(KillFilter),
+}
+
+/// Which connections `CLIENT KILL` closes: those matching every filter given.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KillFilter {
+    /// `ID id`.
+    pub id: Option<u64>,
+    /// `ADDR ip:port` (or the old form's only argument).
+    pub addr: Option<String>,
+    /// `LADDR ip:port`.
+    pub laddr: Option<String>,
+    /// `USER name`: every connection is the default user's.
+    pub user: Option<String>,
+    /// `TYPE normal|master|replica|pubsub`: every connection is `normal`.
+    pub normal: Option<bool>,
+    /// `MAXAGE seconds`: connections older than this.
+    pub max_age_secs: Option<u64>,
+    /// Spare the calling connection (`SKIPME yes`, the default of the filter form).
+    pub skip_me: bool,
+    /// The old form `CLIENT KILL addr`: answers `+OK` or `No such client`, not a count.
+    pub old_form: bool,
 }
 
 /// What `COMMAND` asks about the command table.

@@ -1,5 +1,7 @@
 //! Parsers of the commands about the connection, the server and the cluster.
 
+use std::time::SystemTime;
+
 use kv_core::raft::KvNode;
 use kv_core::wire::Op;
 use kv_core::wire::ReadMode;
@@ -8,6 +10,7 @@ use super::action::Action;
 use super::action::CommandError;
 use super::action::CursorLookup;
 use super::action::Introspection;
+use super::action::KillFilter;
 use super::action::integer;
 use crate::protocol::reply::Reply;
 
@@ -199,4 +202,137 @@ pub(super) fn raft_remove(args: &Args, _: &CursorLookup) -> Result<Action, Comma
 
 pub(super) fn raft_transfer_leader(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
     Ok(Action::Admin(Op::TransferLeader { to: node_id(&args[2])? }))
+}
+
+/// `TIME`: this node's clock, as `[seconds, microseconds]`.
+pub(super) fn time(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(Action::Reply(Reply::Array(vec![
+        Reply::text(now.as_secs().to_string()),
+        Reply::text(now.subsec_micros().to_string()),
+    ])))
+}
+
+pub(super) fn role(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::Role)
+}
+
+/// `WAIT numreplicas timeout`, its arguments read in Redis's order.
+pub(super) fn wait(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    let replicas = integer(&args[1])?;
+    let timeout = integer(&args[2])
+        .map_err(|_| CommandError::Invalid("timeout is not an integer or out of range".to_string()))?;
+    if timeout < 0 {
+        return Err(CommandError::Invalid("timeout is negative".to_string()));
+    }
+    Ok(Action::Wait {
+        replicas,
+        timeout_ms: timeout.unsigned_abs(),
+    })
+}
+
+pub(super) fn client_info(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::ClientInfo)
+}
+
+/// `CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id [id ...]]`.
+pub(super) fn client_list(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    match args.get(2).map(|a| a.to_ascii_uppercase()).as_deref() {
+        None => Ok(Action::ClientList(None)),
+        Some(b"TYPE") if args.len() == 4 => match args[3].to_ascii_lowercase().as_slice() {
+            b"normal" => Ok(Action::ClientList(None)),
+            b"master" | b"replica" | b"slave" | b"pubsub" => Ok(Action::ClientList(Some(Vec::new()))),
+            _ => Err(CommandError::Invalid(format!(
+                "Unknown client type '{}'",
+                lossy(&args[3])
+            ))),
+        },
+        Some(b"ID") if args.len() > 3 => {
+            let ids = args[3..]
+                .iter()
+                .map(|id| {
+                    integer(id)
+                        .ok()
+                        .and_then(|id| u64::try_from(id).ok())
+                        .filter(|&id| id > 0)
+                        .ok_or_else(|| CommandError::Invalid("Invalid client ID".to_string()))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Action::ClientList(Some(ids)))
+        }
+        _ => Err(CommandError::Syntax),
+    }
+}
+
+/// `CLIENT KILL ip:port` (old form) or `CLIENT KILL <filter> <value> ...` with `ID`, `ADDR`,
+/// `LADDR`, `USER`, `TYPE`, `MAXAGE` and `SKIPME`, as Redis 7.0 reads them.
+pub(super) fn client_kill(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    if args.len() == 3 {
+        return Ok(Action::ClientKill(KillFilter {
+            addr: Some(lossy(&args[2])),
+            old_form: true,
+            ..KillFilter::default()
+        }));
+    }
+    let mut filter = KillFilter {
+        skip_me: true,
+        ..KillFilter::default()
+    };
+    for pair in args[2..].chunks(2) {
+        let [name, value] = pair else {
+            return Err(CommandError::Syntax);
+        };
+        match name.to_ascii_uppercase().as_slice() {
+            b"ID" => {
+                let id = integer(value)
+                    .ok()
+                    .and_then(|id| u64::try_from(id).ok())
+                    .filter(|&id| id > 0)
+                    .ok_or_else(|| CommandError::Invalid("client-id should be greater than 0".to_string()))?;
+                filter.id = Some(id);
+            }
+            b"ADDR" => filter.addr = Some(lossy(value)),
+            b"LADDR" => filter.laddr = Some(lossy(value)),
+            b"USER" => filter.user = Some(lossy(value)),
+            b"TYPE" => {
+                filter.normal = Some(match value.to_ascii_lowercase().as_slice() {
+                    b"normal" => true,
+                    b"master" | b"replica" | b"slave" | b"pubsub" => false,
+                    _ => return Err(CommandError::Invalid(format!("Unknown client type '{}'", lossy(value)))),
+                });
+            }
+            b"MAXAGE" => {
+                filter.max_age_secs = Some(integer(value)?.max(0).unsigned_abs());
+            }
+            b"SKIPME" => {
+                filter.skip_me = match value.to_ascii_lowercase().as_slice() {
+                    b"yes" => true,
+                    b"no" => false,
+                    _ => return Err(CommandError::Syntax),
+                };
+            }
+            _ => return Err(CommandError::Syntax),
+        }
+    }
+    Ok(Action::ClientKill(filter))
+}
+
+/// `CLIENT NO-EVICT on|off` / `CLIENT NO-TOUCH on|off`: nothing is evicted and no access
+/// times are kept here, so both are accepted and change nothing.
+fn on_off(args: &Args) -> Result<Action, CommandError> {
+    if args[2].eq_ignore_ascii_case(b"on") || args[2].eq_ignore_ascii_case(b"off") {
+        Ok(Action::Reply(Reply::ok()))
+    } else {
+        Err(CommandError::Syntax)
+    }
+}
+
+pub(super) fn client_no_evict(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    on_off(args)
+}
+
+pub(super) fn client_no_touch(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    on_off(args)
 }
