@@ -170,7 +170,7 @@ async fn tryagain_is_retried_with_backoff_and_moved_is_followed() {
             .lock()
             .unwrap()
             .pop()
-            .unwrap_or_else(|| Answer::Reply(Reply::Integer(1))),
+            .unwrap_or(Answer::Reply(Reply::Integer(1))),
     })
     .await;
     let flaky_address = flaky.address.clone();

@@ -474,7 +474,7 @@ impl ClusterClient {
             }
             // A first redirect is followed at once; anything else waits (two nodes naming
             // each other must not spin).
-            let pause = !(redirected && !redirected_last);
+            let pause = !redirected || redirected_last;
             redirected_last = redirected;
             let now = Instant::now();
             if now >= deadline || (pause && now + delay > deadline) {
