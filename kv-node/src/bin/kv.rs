@@ -104,6 +104,15 @@ enum Command {
         /// The key.
         key: String,
     },
+    /// Print every change to keys starting with PREFIX, as `revision event key value` lines,
+    /// until interrupted (WATCHKEYS).
+    Watch {
+        /// The key prefix ("" for every key).
+        prefix: String,
+        /// Start after this revision (default: the current one).
+        #[arg(long)]
+        since: Option<u64>,
+    },
     /// Inspect or change the cluster.
     Cluster {
         #[command(subcommand)]
@@ -265,6 +274,7 @@ async fn run(mut cli: Cli) -> Result<(), ClientError> {
         }
         Command::Scan { pattern, limit } => scan(&mut connect().await?, &pattern, limit).await?,
         Command::Ttl { key } => print(connect().await?.call_ok(&["TTL", &key]).await?),
+        Command::Watch { prefix, since } => watch(&mut connect().await?, &prefix, since).await?,
         Command::Cluster { command } => {
             let mut client = connect().await?;
             match command {
@@ -297,6 +307,34 @@ async fn run(mut cli: Cli) -> Result<(), ClientError> {
         Command::Bench(args) => bench(&cli.addr, cli.password.as_deref(), tls.as_ref(), args).await?,
     }
     Ok(())
+}
+
+/// Prints every change under `prefix` after `since`, one `revision event key value` line each
+/// (`(nil)` for a key that is gone), until the connection ends.
+async fn watch(client: &mut Client, prefix: &str, since: Option<u64>) -> Result<(), ClientError> {
+    let mut args = vec!["WATCHKEYS".to_string(), prefix.to_string()];
+    if let Some(since) = since {
+        args.extend(["SINCE".to_string(), since.to_string()]);
+    }
+    match client.call_ok(&args).await? {
+        Reply::Array(items) if items.len() == 3 => eprintln!("watching {prefix:?} after revision {}", show(&items[2])),
+        other => return Err(ClientError::Unexpected(other)),
+    }
+    loop {
+        match client.read_reply().await? {
+            Reply::Array(items) if items.len() == 6 => {
+                println!(
+                    "{} {} {} {}",
+                    show(&items[2]),
+                    show(&items[4]),
+                    show(&items[3]),
+                    show(&items[5])
+                );
+            }
+            Reply::Error(e) => return Err(ClientError::Server(e)),
+            other => return Err(ClientError::Unexpected(other)),
+        }
+    }
 }
 
 /// Prints `key value` lines for up to `limit` keys matching `pattern`, in key order.

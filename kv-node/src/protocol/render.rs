@@ -48,6 +48,8 @@ pub enum Shape {
         /// The pattern.
         glob: Glob,
     },
+    /// GETREV: `[value or nil, mod revision, current revision]`.
+    Revisioned,
 }
 
 /// The reply for a store-level command failure.
@@ -129,6 +131,18 @@ pub fn render(shape: Shape, response: Response, next_cursor: &dyn Fn(&[u8]) -> S
             Some(keys) => Reply::Array(keys),
             None => pattern_too_complex(),
         },
+        (
+            Shape::Revisioned,
+            Response::Revisioned {
+                value,
+                mod_revision,
+                revision,
+            },
+        ) => Reply::Array(vec![
+            Reply::bulk_or_nil(value),
+            Reply::Integer(i64::try_from(mod_revision).unwrap_or(i64::MAX)),
+            Reply::Integer(i64::try_from(revision).unwrap_or(i64::MAX)),
+        ]),
         (shape, response) => Reply::Error(format!("ERR internal: {response:?} does not render as {shape:?}")),
     }
 }

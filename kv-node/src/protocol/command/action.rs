@@ -59,6 +59,8 @@ pub enum Action {
     Snapshot,
     /// `COMMAND ...`: about the command table itself.
     Introspect(Introspection),
+    /// Pub/sub, keyspace notifications, watches (see [`crate::protocol::pubsub`]).
+    PubSub(super::pubsub::PubSubAction),
 }
 
 /// What `COMMAND` asks about the command table.

@@ -12,6 +12,7 @@
 mod action;
 mod admin;
 mod data;
+mod pubsub;
 mod spec;
 mod table;
 
@@ -19,6 +20,7 @@ pub use action::Action;
 pub use action::CommandError;
 pub use action::CursorLookup;
 pub use action::Introspection;
+pub use pubsub::PubSubAction;
 pub use spec::Flag;
 pub use spec::Spec;
 
