@@ -198,7 +198,7 @@ fn show(reply: &Reply) -> String {
         Reply::Integer(n) => n.to_string(),
         Reply::Bulk(bytes) => String::from_utf8_lossy(bytes).into_owned(),
         Reply::Nil => "(nil)".to_string(),
-        Reply::Array(items) => items.iter().map(show).collect::<Vec<_>>().join("\n"),
+        Reply::Array(items) | Reply::Push(items) => items.iter().map(show).collect::<Vec<_>>().join("\n"),
         Reply::Map(pairs) => pairs
             .iter()
             .map(|(k, v)| format!("{}: {}", show(k), show(v)))

@@ -354,7 +354,7 @@ impl State {
                 self.change(Change {
                     revision: *revision,
                     key: key.clone(),
-                    event,
+                    event: *event,
                     value: value.clone(),
                 });
             }
