@@ -22,6 +22,7 @@ def main() -> None:
     a, b, c = (int(port) for port in sys.argv[1:4])
     for protocol in (2, 3):
         subscribers = []
+        clients = []  # kept alive: a collected Redis object closes its pool, pubsub included
         for port in (a, b):
             r = redis.Redis(port=port, protocol=protocol, socket_timeout=10)
             p = r.pubsub()
@@ -30,6 +31,7 @@ def main() -> None:
             confirmations = [p.get_message(timeout=5) for _ in range(2)]
             assert [m["type"] for m in confirmations] == ["subscribe", "psubscribe"], confirmations
             subscribers.append(p)
+            clients.append(r)
         publisher = redis.Redis(port=c, protocol=protocol, socket_timeout=10)
         assert publisher.publish("py:news", "hello") == 0
         for p in subscribers:
