@@ -635,7 +635,7 @@ mod tests {
         assert_eq!(change_revisions(std::iter::from_fn(|| sub.try_recv())), [3]);
         let mut all = hub.subscribe();
         let backlog = all.watch(b"", 0).unwrap();
-        assert_eq!(backlog.len(), 4);
+        assert_eq!(backlog.len(), 5);
     }
 
     #[test]
