@@ -157,6 +157,7 @@ fn shape(reply: &Reply) -> String {
         Reply::Bulk(_) => "bulk".into(),
         Reply::Nil => "nil".into(),
         Reply::Array(items) => format!("array of {}", items.len()),
+        Reply::Push(items) => format!("push of {}", items.len()),
         Reply::Map(pairs) => format!("map of {}", pairs.len()),
     }
 }

@@ -73,7 +73,8 @@ fn reply_to_py(py: Python<'_>, reply: Reply) -> PyResult<Py<PyAny>> {
         Reply::Integer(n) => n.into_pyobject(py)?.into_any().unbind(),
         Reply::Bulk(bytes) => PyBytes::new(py, &bytes).into_any().unbind(),
         Reply::Nil => py.None(),
-        Reply::Array(items) => {
+        // A push (RESP3) is a list, like an array.
+        Reply::Array(items) | Reply::Push(items) => {
             let items = items
                 .into_iter()
                 .map(|item| reply_to_py(py, item))

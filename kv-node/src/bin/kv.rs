@@ -116,6 +116,15 @@ enum Command {
         /// The key.
         key: String,
     },
+    /// Print every change to keys starting with PREFIX, as `revision event key value` lines,
+    /// until interrupted (WATCHKEYS).
+    Watch {
+        /// The key prefix ("" for every key).
+        prefix: String,
+        /// Start after this revision (default: the current one).
+        #[arg(long)]
+        since: Option<u64>,
+    },
     /// Inspect or change the cluster.
     Cluster {
         #[command(subcommand)]
@@ -201,7 +210,7 @@ fn show(reply: &Reply) -> String {
         Reply::Integer(n) => n.to_string(),
         Reply::Bulk(bytes) => String::from_utf8_lossy(bytes).into_owned(),
         Reply::Nil => "(nil)".to_string(),
-        Reply::Array(items) => items.iter().map(show).collect::<Vec<_>>().join("\n"),
+        Reply::Array(items) | Reply::Push(items) => items.iter().map(show).collect::<Vec<_>>().join("\n"),
         Reply::Map(pairs) => pairs
             .iter()
             .map(|(k, v)| format!("{}: {}", show(k), show(v)))
@@ -258,6 +267,17 @@ async fn run(mut cli: Cli) -> Result<(), CliError> {
     }
     let retry_for = Duration::try_from_secs_f64(cli.retry_for)
         .map_err(|e| CliError::Setup(format!("--retry-for {}: {e}", cli.retry_for)))?;
+    if let Command::Watch { prefix, since } = &cli.command {
+        return watch(
+            &cli.addr,
+            cli.password.as_deref(),
+            tls.as_ref(),
+            retry_for,
+            prefix,
+            *since,
+        )
+        .await;
+    }
     let options = ClusterOptions {
         password: cli.password.clone(),
         tls,
@@ -310,6 +330,7 @@ async fn command(client: &mut ClusterClient, command: Command) -> Result<(), Cli
         }
         Command::Scan { pattern, limit } => scan(client, &pattern, limit).await?,
         Command::Ttl { key } => print(client.call(&["TTL", &key]).await?),
+        Command::Watch { .. } => unreachable!("run() handles watch"),
         Command::Cluster { command } => match command {
             // RESP2 brings the map as name, value pairs: one "name: value" line each.
             ClusterCommand::Status => match client.call(&["RAFT", "STATUS"]).await? {
@@ -343,6 +364,79 @@ async fn command(client: &mut ClusterClient, command: Command) -> Result<(), Cli
 
 fn unexpected(reply: &Reply) -> CliError {
     CliError::Cluster(Failure::Reply(format!("ERR unexpected reply {reply:?}")).into())
+}
+
+/// Prints every change under `prefix` after `since`, one `revision event key value` line each
+/// (`(nil)` for a key that is gone). When a node fails it goes on at the next address from the
+/// last revision printed (`WATCHKEYS ... SINCE`), so no change is missed or printed twice; it
+/// gives up after `retry_for` without a node to watch on, or on an error reply.
+async fn watch(
+    addrs: &[String],
+    password: Option<&str>,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    retry_for: Duration,
+    prefix: &str,
+    mut since: Option<u64>,
+) -> Result<(), CliError> {
+    let mut last_progress = tokio::time::Instant::now();
+    for addr in addrs.iter().cycle() {
+        let before = since;
+        let e = watch_on(addr, password, tls, prefix, &mut since)
+            .await
+            .expect_err("a watch ends only with an error");
+        if let ClientError::Server(_) = e {
+            return Err(e.into());
+        }
+        if since != before {
+            last_progress = tokio::time::Instant::now();
+        }
+        eprintln!("watch on {addr} ended ({e}); going on from revision {since:?}");
+        if last_progress.elapsed() > retry_for {
+            return Err(e.into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(CliError::Setup("no address to watch on".to_string()))
+}
+
+/// One node's watch: prints changes and advances `since` until the connection fails (it
+/// never returns `Ok`).
+async fn watch_on(
+    addr: &str,
+    password: Option<&str>,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    prefix: &str,
+    since: &mut Option<u64>,
+) -> Result<std::convert::Infallible, ClientError> {
+    let mut client = Client::connect_tls(addr, password, tls).await?;
+    let mut args = vec!["WATCHKEYS".to_string(), prefix.to_string()];
+    if let Some(since) = since {
+        args.extend(["SINCE".to_string(), since.to_string()]);
+    }
+    match client.call_ok(&args).await? {
+        Reply::Array(items) if items.len() == 3 => {
+            eprintln!("watching {prefix:?} on {addr} after revision {}", show(&items[2]))
+        }
+        other => return Err(ClientError::Unexpected(other)),
+    }
+    loop {
+        match client.read_reply().await? {
+            Reply::Array(items) if items.len() == 6 => {
+                if let Reply::Integer(revision) = items[2] {
+                    *since = u64::try_from(revision).ok();
+                }
+                println!(
+                    "{} {} {} {}",
+                    show(&items[2]),
+                    show(&items[4]),
+                    show(&items[3]),
+                    show(&items[5])
+                );
+            }
+            Reply::Error(e) => return Err(ClientError::Server(e)),
+            other => return Err(ClientError::Unexpected(other)),
+        }
+    }
 }
 
 /// Prints `key value` lines for up to `limit` keys matching `pattern`, in key order.

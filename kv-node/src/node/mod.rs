@@ -5,12 +5,14 @@
 //!
 //! [`Node::open`] opens the data directory ([`data_dir`](crate::storage::data_dir)), starts
 //! openraft over it and the Raft network ([`transport`](crate::transport)), and starts the
-//! snapshot policy. Operations go through [`Node::path`]: writes through the Raft log, reads
+//! snapshot policy, and an [event hub](events) for what clients listen to. Operations go
+//! through [`Node::path`]: writes through the Raft log, reads
 //! behind openraft's read-index barrier, followers forwarding to the leader (see
 //! [`kv_core::request`]).
 
 mod compaction;
 mod env;
+pub mod events;
 mod health;
 mod metrics_text;
 mod timed_fs;
@@ -220,6 +222,7 @@ struct Inner {
     shutdown: watch::Sender<bool>,
     writer_exit: Mutex<Option<WriterExit>>,
     lost_data: LostData,
+    events: Arc<events::EventHub>,
 }
 
 impl fmt::Debug for Node {
@@ -256,7 +259,8 @@ impl Node {
         let dir = data_dir::open_async(fs, &options.data_dir, dir_options).await?;
         let writer_exit = dir.log.writer_exit();
         let snapshots = dir.snapshots.clone();
-        let machine = Machine::new(options.limits, dir.snapshots);
+        let events = Arc::new(events::EventHub::default());
+        let machine = Machine::new(options.limits, dir.snapshots).with_events(events.sink());
         let store = machine.store();
 
         let election_ms = u64::try_from(options.election_timeout.as_millis())
@@ -316,6 +320,7 @@ impl Node {
             shutdown,
             writer_exit: Mutex::new(Some(writer_exit)),
             lost_data: LostData::default(),
+            events,
         }));
         tokio::spawn(health::watch_replication(node.clone()));
         if let Some(every) = node.0.options.snapshot_every {
@@ -405,6 +410,22 @@ impl Node {
     /// Whether this node holds less than the leader believes it does (see [`LostData`]).
     pub fn lost_data(&self) -> &LostData {
         &self.0.lost_data
+    }
+
+    /// Its event hub: pub/sub, keyspace notifications and watches.
+    pub fn events(&self) -> &Arc<events::EventHub> {
+        &self.0.events
+    }
+
+    /// Waits until this node has applied the entry at `index` (or the request timeout).
+    pub async fn wait_applied(&self, index: u64) -> Result<(), OpError> {
+        let limit = self.0.options.request_timeout;
+        self.raft()
+            .wait(Some(limit))
+            .applied_index_at_least(Some(index), "the watch start")
+            .await
+            .map(|_| ())
+            .map_err(|_| OpError::Timeout(limit))
     }
 
     /// Answers `query` from this node's applied state, with no barrier.

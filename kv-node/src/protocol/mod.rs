@@ -7,6 +7,7 @@
 //! - [`command`]: the command table, from arguments to an [`Action`](command::Action).
 //! - [`render`]: from a store response to a reply.
 //! - [`auth`]: password checks (constant time, slowed and closed after repeated failures).
+//! - [`pubsub`]: pub/sub, keyspace notifications and `WATCHKEYS` on a connection.
 //! - [`session`]: one connection: authentication, read mode, and pipelines executed in order,
 //!   with consecutive writes proposed together and consecutive reads sharing one read barrier.
 //!
@@ -21,6 +22,7 @@ pub mod command;
 mod cursors;
 pub mod glob;
 pub mod parser;
+pub mod pubsub;
 pub mod render;
 pub mod reply;
 mod session;

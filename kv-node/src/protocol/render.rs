@@ -71,6 +71,8 @@ pub enum Shape {
     /// A read whose reply is this error if the key exists and nil if not (GETEX with a bad
     /// expiry: Redis looks the key up before it checks the time).
     ErrorIfPresent(String),
+    /// GETREV: `[value or nil, mod revision, current revision]`.
+    Revisioned,
 }
 
 /// The reply for a store-level command failure.
@@ -176,6 +178,18 @@ pub fn render(shape: Shape, response: Response, next_cursor: &dyn Fn(&[u8]) -> S
             Some(_) => Reply::Error(error),
             None => Reply::Nil,
         },
+        (
+            Shape::Revisioned,
+            Response::Revisioned {
+                value,
+                mod_revision,
+                revision,
+            },
+        ) => Reply::Array(vec![
+            Reply::bulk_or_nil(value),
+            Reply::Integer(i64::try_from(mod_revision).unwrap_or(i64::MAX)),
+            Reply::Integer(i64::try_from(revision).unwrap_or(i64::MAX)),
+        ]),
         (shape, response) => mismatch(&shape, &response),
     }
 }

@@ -19,6 +19,9 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// Key/value pairs: a RESP3 map (`%n`), or in RESP2 a flat array of 2n elements.
     Map(Vec<(Reply, Reply)>),
+    /// Out-of-band data (pub/sub messages, watch changes): a RESP3 push (`>n`), or in RESP2
+    /// an array.
+    Push(Vec<Reply>),
 }
 
 impl Reply {
@@ -65,8 +68,13 @@ impl Reply {
             }
             Reply::Nil if resp3 => out.extend_from_slice(b"_\r\n"),
             Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
-            Reply::Array(items) => {
-                let _ = write!(out, "*{}\r\n", items.len());
+            Reply::Array(items) | Reply::Push(items) => {
+                let tag = if resp3 && matches!(self, Reply::Push(_)) {
+                    '>'
+                } else {
+                    '*'
+                };
+                let _ = write!(out, "{tag}{}\r\n", items.len());
                 for item in items {
                     item.encode_as(out, resp3);
                 }

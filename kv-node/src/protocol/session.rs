@@ -25,13 +25,17 @@ use super::command;
 use super::command::Action;
 use super::command::CommandError;
 use super::command::Flag;
+use super::command::PubSubAction;
 use super::cursors::CursorTable;
 use super::op_error;
 use super::parser;
 use super::parser::ProtocolError;
+use super::pubsub;
 use super::render;
 use super::render::Shape;
 use super::reply::Reply;
+use crate::node::events::Push;
+use crate::node::events::Subscription;
 use crate::tls::Stream;
 
 /// Most commands taken from the buffer before their replies are written.
@@ -56,6 +60,8 @@ struct Session {
     resp3: bool,
     /// This connection in the port's registry (`CLIENT LIST`, `CLIENT KILL`).
     client: Arc<Client>,
+    /// Channels, patterns and watches, while there are any (see [`pubsub`]).
+    subscription: Option<Subscription>,
 }
 
 /// The peer's and this end's addresses of a connection, as `CLIENT LIST` shows them.
@@ -92,6 +98,7 @@ pub(super) async fn run(mut stream: Stream, shared: &ClientPort) -> std::io::Res
         quit: false,
         resp3: false,
         client: registration.client().clone(),
+        subscription: None,
     };
     let cursors = CursorTable::new(CURSORS_PER_CONNECTION);
     // Bytes buffered beyond one maximal bulk string mean a request that can never complete.
@@ -132,6 +139,17 @@ pub(super) async fn run(mut stream: Stream, shared: &ClientPort) -> std::io::Res
                 };
                 let read = tokio::select! {
                     read = stream.read_buf(&mut buf) => read?,
+                    push = next_push(&mut session.subscription) => {
+                        let overflowed = session.subscription.as_ref().is_none_or(Subscription::overflowed);
+                        if !write_pushes(&mut stream, &mut session, push, &mut out).await? {
+                            if overflowed {
+                                pubsub::overflow_error().encode_as(&mut out, session.resp3);
+                                stream.write_all(&out).await?;
+                            }
+                            return stream.shutdown().await;
+                        }
+                        continue;
+                    }
                     _ = shutdown.changed() => return Ok(()),
                     _ = session.client.killed() => return stream.shutdown().await,
                     _ = idle => {
@@ -190,7 +208,7 @@ async fn execute(
             Ok((_, false)) if !session.authenticated => {
                 Err(Reply::Error("NOAUTH Authentication required.".to_string()))
             }
-            Ok((action, _)) => Ok(action),
+            Ok((action, _)) => subscribed_mode(session, &args).map_or(Ok(action), Err),
             Err(e) => Err(Reply::Error(format!("ERR {e}"))),
         };
         let replies = match action {
@@ -224,6 +242,8 @@ async fn execute(
                 latency.observe(started.elapsed());
                 replies
             }
+            Ok(Action::PubSub(PubSubAction::Reset)) => vec![reset(shared, session)],
+            Ok(Action::PubSub(action)) => pubsub::run(&shared.node, &mut session.subscription, action).await,
             Ok(other) => vec![session_action(shared, session, other).await],
         };
         for reply in replies {
@@ -239,6 +259,60 @@ async fn execute(
             .client
             .touched(command::lookup(&last_command).map_or("NULL", |spec| spec.name));
     }
+}
+
+/// What a subscribed RESP2 connection answers instead of running the command, if anything:
+/// Redis's error for a command not allowed, or PING's subscribed-mode reply.
+fn subscribed_mode(session: &Session, args: &[Vec<u8>]) -> Option<Reply> {
+    if session.subscription.is_none() || session.resp3 {
+        return None;
+    }
+    let spec = command::resolve(args).ok()?;
+    if spec.name == "ping" {
+        return Some(pubsub::subscribed_ping(args));
+    }
+    pubsub::refuse(spec.name, true, false)
+}
+
+/// `RESET`: out of subscribed mode, back to RESP2, linearizable reads, no name, and (with a
+/// password set) not authenticated.
+fn reset(shared: &ClientPort, session: &mut Session) -> Reply {
+    session.subscription = None;
+    session.resp3 = false;
+    session.read_mode = ReadMode::Linearizable;
+    session.name = None;
+    session.authenticated = shared.node.options().password.is_none();
+    Reply::Simple("RESET".to_string())
+}
+
+/// The next push for a subscribed connection; pending forever for one that is not.
+async fn next_push(subscription: &mut Option<Subscription>) -> Option<Push> {
+    match subscription {
+        Some(subscription) => subscription.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes `push` and whatever else is queued (up to a batch); `false` if the hub dropped the
+/// subscriber (`push` is `None`).
+async fn write_pushes(
+    stream: &mut Stream,
+    session: &mut Session,
+    push: Option<Push>,
+    out: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    let Some(push) = push else {
+        return Ok(false);
+    };
+    pubsub::push_reply(push).encode_as(out, session.resp3);
+    while out.len() < READ_CHUNK
+        && let Some(push) = session.subscription.as_mut().and_then(Subscription::try_recv)
+    {
+        pubsub::push_reply(push).encode_as(out, session.resp3);
+    }
+    stream.write_all(out).await?;
+    out.clear();
+    Ok(true)
 }
 
 async fn data(shared: &ClientPort, cursors: &CursorTable, mode: ReadMode, batch: Vec<(Op, Shape)>) -> Vec<Reply> {
@@ -353,7 +427,7 @@ async fn session_action(shared: &ClientPort, session: &mut Session, action: Acti
             Ok(_) => Reply::ok(),
             Err(e) => op_error(&e),
         },
-        Action::Data { .. } => {
+        Action::Data { .. } | Action::PubSub(_) => {
             Reply::Error(CommandError::Invalid("internal: data command routed as a session command".into()).to_string())
         }
     }
@@ -574,6 +648,7 @@ fn config_get(shared: &ClientPort, params: &[String]) -> Reply {
                 "proto-max-bulk-len" => options.max_bulk_len.to_string(),
                 "max-reply-bytes" => options.limits.max_reply_bytes.to_string(),
                 "client-output-limit" => options.output_limit.to_string(),
+                "notify-keyspace-events" => shared.node.events().notify_flags().render(),
                 _ => return None,
             };
             Some((Reply::text(param.clone()), Reply::text(value)))

@@ -74,6 +74,8 @@ pub enum Action {
     ClientInfo,
     /// `CLIENT KILL addr` or `CLIENT KILL filter value ...`.
     ClientKill(KillFilter),
+    /// Pub/sub, keyspace notifications, watches (see [`crate::protocol::pubsub`]).
+    PubSub(super::pubsub::PubSubAction),
 }
 
 /// Which connections `CLIENT KILL` closes: those matching every filter given.

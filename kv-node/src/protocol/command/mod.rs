@@ -12,6 +12,7 @@
 mod action;
 mod admin;
 mod data;
+mod pubsub;
 mod session;
 mod spec;
 mod table;
@@ -21,6 +22,7 @@ pub use action::CommandError;
 pub use action::CursorLookup;
 pub use action::Introspection;
 pub use action::KillFilter;
+pub use pubsub::PubSubAction;
 pub use spec::Flag;
 pub use spec::Spec;
 

@@ -4,6 +4,7 @@
 
 use super::admin;
 use super::data;
+use super::pubsub;
 use super::session;
 use super::spec::Flag;
 use super::spec::Spec;
@@ -144,16 +145,61 @@ const COMMAND: &[Spec] = &[
     },
 ];
 
-const CONFIG: &[Spec] = &[Spec {
-    name: "config|get",
-    arity: -3,
-    flags: &[Flag::Admin, Flag::Loading, Flag::Stale],
-    keys: (0, 0, 0),
-    group: "server",
-    summary: "Returns the effective values of configuration parameters.",
-    parse: Some(admin::config_get),
-    subcommands: &[],
-}];
+const CONFIG: &[Spec] = &[
+    Spec {
+        name: "config|get",
+        arity: -3,
+        flags: &[Flag::Admin, Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "server",
+        summary: "Returns the effective values of configuration parameters.",
+        parse: Some(admin::config_get),
+        subcommands: &[],
+    },
+    Spec {
+        name: "config|set",
+        arity: -4,
+        flags: &[Flag::Admin, Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "server",
+        summary: "Sets configuration parameters (this node's notify-keyspace-events).",
+        parse: Some(pubsub::config_set),
+        subcommands: &[],
+    },
+];
+
+const PUBSUB: &[Spec] = &[
+    Spec {
+        name: "pubsub|channels",
+        arity: -2,
+        flags: &[Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "pubsub",
+        summary: "Returns the active channels of this node.",
+        parse: Some(pubsub::pubsub_channels),
+        subcommands: &[],
+    },
+    Spec {
+        name: "pubsub|numpat",
+        arity: 2,
+        flags: &[Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "pubsub",
+        summary: "Returns a count of unique pattern subscriptions on this node.",
+        parse: Some(pubsub::pubsub_numpat),
+        subcommands: &[],
+    },
+    Spec {
+        name: "pubsub|numsub",
+        arity: -2,
+        flags: &[Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "pubsub",
+        summary: "Returns a count of subscribers to channels on this node.",
+        parse: Some(pubsub::pubsub_numsub),
+        subcommands: &[],
+    },
+];
 
 const RAFT: &[Spec] = &[
     Spec {
@@ -484,6 +530,16 @@ pub(super) const COMMANDS: &[Spec] = &[
         subcommands: &[],
     },
     Spec {
+        name: "getrev",
+        arity: 2,
+        flags: &[Flag::ReadOnly, Flag::Fast],
+        keys: (1, 1, 1),
+        group: "string",
+        summary: "Returns the value of a key, its mod revision and the current revision.",
+        parse: Some(pubsub::getrev),
+        subcommands: &[],
+    },
+    Spec {
         name: "getset",
         arity: 3,
         flags: &[Flag::Write, Flag::Fast],
@@ -644,6 +700,16 @@ pub(super) const COMMANDS: &[Spec] = &[
         subcommands: &[],
     },
     Spec {
+        name: "psubscribe",
+        arity: -2,
+        flags: &[Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "pubsub",
+        summary: "Listens for messages published to channels that match one or more patterns.",
+        parse: Some(pubsub::psubscribe),
+        subcommands: &[],
+    },
+    Spec {
         name: "pttl",
         arity: 2,
         flags: &[Flag::ReadOnly, Flag::Fast],
@@ -651,6 +717,36 @@ pub(super) const COMMANDS: &[Spec] = &[
         group: "generic",
         summary: "Returns the expiration time in milliseconds of a key.",
         parse: Some(data::pttl),
+        subcommands: &[],
+    },
+    Spec {
+        name: "publish",
+        arity: 3,
+        flags: &[Flag::Loading, Flag::Stale, Flag::Fast],
+        keys: (0, 0, 0),
+        group: "pubsub",
+        summary: "Posts a message to a channel, through the Raft log to every node.",
+        parse: Some(pubsub::publish),
+        subcommands: &[],
+    },
+    Spec {
+        name: "pubsub",
+        arity: -2,
+        flags: &[],
+        keys: (0, 0, 0),
+        group: "pubsub",
+        summary: "A container for Pub/Sub commands.",
+        parse: None,
+        subcommands: PUBSUB,
+    },
+    Spec {
+        name: "punsubscribe",
+        arity: -1,
+        flags: &[Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "pubsub",
+        summary: "Stops listening to messages published to channels that match one or more patterns.",
+        parse: Some(pubsub::punsubscribe),
         subcommands: &[],
     },
     Spec {
@@ -721,6 +817,16 @@ pub(super) const COMMANDS: &[Spec] = &[
         group: "generic",
         summary: "Renames a key only when the target key name doesn't exist.",
         parse: Some(data::renamenx),
+        subcommands: &[],
+    },
+    Spec {
+        name: "reset",
+        arity: 1,
+        flags: &[Flag::Fast, Flag::NoAuth, Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "connection",
+        summary: "Resets the connection.",
+        parse: Some(pubsub::reset),
         subcommands: &[],
     },
     Spec {
@@ -815,6 +921,16 @@ pub(super) const COMMANDS: &[Spec] = &[
         subcommands: &[],
     },
     Spec {
+        name: "subscribe",
+        arity: -2,
+        flags: &[Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "pubsub",
+        summary: "Listens for messages published to channels.",
+        parse: Some(pubsub::subscribe),
+        subcommands: &[],
+    },
+    Spec {
         name: "time",
         arity: 1,
         flags: &[Flag::Fast, Flag::Loading, Flag::Stale],
@@ -865,6 +981,16 @@ pub(super) const COMMANDS: &[Spec] = &[
         subcommands: &[],
     },
     Spec {
+        name: "unsubscribe",
+        arity: -1,
+        flags: &[Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "pubsub",
+        summary: "Stops listening to messages posted to channels.",
+        parse: Some(pubsub::unsubscribe),
+        subcommands: &[],
+    },
+    Spec {
         name: "wait",
         arity: 3,
         flags: &[],
@@ -872,6 +998,16 @@ pub(super) const COMMANDS: &[Spec] = &[
         group: "generic",
         summary: "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
         parse: Some(admin::wait),
+        subcommands: &[],
+    },
+    Spec {
+        name: "watchkeys",
+        arity: -2,
+        flags: &[Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "pubsub",
+        summary: "Streams every change to keys with a prefix after a revision, in commit order.",
+        parse: Some(pubsub::watchkeys),
         subcommands: &[],
     },
 ];
