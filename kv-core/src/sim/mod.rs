@@ -46,6 +46,7 @@ pub use self::ops::ClientCall;
 pub use self::ops::OpId;
 pub use self::ops::OpState;
 pub use self::ops::OpView;
+pub use self::ops::TxGuardCall;
 pub use self::trace::Event;
 pub use self::trace::EventKind;
 pub use self::trace::Role;
@@ -682,7 +683,9 @@ impl Simulation {
         let world = self.world.clone();
         let timeout = Duration::from_millis(self.options().client_timeout_ms);
         let id = self.exec.enter(|| ops::start(&world, None, node, call));
-        self.exec.spawn_in(CLIENT_GROUP, ops::perform(world, id, timeout));
+        self.exec.spawn_in(CLIENT_GROUP, async move {
+            ops::perform(world, id, timeout).await;
+        });
         self.exec.run_until_idle();
         self.observe();
         Ok(id)
