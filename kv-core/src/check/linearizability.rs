@@ -1,9 +1,9 @@
-//! Linearizability of client histories, checked key by key.
+//! Linearizability of client histories, checked component by component.
 //!
 //! A client history is a list of [`Operation`]s: what each client asked for, when it asked, and
 //! what came back and when — or that nothing came back ([`Outcome::Unknown`]). [`check`] decides
 //! whether some total order of the operations, consistent with real time, explains every
-//! returned value under the sequential spec of one key:
+//! returned value under the sequential spec of a set of keys:
 //!
 //! | call                     | effect on the key's value `v` (initially absent)   | returns            |
 //! |--------------------------|----------------------------------------------------|--------------------|
@@ -11,9 +11,61 @@
 //! | [`Call::Put`]`(x)`       | `v = x`                                            | —                  |
 //! | [`Call::Delete`]         | `v = absent`                                       | whether `v` existed|
 //! | [`Call::Cas`]`{e, n}`    | if `v == e` (absent matches `None`): `v = n`       | whether it swapped |
+//! | [`Call::GuardedGet`]     | none; starts a guard                               | `v`                |
+//! | [`Call::Transaction`]    | its steps in order, as one step, unless its guard aborts it | each step's return, or "aborted" |
 //!
-//! Linearizability is compositional, so each key is checked on its own; the first key (in byte
-//! order) with a violation is reported.
+//! # Components: transactions join keys
+//!
+//! Linearizability is compositional (Herlihy & Wing): a history is linearizable if the
+//! sub-history of each object is. A single-key operation touches one object, a key; a
+//! transaction touches several at once, so the objects are the *components* of the graph whose
+//! nodes are keys and whose edges are transactions (steps and guarded keys alike), found with a
+//! union-find. Each component is checked on its own, with a spec whose state is the value of
+//! each of its keys; without transactions every component is one key, and the check is the
+//! per-key check it always was. The first component (by its first key, in byte order) with a
+//! violation is reported, under its first key.
+//!
+//! Keep components small: the search's state is a vector of the component's values, and its
+//! memo table grows with the product of the keys' histories. The simulator's clients pair keys
+//! (k0 with k1, k2 with k3, ...) and never transact across pairs, so a component has at most
+//! two keys; a component of more than [`MAX_KEYS_PER_COMPONENT`] keys is not checked
+//! ([`Verdict::Unknown`]), and the simulator counts `Unknown` as a failure.
+//!
+//! # Guards: modelled exactly, without revisions
+//!
+//! A guarded transaction (Redis `WATCH` + `EXEC`, the store's `WatchGuard { since, keys }`)
+//! aborts if any guarded key changed at a log index after `since`, the revision its client read
+//! with `Query::GetRevision`. The checker sees no log indices, and needs none: a linearizable
+//! read that answers at revision `since` takes effect, in the log order that linearizes a
+//! correct run, between entry `since` and entry `since + 1`. So "a guarded key changed after
+//! `since` and before the transaction" is exactly "a write that changed a guarded key is
+//! linearized between the guard's read and the transaction". The spec tracks it so:
+//!
+//! - the read is a [`Call::GuardedGet`] naming a guard id; linearizing it checks the value read
+//!   and opens the guard (its keys as a bit mask, `dirty = false`) in the search state;
+//! - linearizing any step that changes a key marks every open guard over that key dirty.
+//!   "Changes" is what the store's revision bookkeeping counts: every put (even of the same
+//!   value), a delete of a present key, a swap that leaves a value or removes one — not a
+//!   failed swap, nor a delete of an absent key;
+//! - linearizing the [`Call::Transaction`] consumes its guard: a dirty guard means the
+//!   transaction must have answered "aborted" (and it changes nothing), a clean one means it
+//!   must have committed, its steps applied in order as one step. A pending transaction takes
+//!   whichever branch the guard dictates, or never takes effect.
+//!
+//! This is the store's exact semantics, not an approximation, with one documented difference:
+//! the store answers "changed" for a key deleted before its bounded tombstone list overflowed
+//! (`tombstone_floor`), which the checker would report as a wrong abort; the simulator's few
+//! keys never overflow it. A guard whose read is part of no transaction in the history is a
+//! plain read. The read must be of a guarded key (so that it lies in the transaction's
+//! component) and must have returned; otherwise the history is malformed ([`Verdict::Unknown`]).
+//!
+//! Guards in the state cost memoization little: a guard is open only between its read and
+//! its transaction, and the state is canonical (values, then open guards in start order).
+//!
+//! Where it is tested: the unit tests below (a transfer whose two writes are seen separately
+//! is a violation though each key alone is linearizable; guards that must abort, must commit,
+//! or may do either), and `sim::workload`'s tests, where the simulator's planted bug
+//! `planted_split_transactions` (a transaction sent as separate log entries) must be caught.
 //!
 //! # Operations that never returned
 //!
@@ -34,12 +86,12 @@
 //! # Which checker, and why
 //!
 //! The search is [`todc_utils::WGLChecker`] (Wing & Gong's algorithm with Lowe's memoization of
-//! `(linearized set, state)` pairs), driven by a [`todc_utils::Specification`] of one key.
+//! `(linearized set, state)` pairs), driven by a [`todc_utils::Specification`] of one component.
 //! Candidates weighed:
 //!
 //! - **todc-utils 0.1.1** (chosen). No runtime dependencies at all; no clock, threads or I/O
 //!   (its file-reading helper for etcd logs is never called); builds for
-//!   `wasm32-unknown-unknown`. Memoized WGL copes with a few hundred operations per key.
+//!   `wasm32-unknown-unknown`. Memoized WGL copes with a few hundred operations per component.
 //!   Its history needs every call to have a response — pending operations get theirs at the
 //!   end, as described above. It has no step limit of its own; we meter it by sharing a budget
 //!   counter through the operations, see *Limits*.
@@ -54,10 +106,10 @@
 //!
 //! # Limits
 //!
-//! Every search is bounded ([`Limits`]): at most `max_ops_per_key` operations per key and at most
-//! `max_steps_per_key` applications of the spec per search. Each operation carries a shared
+//! Every search is bounded ([`Limits`]): at most `max_ops_per_key` operations per component and
+//! at most `max_steps_per_key` applications of the spec per search. Each operation carries a shared
 //! budget counter; once it is spent the spec refuses every step, the search unwinds at once,
-//! and the key's verdict is [`Verdict::Unknown`]. Memory is bounded by the memo table: at most
+//! and the component's verdict is [`Verdict::Unknown`]. Memory is bounded by the memo table: at most
 //! one entry per step, each about `2 × ops` bytes.
 //!
 //! Linearizable histories are cheap: a few thousand steps for 400 operations from 6 clients,
@@ -69,7 +121,7 @@
 //!
 //! # Naming the culprit
 //!
-//! After a violation, a binary search over cut points finds the shortest prefix of the key's
+//! After a violation, a binary search over cut points finds the shortest prefix of the component's
 //! history (in event order, with operations still running at the cut treated as pending) that
 //! cannot be linearized. Prefixes of a linearizable history are linearizable, so the search is
 //! sound. The last event of that prefix is a return: [`Verdict::Violation::reason`] names that

@@ -140,6 +140,13 @@ pub struct SimOptions {
     /// only the simulator's clients look at it, so no kv-node path can reach it.
     #[serde(default)]
     pub planted_bug: bool,
+    /// A second planted bug: the simulator's clients send a transaction's steps as separate
+    /// operations (one log entry each, as a client that emulates MULTI with a pipeline would)
+    /// and take their answers as the transaction's, ignoring its guard. Each key stays
+    /// linearizable; only the transaction's atomicity breaks, which the linearizability
+    /// checker must see. Off by default; only the simulator's clients look at it.
+    #[serde(default)]
+    pub planted_split_transactions: bool,
 }
 
 impl Default for SimOptions {
@@ -154,6 +161,7 @@ impl Default for SimOptions {
             snapshot_every: 100,
             trace_capacity: Trace::KEEP,
             planted_bug: false,
+            planted_split_transactions: false,
         }
     }
 }

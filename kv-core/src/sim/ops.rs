@@ -211,10 +211,15 @@ pub(crate) fn start(world: &WorldRef, client: Option<u64>, node: u64, call: Clie
 /// the leader if need be, as kv-node does for a RESP client) and records how it ended.
 /// Returns the response, if it got one.
 pub(crate) async fn perform(world: WorldRef, id: OpId, timeout: Duration) -> Option<Response> {
-    let (node, call, planted_bug) = {
+    let (node, call, planted_bug, split) = {
         let w = world.lock();
         let op = &w.ops[id.0 as usize].0;
-        (op.node, op.call.clone(), w.options.planted_bug)
+        (
+            op.node,
+            op.call.clone(),
+            w.options.planted_bug,
+            w.options.planted_split_transactions,
+        )
     };
     let path = world.path(node);
     let state = match path {
@@ -225,9 +230,22 @@ pub(crate) async fn perform(world: WorldRef, id: OpId, timeout: Duration) -> Opt
                 // The planted bug (see `SimOptions::planted_bug`): every read is a local read.
                 mode = ReadMode::Stale;
             }
-            match SimRuntime::timeout(timeout, path.execute_batch(vec![op], mode)).await {
-                Ok(mut results) => results.pop().expect("one result per operation"),
-                Err(_) => Err(OpError::OutcomeUnknown(format!("no answer within {timeout:?}"))),
+            match (&call, split) {
+                // The planted bug (see `SimOptions::planted_split_transactions`).
+                (ClientCall::Transaction { steps, .. }, true) => {
+                    let ops = steps.iter().map(|step| step.op().0).collect();
+                    match SimRuntime::timeout(timeout, path.execute_batch(ops, mode)).await {
+                        Ok(results) => results
+                            .into_iter()
+                            .collect::<Result<Vec<_>, _>>()
+                            .map(|answers| Response::Transaction(Some(answers))),
+                        Err(_) => Err(OpError::OutcomeUnknown(format!("no answer within {timeout:?}"))),
+                    }
+                }
+                _ => match SimRuntime::timeout(timeout, path.execute_batch(vec![op], mode)).await {
+                    Ok(mut results) => results.pop().expect("one result per operation"),
+                    Err(_) => Err(OpError::OutcomeUnknown(format!("no answer within {timeout:?}"))),
+                },
             }
         }
     };

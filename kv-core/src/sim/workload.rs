@@ -46,6 +46,10 @@ pub struct RunOptions {
     /// Percent of client operations that are transactions (see [`Simulation::spawn_clients`]).
     #[serde(default = "default_transactions")]
     pub transactions: u32,
+    /// Run with the planted bug `SimOptions::planted_split_transactions`, which the
+    /// linearizability checker must catch.
+    #[serde(default)]
+    pub planted_split_transactions: bool,
 }
 
 /// The share of transactions in the fault runs, percent.
@@ -66,6 +70,7 @@ impl Default for RunOptions {
             keep_trace: false,
             planted_bug: false,
             transactions: DEFAULT_TRANSACTIONS,
+            planted_split_transactions: false,
         }
     }
 }
@@ -160,6 +165,7 @@ impl Workload {
             nodes: options.nodes,
             trace_capacity,
             planted_bug: options.planted_bug,
+            planted_split_transactions: options.planted_split_transactions,
             ..SimOptions::default()
         })?;
         let end = Duration::from_millis(options.duration_ms);
@@ -501,4 +507,62 @@ async fn transaction(client: &Client<'_>, rng: &mut Xoshiro256PlusPlus, keys: us
 
 fn key(i: u64) -> Vec<u8> {
     format!("k{i}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::linearizability::Verdict;
+
+    /// Runs seeds from 0 with `options` until one fails the linearizability check, at most
+    /// `limit`; the failing seed's verdict.
+    fn first_violation(options: &RunOptions, limit: u64) -> Option<(u64, Verdict)> {
+        (0..limit).find_map(|seed| {
+            let report = run_seed(seed, options).expect("a valid run");
+            let verdict = report.check.linearizability;
+            matches!(verdict, Verdict::Violation { .. }).then_some((seed, verdict))
+        })
+    }
+
+    fn short_run() -> RunOptions {
+        RunOptions {
+            duration_ms: 3_000,
+            faults: false,
+            transactions: 50,
+            ..RunOptions::default()
+        }
+    }
+
+    #[test]
+    fn transactions_run_commit_and_abort_and_the_history_is_linearizable() {
+        let options = short_run();
+        let mut sim = Workload::new(1, &options).expect("a valid run");
+        while let Some(due) = sim.next_due() {
+            sim.run_until(due).expect("the schedule runs");
+        }
+        let ops = sim.sim().ops();
+        let outcome = |aborted: bool| {
+            ops.iter().any(|op| {
+                matches!(&op.state, super::super::OpState::Returned {
+                    ret: crate::check::linearizability::Ret::Transaction(answers), ..
+                } if answers.is_none() == aborted)
+            })
+        };
+        assert!(outcome(false), "some transaction commits");
+        assert!(outcome(true), "some guarded transaction aborts");
+        assert!(sim.sim().check().is_ok(), "{:?}", sim.sim().check());
+    }
+
+    #[test]
+    fn split_transactions_are_caught() {
+        let planted = RunOptions {
+            planted_split_transactions: true,
+            ..short_run()
+        };
+        let found = first_violation(&planted, 30);
+        assert!(found.is_some(), "no seed caught transactions applied step by step");
+        let (seed, _) = found.expect("checked");
+        // The same seed without the bug passes.
+        assert!(run_seed(seed, &short_run()).expect("a valid run").is_ok());
+    }
 }
