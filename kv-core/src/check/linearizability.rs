@@ -670,7 +670,8 @@ impl<'h> ComponentHistory<'h> {
             let op = &history[index];
             match &op.call {
                 Call::GuardedGet { guard } => {
-                    if started.insert(*guard, local as u32).is_some() {
+                    let again = started.insert(*guard, local as u32).is_some();
+                    if again {
                         return Err(format!("op #{index}: guard {guard} started twice"));
                     }
                 }

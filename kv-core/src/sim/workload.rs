@@ -496,7 +496,10 @@ async fn transaction(client: &Client<'_>, rng: &mut Xoshiro256PlusPlus, keys: us
         _ => {
             let cas = ClientCall::Cas {
                 key: a.clone(),
-                expected: (rng.next_u64() % 2 == 0).then(|| format!("c{}-{}", client.id, n - 1).into_bytes()),
+                expected: rng
+                    .next_u64()
+                    .is_multiple_of(2)
+                    .then(|| format!("c{}-{}", client.id, n - 1).into_bytes()),
                 new: Some(value("")),
             };
             (None, vec![cas, ClientCall::Delete { key: b.clone() }, get(&a)])
