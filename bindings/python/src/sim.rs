@@ -74,7 +74,8 @@ fn hex(hash: u64) -> String {
 /// An operation as a dict: `id, client, node, kind, key, call, invoked_ms, state
 /// ("pending" | "ok" | "failed" | "unknown"), returned_ms, result, error, summary`.
 /// `result` is what a returned operation gave: the value read (bytes or None) for a get,
-/// None for a put, whether the key existed for a delete, whether it swapped for a cas.
+/// None for a put, whether the key existed for a delete, whether it swapped for a cas, the
+/// summary text for a transaction.
 fn op_dict<'py>(py: Python<'py>, op: &OpView) -> PyResult<Bound<'py, PyDict>> {
     // The call's serde form names its kind ("get", "put", ...) and holds its key, whatever
     // kinds of call the simulator grows.
@@ -94,6 +95,7 @@ fn op_dict<'py>(py: Python<'py>, op: &OpView) -> PyResult<Bound<'py, PyDict>> {
                 Ret::Get(None) | Ret::Put => none(),
                 Ret::Delete { existed } => existed.into_bound_py_any(py)?,
                 Ret::Cas { swapped } => swapped.into_bound_py_any(py)?,
+                Ret::Transaction(_) => op.state.summary().into_bound_py_any(py)?,
             };
             ("ok", Some(*at_ns), result, none())
         }

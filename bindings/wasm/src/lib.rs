@@ -57,12 +57,15 @@ struct JsOp {
 
 impl From<OpView> for JsOp {
     fn from(op: OpView) -> Self {
-        let (kind, key) = match &op.call {
-            ClientCall::Get { key } => ("get", key),
-            ClientCall::LocalGet { key } => ("local-get", key),
-            ClientCall::Put { key, .. } => ("put", key),
-            ClientCall::Delete { key } => ("delete", key),
-            ClientCall::Cas { key, .. } => ("cas", key),
+        let key = op.call.key();
+        let kind = match &op.call {
+            ClientCall::Get { .. } => "get",
+            ClientCall::LocalGet { .. } => "local-get",
+            ClientCall::Put { .. } => "put",
+            ClientCall::Delete { .. } => "delete",
+            ClientCall::Cas { .. } => "cas",
+            ClientCall::GetRevision { .. } => "get-revision",
+            ClientCall::Transaction { .. } => "transaction",
         };
         let (state, returned_ns) = match &op.state {
             OpState::Pending => ("pending", None),

@@ -1,9 +1,9 @@
-//! Linearizability of client histories, checked key by key.
+//! Linearizability of client histories, checked component by component.
 //!
 //! A client history is a list of [`Operation`]s: what each client asked for, when it asked, and
 //! what came back and when — or that nothing came back ([`Outcome::Unknown`]). [`check`] decides
 //! whether some total order of the operations, consistent with real time, explains every
-//! returned value under the sequential spec of one key:
+//! returned value under the sequential spec of a set of keys:
 //!
 //! | call                     | effect on the key's value `v` (initially absent)   | returns            |
 //! |--------------------------|----------------------------------------------------|--------------------|
@@ -11,9 +11,61 @@
 //! | [`Call::Put`]`(x)`       | `v = x`                                            | —                  |
 //! | [`Call::Delete`]         | `v = absent`                                       | whether `v` existed|
 //! | [`Call::Cas`]`{e, n}`    | if `v == e` (absent matches `None`): `v = n`       | whether it swapped |
+//! | [`Call::GuardedGet`]     | none; starts a guard                               | `v`                |
+//! | [`Call::Transaction`]    | its steps in order, as one step, unless its guard aborts it | each step's return, or "aborted" |
 //!
-//! Linearizability is compositional, so each key is checked on its own; the first key (in byte
-//! order) with a violation is reported.
+//! # Components: transactions join keys
+//!
+//! Linearizability is compositional (Herlihy & Wing): a history is linearizable if the
+//! sub-history of each object is. A single-key operation touches one object, a key; a
+//! transaction touches several at once, so the objects are the *components* of the graph whose
+//! nodes are keys and whose edges are transactions (steps and guarded keys alike), found with a
+//! union-find. Each component is checked on its own, with a spec whose state is the value of
+//! each of its keys; without transactions every component is one key, and the check is the
+//! per-key check it always was. The first component (by its first key, in byte order) with a
+//! violation is reported, under its first key.
+//!
+//! Keep components small: the search's state is a vector of the component's values, and its
+//! memo table grows with the product of the keys' histories. The simulator's clients pair keys
+//! (k0 with k1, k2 with k3, ...) and never transact across pairs, so a component has at most
+//! two keys; a component of more than [`MAX_KEYS_PER_COMPONENT`] keys is not checked
+//! ([`Verdict::Unknown`]), and the simulator counts `Unknown` as a failure.
+//!
+//! # Guards: modelled exactly, without revisions
+//!
+//! A guarded transaction (Redis `WATCH` + `EXEC`, the store's `WatchGuard { since, keys }`)
+//! aborts if any guarded key changed at a log index after `since`, the revision its client read
+//! with `Query::GetRevision`. The checker sees no log indices, and needs none: a linearizable
+//! read that answers at revision `since` takes effect, in the log order that linearizes a
+//! correct run, between entry `since` and entry `since + 1`. So "a guarded key changed after
+//! `since` and before the transaction" is exactly "a write that changed a guarded key is
+//! linearized between the guard's read and the transaction". The spec tracks it so:
+//!
+//! - the read is a [`Call::GuardedGet`] naming a guard id; linearizing it checks the value read
+//!   and opens the guard (its keys as a bit mask, `dirty = false`) in the search state;
+//! - linearizing any step that changes a key marks every open guard over that key dirty.
+//!   "Changes" is what the store's revision bookkeeping counts: every put (even of the same
+//!   value), a delete of a present key, a swap that leaves a value or removes one — not a
+//!   failed swap, nor a delete of an absent key;
+//! - linearizing the [`Call::Transaction`] consumes its guard: a dirty guard means the
+//!   transaction must have answered "aborted" (and it changes nothing), a clean one means it
+//!   must have committed, its steps applied in order as one step. A pending transaction takes
+//!   whichever branch the guard dictates, or never takes effect.
+//!
+//! This is the store's exact semantics, not an approximation, with one documented difference:
+//! the store answers "changed" for a key deleted before its bounded tombstone list overflowed
+//! (`tombstone_floor`), which the checker would report as a wrong abort; the simulator's few
+//! keys never overflow it. A guard whose read is part of no transaction in the history is a
+//! plain read. The read must be of a guarded key (so that it lies in the transaction's
+//! component) and must have returned; otherwise the history is malformed ([`Verdict::Unknown`]).
+//!
+//! Guards in the state cost memoization little: a guard is open only between its read and
+//! its transaction, and the state is canonical (values, then open guards in start order).
+//!
+//! Where it is tested: the unit tests below (a transfer whose two writes are seen separately
+//! is a violation though each key alone is linearizable; guards that must abort, must commit,
+//! or may do either), and `sim::workload`'s tests, where the simulator's planted bug
+//! `planted_split_transactions` (a transaction sent as separate log entries) must be caught.
 //!
 //! # Operations that never returned
 //!
@@ -34,12 +86,12 @@
 //! # Which checker, and why
 //!
 //! The search is [`todc_utils::WGLChecker`] (Wing & Gong's algorithm with Lowe's memoization of
-//! `(linearized set, state)` pairs), driven by a [`todc_utils::Specification`] of one key.
+//! `(linearized set, state)` pairs), driven by a [`todc_utils::Specification`] of one component.
 //! Candidates weighed:
 //!
 //! - **todc-utils 0.1.1** (chosen). No runtime dependencies at all; no clock, threads or I/O
 //!   (its file-reading helper for etcd logs is never called); builds for
-//!   `wasm32-unknown-unknown`. Memoized WGL copes with a few hundred operations per key.
+//!   `wasm32-unknown-unknown`. Memoized WGL copes with a few hundred operations per component.
 //!   Its history needs every call to have a response — pending operations get theirs at the
 //!   end, as described above. It has no step limit of its own; we meter it by sharing a budget
 //!   counter through the operations, see *Limits*.
@@ -54,10 +106,10 @@
 //!
 //! # Limits
 //!
-//! Every search is bounded ([`Limits`]): at most `max_ops_per_key` operations per key and at most
-//! `max_steps_per_key` applications of the spec per search. Each operation carries a shared
+//! Every search is bounded ([`Limits`]): at most `max_ops_per_key` operations per component and
+//! at most `max_steps_per_key` applications of the spec per search. Each operation carries a shared
 //! budget counter; once it is spent the spec refuses every step, the search unwinds at once,
-//! and the key's verdict is [`Verdict::Unknown`]. Memory is bounded by the memo table: at most
+//! and the component's verdict is [`Verdict::Unknown`]. Memory is bounded by the memo table: at most
 //! one entry per step, each about `2 × ops` bytes.
 //!
 //! Linearizable histories are cheap: a few thousand steps for 400 operations from 6 clients,
@@ -69,7 +121,7 @@
 //!
 //! # Naming the culprit
 //!
-//! After a violation, a binary search over cut points finds the shortest prefix of the key's
+//! After a violation, a binary search over cut points finds the shortest prefix of the component's
 //! history (in event order, with operations still running at the cut treated as pending) that
 //! cannot be linearized. Prefixes of a linearizable history are linearizable, so the search is
 //! sound. The last event of that prefix is a return: [`Verdict::Violation::reason`] names that
@@ -87,12 +139,13 @@ use todc_utils::History;
 use todc_utils::Specification;
 use todc_utils::WGLChecker;
 
-/// One client operation on one key, as recorded by the client.
+/// One client operation, as recorded by the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Operation {
     /// The client that issued it. Used only in reports.
     pub client: u64,
-    /// The key it touched.
+    /// The key it touched. A [`Call::Transaction`] names its keys in its steps and guard; its
+    /// `key` is only shown in reports (the simulator puts its first step's key there).
     pub key: Vec<u8>,
     /// What was asked.
     pub call: Call,
@@ -118,6 +171,32 @@ pub enum Call {
         /// The value to store (`None`: remove the key).
         new: Option<Vec<u8>>,
     },
+    /// Read the value (returns [`Ret::Get`]) and start guard `guard`: the
+    /// [`Call::Transaction`] whose [`TxGuard::id`] is `guard` aborts exactly when one of its
+    /// guarded keys was changed after this read (a `GET` with revision, then `WATCH`).
+    GuardedGet {
+        /// The guard this read starts; unique in the history.
+        guard: u64,
+    },
+    /// Steps on several keys, applied as one atomic step in order (a get sees the earlier
+    /// steps' writes), unless `guard` aborts it. Returns [`Ret::Transaction`].
+    Transaction {
+        /// The optimistic lock, started by a [`Call::GuardedGet`].
+        guard: Option<TxGuard>,
+        /// Each step's key and call: [`Call::Get`], [`Call::Put`], [`Call::Delete`] or
+        /// [`Call::Cas`].
+        steps: Vec<(Vec<u8>, Call)>,
+    },
+}
+
+/// The guard of a [`Call::Transaction`]: abort if any of `keys` changed after the
+/// [`Call::GuardedGet`] that started guard `id` (whose key is one of `keys`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxGuard {
+    /// The guard, as named by its [`Call::GuardedGet`].
+    pub id: u64,
+    /// The guarded keys.
+    pub keys: Vec<Vec<u8>>,
 }
 
 /// How an operation ended.
@@ -151,45 +230,49 @@ pub enum Ret {
         /// Whether the value matched `expected` and was replaced.
         swapped: bool,
     },
+    /// The transaction's step results in order, or `None` if its guard aborted it.
+    Transaction(Option<Vec<Ret>>),
 }
 
 /// The result of [`check`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
-    /// Every key's history is linearizable.
+    /// Every component's history is linearizable.
     Linearizable,
-    /// The history of `key` is not linearizable.
+    /// The history of the component whose first key (in byte order) is `key` is not
+    /// linearizable.
     Violation {
-        /// The key.
+        /// The first key of the component.
         key: Vec<u8>,
-        /// Indices (into the checked history) of the operations of `key` invoked before the
-        /// return that made the history non-linearizable; ascending.
+        /// Indices (into the checked history) of the operations of the component invoked
+        /// before the return that made the history non-linearizable; ascending.
         ops: Vec<usize>,
         /// Which operation's return cannot be explained, in words.
         reason: String,
     },
-    /// No violation was found, but `key` could not be decided: a [`Limits`] bound was hit, or
-    /// its history is malformed.
+    /// No violation was found, but the component whose first key is `key` could not be
+    /// decided: a [`Limits`] bound was hit, or its history is malformed.
     Unknown {
-        /// The key.
+        /// The first key of the component.
         key: Vec<u8>,
         /// Why it was not decided.
         reason: String,
     },
 }
 
-/// Bounds on the work [`check_with_limits`] does per key.
+/// Bounds on the work [`check_with_limits`] does per component (a single key, unless
+/// transactions connect keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
-    /// A key with more operations than this is not checked ([`Verdict::Unknown`]).
+    /// A component with more operations than this is not checked ([`Verdict::Unknown`]).
     pub max_ops_per_key: usize,
     /// The most spec steps one search may take before giving up with [`Verdict::Unknown`].
     pub max_steps_per_key: u64,
 }
 
 impl Limits {
-    /// The limits [`check`] uses: enough for a few hundred operations per key with a handful of
-    /// clients, in well under a second and a few hundred MiB at worst.
+    /// The limits [`check`] uses: enough for a few hundred operations per component with a
+    /// handful of clients, in well under a second and a few hundred MiB at worst.
     pub const DEFAULT: Limits = Limits {
         max_ops_per_key: 4_096,
         max_steps_per_key: 200_000,
@@ -202,24 +285,23 @@ impl Default for Limits {
     }
 }
 
-/// Checks `history` for linearizability, key by key, with [`Limits::DEFAULT`].
+/// Most keys in one component: guards name their keys in a 64-bit mask.
+pub const MAX_KEYS_PER_COMPONENT: usize = 64;
+
+/// Checks `history` for linearizability, component by component, with [`Limits::DEFAULT`].
 ///
-/// A [`Verdict::Violation`] on any key wins over a [`Verdict::Unknown`] on another.
+/// A [`Verdict::Violation`] in any component wins over a [`Verdict::Unknown`] in another.
 pub fn check(history: &[Operation]) -> Verdict {
     check_with_limits(history, &Limits::DEFAULT)
 }
 
-/// Checks `history` for linearizability, key by key, within `limits`.
+/// Checks `history` for linearizability, component by component, within `limits`.
 ///
-/// A [`Verdict::Violation`] on any key wins over a [`Verdict::Unknown`] on another.
+/// A [`Verdict::Violation`] in any component wins over a [`Verdict::Unknown`] in another.
 pub fn check_with_limits(history: &[Operation], limits: &Limits) -> Verdict {
-    let mut by_key: BTreeMap<&[u8], Vec<usize>> = BTreeMap::new();
-    for (index, op) in history.iter().enumerate() {
-        by_key.entry(op.key.as_slice()).or_default().push(index);
-    }
     let mut first_unknown = None;
-    for (key, ops) in by_key {
-        match check_key(history, key, &ops, limits) {
+    for (keys, ops) in components(history) {
+        match check_component(history, &keys, &ops, limits) {
             Verdict::Linearizable => {}
             violation @ Verdict::Violation { .. } => return violation,
             unknown @ Verdict::Unknown { .. } => {
@@ -230,17 +312,77 @@ pub fn check_with_limits(history: &[Operation], limits: &Limits) -> Verdict {
     first_unknown.unwrap_or(Verdict::Linearizable)
 }
 
-/// Checks the operations `ops` (indices into `history`), which all touch `key`.
-fn check_key(history: &[Operation], key: &[u8], ops: &[usize], limits: &Limits) -> Verdict {
+/// The keys an operation touches.
+fn keys_of(op: &Operation) -> Vec<&[u8]> {
+    match &op.call {
+        Call::Transaction { guard, steps } => {
+            let steps = steps.iter().map(|(key, _)| key.as_slice());
+            let guarded = guard.iter().flat_map(|g| g.keys.iter().map(Vec::as_slice));
+            steps.chain(guarded).collect()
+        }
+        _ => vec![op.key.as_slice()],
+    }
+}
+
+/// Splits the history into components: keys connected by transactions (union-find), each
+/// with its keys in byte order and its operations in history order; components in the order
+/// of their first key.
+fn components(history: &[Operation]) -> Vec<(Vec<&[u8]>, Vec<usize>)> {
+    let mut index: BTreeMap<&[u8], usize> = BTreeMap::new();
+    for op in history {
+        for key in keys_of(op) {
+            let next = index.len();
+            index.entry(key).or_insert(next);
+        }
+    }
+    let mut parent: Vec<usize> = (0..index.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for op in history {
+        let keys = keys_of(op);
+        let first = index[keys[0]];
+        for key in &keys[1..] {
+            let (a, b) = (root(&mut parent, first), root(&mut parent, index[key]));
+            parent[a] = b;
+        }
+    }
+    let mut by_root: BTreeMap<usize, (Vec<&[u8]>, Vec<usize>)> = BTreeMap::new();
+    for (&key, &i) in &index {
+        by_root.entry(root(&mut parent, i)).or_default().0.push(key);
+    }
+    for (pos, op) in history.iter().enumerate() {
+        let r = root(&mut parent, index[keys_of(op)[0]]);
+        by_root.get_mut(&r).expect("every key has a component").1.push(pos);
+    }
+    let mut components: Vec<_> = by_root.into_values().collect();
+    components.sort_by(|a, b| a.0[0].cmp(b.0[0]));
+    components
+}
+
+/// Checks the operations `ops` (indices into `history`) of the component of `keys`.
+fn check_component(history: &[Operation], keys: &[&[u8]], ops: &[usize], limits: &Limits) -> Verdict {
+    let key = keys[0];
     let unknown = |reason: String| Verdict::Unknown {
         key: key.to_vec(),
         reason,
     };
     if ops.len() > limits.max_ops_per_key {
         return unknown(format!(
-            "{} operations on this key, more than the limit of {}",
+            "{} operations on {}, more than the limit of {}",
             ops.len(),
+            show_keys(keys),
             limits.max_ops_per_key
+        ));
+    }
+    if keys.len() > MAX_KEYS_PER_COMPONENT {
+        return unknown(format!(
+            "transactions connect {} keys, more than the limit of {MAX_KEYS_PER_COMPONENT}",
+            keys.len()
         ));
     }
     for &index in ops {
@@ -248,35 +390,54 @@ fn check_key(history: &[Operation], key: &[u8], ops: &[usize], limits: &Limits) 
             return unknown(format!("malformed history: op #{index}: {problem}"));
         }
     }
-    let key_history = KeyHistory::new(history, ops);
-    let full = key_history.events.len();
-    match key_history.search(full, limits.max_steps_per_key) {
+    let prepared = match ComponentHistory::new(history, keys, ops) {
+        Ok(prepared) => prepared,
+        Err(problem) => return unknown(format!("malformed history: {problem}")),
+    };
+    let full = prepared.events.len();
+    match prepared.search(full, limits.max_steps_per_key) {
         Search::Linearizable => Verdict::Linearizable,
         Search::Exhausted => unknown(format!(
             "search gave up after {} steps over {} operations",
             limits.max_steps_per_key,
             ops.len()
         )),
-        Search::NotLinearizable => key_history.violation(key, limits.max_steps_per_key),
+        Search::NotLinearizable => prepared.violation(keys, limits.max_steps_per_key),
     }
 }
 
-/// Rejects an operation whose return does not fit its call or its invocation time.
+/// Whether `ret` is the kind of return `call` gives (a transaction's steps included).
+fn fits(call: &Call, ret: &Ret) -> bool {
+    match (call, ret) {
+        (Call::Get | Call::GuardedGet { .. }, Ret::Get(_))
+        | (Call::Put(_), Ret::Put)
+        | (Call::Delete, Ret::Delete { .. })
+        | (Call::Cas { .. }, Ret::Cas { .. }) => true,
+        (Call::Transaction { guard, .. }, Ret::Transaction(None)) => guard.is_some(),
+        (Call::Transaction { steps, .. }, Ret::Transaction(Some(rets))) => {
+            steps.len() == rets.len() && steps.iter().zip(rets).all(|((_, call), ret)| fits(call, ret))
+        }
+        _ => false,
+    }
+}
+
+/// Rejects an operation whose call is malformed or whose return does not fit its call or its
+/// invocation time.
 fn validate(op: &Operation) -> Result<(), String> {
+    if let Call::Transaction { steps, .. } = &op.call
+        && let Some((_, step)) = steps
+            .iter()
+            .find(|(_, call)| matches!(call, Call::Transaction { .. } | Call::GuardedGet { .. }))
+    {
+        return Err(format!("a transaction step cannot be {step:?}"));
+    }
     let Outcome::Returned { at, ret } = &op.outcome else {
         return Ok(());
     };
     if *at < op.invoked_at {
         return Err(format!("returned at {at}, before it was invoked at {}", op.invoked_at));
     }
-    let fits = matches!(
-        (&op.call, ret),
-        (Call::Get, Ret::Get(_))
-            | (Call::Put(_), Ret::Put)
-            | (Call::Delete, Ret::Delete { .. })
-            | (Call::Cas { .. }, Ret::Cas { .. })
-    );
-    if !fits {
+    if !fits(&op.call, ret) {
         return Err(format!("{:?} cannot return {:?}", op.call, ret));
     }
     Ok(())
@@ -290,28 +451,97 @@ enum Search {
     Exhausted,
 }
 
-/// A value, interned to a small number per key so states are cheap to hash and copy.
+/// A value, interned to a small number per component so states are cheap to hash and copy.
 type ValueId = u32;
 
 /// The state of one key: its value, if any.
-type State = Option<ValueId>;
+type Value = Option<ValueId>;
 
-/// One operation of one key, as the spec sees it: values interned, and a return value that is
+/// One single-key step as the spec sees it: values interned, and a return value that is
 /// `None` where the operation is pending and so unconstrained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// The call entry of an operation; the checker applies only response entries.
-    Invoke,
-    Get(State),
+enum Step {
+    Get(Option<Value>),
     Put(ValueId),
     Delete {
         existed: Option<bool>,
     },
     Cas {
-        expected: State,
-        new: State,
+        expected: Value,
+        new: Value,
         swapped: Option<bool>,
     },
+}
+
+/// One operation of a component, as the spec sees it. Keys are positions in the component's
+/// key list.
+#[derive(Debug, Clone)]
+enum Kind {
+    /// The call entry of an operation; the checker applies only response entries.
+    Invoke,
+    /// A single-key operation.
+    One { key: usize, step: Step },
+    /// A read that starts guard `guard` over the keys in the mask `keys`.
+    Open {
+        key: usize,
+        read: Value,
+        guard: u32,
+        keys: u64,
+    },
+    /// A transaction: `aborted` is `None` while pending.
+    Tx {
+        guard: Option<u32>,
+        aborted: Option<bool>,
+        steps: Rc<[(usize, Step)]>,
+    },
+}
+
+/// A guard started and not yet used: its keys (a mask) and whether one of them changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct OpenGuard {
+    guard: u32,
+    keys: u64,
+    dirty: bool,
+}
+
+/// The state of a component: each key's value, and the open guards in start order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct State {
+    values: Vec<Value>,
+    open: Vec<OpenGuard>,
+}
+
+impl State {
+    /// Applies one step to `key`; false (state partly changed: discard it) if its return
+    /// does not fit. A step that changes the key (what the store's revision bookkeeping
+    /// counts: any put, a delete of a present key, a swap that leaves or removes a value)
+    /// marks the open guards over the key.
+    fn step(&mut self, key: usize, step: Step) -> bool {
+        let value = self.values[key];
+        let (valid, changed, new) = match step {
+            Step::Get(read) => (read.is_none_or(|r| r == value), false, value),
+            Step::Put(x) => (true, true, Some(x)),
+            Step::Delete { existed } => (existed.is_none_or(|e| e == value.is_some()), value.is_some(), None),
+            Step::Cas { expected, new, swapped } => {
+                let matches = value == expected;
+                let valid = swapped.is_none_or(|s| s == matches);
+                let changed = matches && (new.is_some() || value.is_some());
+                (valid, changed, if matches { new } else { value })
+            }
+        };
+        if !valid {
+            return false;
+        }
+        self.values[key] = new;
+        if changed {
+            for guard in &mut self.open {
+                if guard.keys & (1 << key) != 0 {
+                    guard.dirty = true;
+                }
+            }
+        }
+        true
+    }
 }
 
 /// The number of spec steps a search may still take, shared by all its operations.
@@ -337,73 +567,136 @@ impl Budget {
     }
 }
 
-/// A history entry for the checker: the operation and the search's budget.
+/// A history entry for the checker: the operation, the component's key count and the
+/// search's budget.
 #[derive(Debug, Clone)]
-struct Step {
+struct Entry {
     kind: Kind,
+    keys: usize,
     budget: Rc<Budget>,
 }
 
-/// The sequential spec of one key.
-struct KeySpec;
+/// The sequential spec of a component of keys.
+struct ComponentSpec;
 
-impl Specification for KeySpec {
-    type State = State;
-    type Operation = Step;
+impl Specification for ComponentSpec {
+    type State = Option<State>;
+    type Operation = Entry;
 
-    fn init() -> State {
+    /// `None` stands for every key absent and no guard open, so the spec needs no key count.
+    fn init() -> Option<State> {
         None
     }
 
-    fn apply(step: &Step, state: &State) -> (bool, State) {
-        let state = *state;
-        if !step.budget.take() {
-            return (false, state);
+    fn apply(entry: &Entry, state: &Option<State>) -> (bool, Option<State>) {
+        if !entry.budget.take() {
+            return (false, state.clone());
         }
-        match step.kind {
-            Kind::Invoke => (false, state),
-            Kind::Get(read) => (read == state, state),
-            Kind::Put(value) => (true, Some(value)),
-            Kind::Delete { existed } => (existed.is_none_or(|e| e == state.is_some()), None),
-            Kind::Cas { expected, new, swapped } => {
-                let matches = state == expected;
-                let valid = swapped.is_none_or(|s| s == matches);
-                (valid, if valid && matches { new } else { state })
+        let mut next = state.clone().unwrap_or_else(|| State {
+            values: vec![None; entry.keys],
+            open: Vec::new(),
+        });
+        let valid = match &entry.kind {
+            Kind::Invoke => false,
+            Kind::One { key, step } => next.step(*key, *step),
+            Kind::Open { key, read, guard, keys } => {
+                let valid = next.values[*key] == *read;
+                next.open.push(OpenGuard {
+                    guard: *guard,
+                    keys: *keys,
+                    dirty: false,
+                });
+                valid
             }
+            Kind::Tx { guard, aborted, steps } => 'tx: {
+                if let Some(guard) = guard {
+                    let Some(pos) = next.open.iter().position(|g| g.guard == *guard) else {
+                        break 'tx false;
+                    };
+                    if next.open.remove(pos).dirty {
+                        // Aborted: no effect but using up the guard.
+                        break 'tx aborted.is_none_or(|a| a);
+                    }
+                }
+                *aborted != Some(true) && steps.iter().all(|&(key, step)| next.step(key, step))
+            }
+        };
+        if valid {
+            (true, Some(next))
+        } else {
+            (false, state.clone())
         }
     }
 }
 
-/// A call or a return of one operation of the key.
+/// A call or a return of one operation of the component.
 #[derive(Debug, Clone, Copy)]
 struct Event {
-    /// The operation's position in [`KeyHistory::ops`].
+    /// The operation's position in [`ComponentHistory::ops`].
     op: usize,
     is_return: bool,
 }
 
-/// One key's operations, prepared for searching any prefix.
-struct KeyHistory<'h> {
+/// One component's operations, prepared for searching any prefix.
+struct ComponentHistory<'h> {
     history: &'h [Operation],
-    /// Index into `history` of each operation of the key.
+    /// Index into `history` of each operation of the component.
     ops: &'h [usize],
+    /// Number of keys in the component.
+    keys: usize,
     /// Calls and returns in time order; operations that never returned have only a call.
     events: Vec<Event>,
     /// Position in `events` of each operation's return, if it returned.
     return_pos: Vec<Option<usize>>,
     /// Each operation as the spec sees it if it returned.
     returned: Vec<Kind>,
-    /// Each operation as the spec sees it while pending; `None` for a pending `Get`.
+    /// Each operation as the spec sees it while pending; `None` for a pending read.
     pending: Vec<Option<Kind>>,
 }
 
-impl<'h> KeyHistory<'h> {
-    fn new(history: &'h [Operation], ops: &'h [usize]) -> Self {
+impl<'h> ComponentHistory<'h> {
+    fn new(history: &'h [Operation], keys: &[&[u8]], ops: &'h [usize]) -> Result<Self, String> {
+        let position: BTreeMap<&[u8], usize> = keys.iter().enumerate().map(|(i, &k)| (k, i)).collect();
         let mut values: BTreeMap<&[u8], ValueId> = BTreeMap::new();
         let mut intern = |value: &'h [u8]| -> ValueId {
-            let next = ValueId::try_from(values.len()).expect("fewer than 2^32 distinct values per key");
+            let next = ValueId::try_from(values.len()).expect("fewer than 2^32 distinct values per component");
             *values.entry(value).or_insert(next)
         };
+        let value = |v: &'h Option<Vec<u8>>, intern: &mut dyn FnMut(&'h [u8]) -> ValueId| v.as_deref().map(intern);
+        // Guards: which read starts each, and which transaction uses it (with its key mask).
+        let mut started: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut used: BTreeMap<u64, u64> = BTreeMap::new();
+        for (local, &index) in ops.iter().enumerate() {
+            let op = &history[index];
+            match &op.call {
+                Call::GuardedGet { guard } => {
+                    let again = started.insert(*guard, local as u32).is_some();
+                    if again {
+                        return Err(format!("op #{index}: guard {guard} started twice"));
+                    }
+                }
+                Call::Transaction { guard: Some(g), .. } => {
+                    let mask = g.keys.iter().fold(0u64, |mask, k| mask | 1 << position[k.as_slice()]);
+                    if used.insert(g.id, mask).is_some() {
+                        return Err(format!("op #{index}: guard {} used twice", g.id));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (&guard, &mask) in &used {
+            let read = started.get(&guard).map(|&local| &history[ops[local as usize]]);
+            match read {
+                Some(read)
+                    if matches!(read.outcome, Outcome::Returned { .. })
+                        && position.get(read.key.as_slice()).is_some_and(|&k| mask & 1 << k != 0) => {}
+                _ => {
+                    return Err(format!(
+                        "guard {guard} was not started by a returned read of a guarded key"
+                    ));
+                }
+            }
+        }
         let mut returned = Vec::with_capacity(ops.len());
         let mut pending = Vec::with_capacity(ops.len());
         let mut timed = Vec::with_capacity(2 * ops.len());
@@ -418,36 +711,60 @@ impl<'h> KeyHistory<'h> {
             };
             timed.push(((op.invoked_at, 0u8, local), false));
             let (done, open) = match &op.call {
-                Call::Get => {
-                    let read = match ret {
-                        Some(Ret::Get(Some(value))) => Some(intern(value)),
+                Call::Transaction { guard, steps } => {
+                    let rets = match ret {
+                        Some(Ret::Transaction(rets)) => Some(rets.as_deref()),
                         _ => None,
                     };
-                    (Kind::Get(read), None)
-                }
-                Call::Put(value) => {
-                    let kind = Kind::Put(intern(value));
-                    (kind, Some(kind))
-                }
-                Call::Delete => {
-                    let existed = match ret {
-                        Some(Ret::Delete { existed }) => *existed,
-                        _ => false,
+                    let mut prepare = |rets: Option<&'h [Ret]>| -> Rc<[(usize, Step)]> {
+                        steps
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (key, call))| {
+                                let step = single_step(call, rets.map(|r| &r[i]), &mut intern, value);
+                                (position[key.as_slice()], step)
+                            })
+                            .collect()
                     };
-                    (
-                        Kind::Delete { existed: Some(existed) },
-                        Some(Kind::Delete { existed: None }),
-                    )
-                }
-                Call::Cas { expected, new } => {
-                    let expected = expected.as_deref().map(&mut intern);
-                    let new = new.as_deref().map(&mut intern);
-                    let swapped = match ret {
-                        Some(Ret::Cas { swapped }) => *swapped,
-                        _ => false,
+                    let guard = guard.as_ref().map(|g| started[&g.id]);
+                    let open = Kind::Tx {
+                        guard,
+                        aborted: None,
+                        steps: prepare(None),
                     };
-                    let cas = |swapped| Kind::Cas { expected, new, swapped };
-                    (cas(Some(swapped)), Some(cas(None)))
+                    let done = match rets {
+                        Some(Some(rets)) => Kind::Tx {
+                            guard,
+                            aborted: Some(false),
+                            steps: prepare(Some(rets)),
+                        },
+                        _ => Kind::Tx {
+                            guard,
+                            aborted: Some(true),
+                            steps: Rc::from([]),
+                        },
+                    };
+                    (done, Some(open))
+                }
+                Call::GuardedGet { guard } if used.contains_key(guard) => {
+                    let read = match ret {
+                        Some(Ret::Get(read)) => value(read, &mut intern),
+                        _ => None,
+                    };
+                    let done = Kind::Open {
+                        key: position[op.key.as_slice()],
+                        read,
+                        guard: started[guard],
+                        keys: used[guard],
+                    };
+                    (done, None)
+                }
+                call => {
+                    let key = position[op.key.as_slice()];
+                    let done = single_step(call, ret, &mut intern, value);
+                    let open = single_step(call, None, &mut intern, value);
+                    let open = (!matches!(open, Step::Get(_))).then_some(Kind::One { key, step: open });
+                    (Kind::One { key, step: done }, open)
                 }
             };
             returned.push(done);
@@ -466,14 +783,15 @@ impl<'h> KeyHistory<'h> {
                 Event { op, is_return }
             })
             .collect();
-        KeyHistory {
+        Ok(ComponentHistory {
             history,
             ops,
+            keys: keys.len(),
             events,
             return_pos,
             returned,
             pending,
-        }
+        })
     }
 
     /// Searches the history cut after its first `cut` events: operations invoked before the cut
@@ -483,8 +801,9 @@ impl<'h> KeyHistory<'h> {
             remaining: Cell::new(max_steps),
             exhausted: Cell::new(false),
         });
-        let step = |kind| Step {
-            kind,
+        let entry = |kind: &Kind| Entry {
+            kind: kind.clone(),
+            keys: self.keys,
             budget: Rc::clone(&budget),
         };
         let mut actions = Vec::with_capacity(2 * cut);
@@ -492,23 +811,23 @@ impl<'h> KeyHistory<'h> {
         for event in &self.events[..cut] {
             let op = event.op;
             if event.is_return {
-                actions.push((op, Action::Response(step(self.returned[op]))));
+                actions.push((op, Action::Response(entry(&self.returned[op]))));
             } else if self.return_pos[op].is_some_and(|pos| pos < cut) {
-                actions.push((op, Action::Call(step(Kind::Invoke))));
-            } else if let Some(kind) = self.pending[op] {
-                actions.push((op, Action::Call(step(Kind::Invoke))));
+                actions.push((op, Action::Call(entry(&Kind::Invoke))));
+            } else if let Some(kind) = &self.pending[op] {
+                actions.push((op, Action::Call(entry(&Kind::Invoke))));
                 pending.push((op, kind));
             }
         }
         // Pending operations return after everything else: they may take effect anywhere after
         // their invocation, or (last of all) not at all.
         for (op, kind) in pending {
-            actions.push((op, Action::Response(step(kind))));
+            actions.push((op, Action::Response(entry(kind))));
         }
         if actions.is_empty() {
             return Search::Linearizable;
         }
-        if WGLChecker::<KeySpec>::is_linearizable(History::from_actions(actions)) {
+        if WGLChecker::<ComponentSpec>::is_linearizable(History::from_actions(actions)) {
             Search::Linearizable
         } else if budget.exhausted.get() {
             Search::Exhausted
@@ -518,7 +837,7 @@ impl<'h> KeyHistory<'h> {
     }
 
     /// Names the shortest non-linearizable prefix of a history known not to be linearizable.
-    fn violation(&self, key: &[u8], max_steps: u64) -> Verdict {
+    fn violation(&self, keys: &[&[u8]], max_steps: u64) -> Verdict {
         // Invariant: the prefix of `bad` events is not linearizable, that of `good` events is.
         let (mut good, mut bad) = (0, self.events.len());
         let mut exact = true;
@@ -548,28 +867,68 @@ impl<'h> KeyHistory<'h> {
             let index = self.ops[last.op];
             let _ = write!(
                 reason,
-                "op #{index} ({}) cannot be linearized with the {} operations of key {} invoked \
+                "op #{index} ({}) cannot be linearized with the {} operations of {} invoked \
                  before it returned",
                 describe(&self.history[index]),
                 ops.len(),
-                show(key),
+                show_keys(keys),
             );
         } else {
             let _ = write!(
                 reason,
-                "the {} operations of key {} have no linearization",
+                "the {} operations of {} have no linearization",
                 ops.len(),
-                show(key)
+                show_keys(keys)
             );
         }
         if !exact {
             reason.push_str(" (search limit hit while shortening; the true culprit may be earlier)");
         }
         Verdict::Violation {
-            key: key.to_vec(),
+            key: keys[0].to_vec(),
             ops,
             reason,
         }
+    }
+}
+
+/// A single-key call as the spec sees it, with its return `ret` (`None`: pending).
+fn single_step<'h>(
+    call: &'h Call,
+    ret: Option<&'h Ret>,
+    intern: &mut dyn FnMut(&'h [u8]) -> ValueId,
+    value: impl Fn(&'h Option<Vec<u8>>, &mut dyn FnMut(&'h [u8]) -> ValueId) -> Value,
+) -> Step {
+    match call {
+        Call::Get | Call::GuardedGet { .. } => Step::Get(match ret {
+            Some(Ret::Get(read)) => Some(value(read, intern)),
+            _ => None,
+        }),
+        Call::Put(v) => Step::Put(intern(v)),
+        Call::Delete => Step::Delete {
+            existed: match ret {
+                Some(Ret::Delete { existed }) => Some(*existed),
+                _ => None,
+            },
+        },
+        Call::Cas { expected, new } => Step::Cas {
+            expected: value(expected, intern),
+            new: value(new, intern),
+            swapped: match ret {
+                Some(Ret::Cas { swapped }) => Some(*swapped),
+                _ => None,
+            },
+        },
+        Call::Transaction { .. } => unreachable!("validated: a transaction step is a single-key call"),
+    }
+}
+
+/// Keys in words: `key "a"` or `keys "a", "b"`.
+fn show_keys(keys: &[&[u8]]) -> String {
+    let shown: Vec<String> = keys.iter().map(|k| show(k)).collect();
+    match shown.as_slice() {
+        [one] => format!("key {one}"),
+        many => format!("keys {}", many.join(", ")),
     }
 }
 
@@ -585,8 +944,26 @@ fn show_value(value: Option<&[u8]>) -> String {
 
 /// One operation in words, e.g. `client 3: get -> "x", invoked at 10, returned at 20`.
 fn describe(op: &Operation) -> String {
-    let call = match &op.call {
+    let (ret, end) = match &op.outcome {
+        Outcome::Unknown => (String::new(), "never returned".to_string()),
+        Outcome::Returned { at, ret } => (describe_ret(ret), format!("returned at {at}")),
+    };
+    let on = match &op.call {
+        Call::Transaction { .. } => String::new(),
+        _ => format!(" on {}", show(&op.key)),
+    };
+    let call = describe_call(&op.call);
+    format!(
+        "client {}: {call}{ret}{on}, invoked at {}, {end}",
+        op.client, op.invoked_at
+    )
+}
+
+/// A call in words, without its key (a transaction names its steps' keys).
+fn describe_call(call: &Call) -> String {
+    match call {
         Call::Get => "get".to_string(),
+        Call::GuardedGet { guard } => format!("get starting guard {guard}"),
         Call::Put(value) => format!("put {}", show(value)),
         Call::Delete => "delete".to_string(),
         Call::Cas { expected, new } => format!(
@@ -594,20 +971,35 @@ fn describe(op: &Operation) -> String {
             show_value(expected.as_deref()),
             show_value(new.as_deref())
         ),
-    };
-    let (ret, end) = match &op.outcome {
-        Outcome::Unknown => (String::new(), "never returned".to_string()),
-        Outcome::Returned { at, ret } => {
-            let ret = match ret {
-                Ret::Get(value) => format!(" -> {}", show_value(value.as_deref())),
-                Ret::Put => String::new(),
-                Ret::Delete { existed } => format!(" -> existed: {existed}"),
-                Ret::Cas { swapped } => format!(" -> swapped: {swapped}"),
-            };
-            (ret, format!("returned at {at}"))
+        Call::Transaction { guard, steps } => {
+            let steps: Vec<String> = steps
+                .iter()
+                .map(|(key, call)| format!("{} on {}", describe_call(call), show(key)))
+                .collect();
+            match guard {
+                None => format!("transaction [{}]", steps.join("; ")),
+                Some(g) => format!("transaction with guard {} [{}]", g.id, steps.join("; ")),
+            }
         }
-    };
-    format!("client {}: {call}{ret}, invoked at {}, {end}", op.client, op.invoked_at)
+    }
+}
+
+/// A return in words, e.g. ` -> swapped: true`.
+fn describe_ret(ret: &Ret) -> String {
+    match ret {
+        Ret::Get(value) => format!(" -> {}", show_value(value.as_deref())),
+        Ret::Put => String::new(),
+        Ret::Delete { existed } => format!(" -> existed: {existed}"),
+        Ret::Cas { swapped } => format!(" -> swapped: {swapped}"),
+        Ret::Transaction(None) => " -> aborted".to_string(),
+        Ret::Transaction(Some(rets)) => {
+            let rets: Vec<String> = rets
+                .iter()
+                .map(|r| describe_ret(r).trim_start_matches(" -> ").to_string())
+                .collect();
+            format!(" -> [{}]", rets.join("; "))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -991,6 +1383,7 @@ mod tests {
                             }
                             Ret::Cas { swapped }
                         }
+                        call => unreachable!("the generator makes no {call:?}"),
                     };
                     // Park the return value; the return time is set when it returns.
                     history[index].outcome = returned(0, ret);
@@ -1057,6 +1450,231 @@ mod tests {
                 if key == b"k" && reason.starts_with("search gave up")),
             "{verdict:?}"
         );
+    }
+
+    fn tx(
+        client: u64,
+        guard: Option<(u64, &[&str])>,
+        steps: &[(&str, Call)],
+        ret: Option<Option<Vec<Ret>>>,
+        span: (u64, u64),
+    ) -> Operation {
+        let call = Call::Transaction {
+            guard: guard.map(|(id, keys)| TxGuard {
+                id,
+                keys: keys.iter().map(|k| bytes(k)).collect(),
+            }),
+            steps: steps.iter().map(|(k, c)| (bytes(k), c.clone())).collect(),
+        };
+        let outcome = match ret {
+            Some(ret) => returned(span.1, Ret::Transaction(ret)),
+            None => Outcome::Unknown,
+        };
+        op(client, steps[0].0, call, span.0, outcome)
+    }
+
+    fn guarded_get(client: u64, key: &str, guard: u64, read: Option<&str>, span: (u64, u64)) -> Operation {
+        let ret = Ret::Get(read.map(bytes));
+        op(client, key, Call::GuardedGet { guard }, span.0, returned(span.1, ret))
+    }
+
+    fn got(read: Option<&str>) -> Ret {
+        Ret::Get(read.map(bytes))
+    }
+
+    fn transfer(client: u64, (a, b): (&str, &str), read: (Option<&str>, Option<&str>), span: (u64, u64)) -> Operation {
+        tx(
+            client,
+            None,
+            &[
+                ("a", Call::Get),
+                ("b", Call::Get),
+                ("a", Call::Put(bytes(a))),
+                ("b", Call::Put(bytes(b))),
+            ],
+            Some(Some(vec![got(read.0), got(read.1), Ret::Put, Ret::Put])),
+            span,
+        )
+    }
+
+    #[test]
+    fn transactions_join_keys_into_one_component() {
+        let history = [
+            transfer(0, ("a1", "b1"), (None, None), (0, 10)),
+            tx(
+                1,
+                None,
+                &[("a", Call::Get), ("b", Call::Get)],
+                Some(Some(vec![got(Some("a1")), got(Some("b1"))])),
+                (5, 20),
+            ),
+            put(2, "c", "1", (0, 10)),
+            transfer(0, ("a2", "b2"), (Some("a1"), Some("b1")), (30, 40)),
+            get(1, "b", Some("b2"), (50, 60)),
+        ];
+        assert_eq!(check(&history), Verdict::Linearizable);
+        let components = components(&history);
+        let keys: Vec<Vec<&[u8]>> = components.iter().map(|(keys, _)| keys.clone()).collect();
+        assert_eq!(keys, vec![vec![&b"a"[..], &b"b"[..]], vec![&b"c"[..]]]);
+        assert_eq!(components[0].1, vec![0, 1, 3, 4]);
+    }
+
+    #[test]
+    fn a_transfer_whose_two_writes_are_seen_separately_is_caught() {
+        // The planted bug: the transfer's writes land one at a time, and a read-only
+        // transaction between them sees a's new value with b's old one. Each key alone is
+        // linearizable; the pair is not.
+        let history = [
+            transfer(0, ("a1", "b1"), (None, None), (0, 10)),
+            transfer(1, ("a2", "b2"), (Some("a1"), Some("b1")), (20, 60)),
+            tx(
+                2,
+                None,
+                &[("a", Call::Get), ("b", Call::Get)],
+                Some(Some(vec![got(Some("a2")), got(Some("b1"))])),
+                (30, 40),
+            ),
+        ];
+        let reason = assert_violation(check(&history), "a", &[0, 1, 2]);
+        assert!(reason.contains("keys \"a\", \"b\""), "{reason}");
+        // Split per key, as a per-key checker would see it, the same history passes.
+        let per_key = [
+            put(0, "a", "a1", (0, 10)),
+            put(0, "b", "b1", (0, 10)),
+            put(1, "a", "a2", (20, 60)),
+            put(1, "b", "b2", (20, 60)),
+            get(2, "a", Some("a2"), (30, 40)),
+            get(2, "b", Some("b1"), (30, 40)),
+        ];
+        assert_eq!(check(&per_key), Verdict::Linearizable);
+        // Seen together after the transfer returned, the writes are fine.
+        let mut fixed = history.clone();
+        fixed[2] = tx(
+            2,
+            None,
+            &[("a", Call::Get), ("b", Call::Get)],
+            Some(Some(vec![got(Some("a2")), got(Some("b2"))])),
+            (70, 80),
+        );
+        assert_eq!(check(&fixed), Verdict::Linearizable);
+    }
+
+    #[test]
+    fn reads_in_a_transaction_see_its_own_earlier_writes() {
+        let steps = [
+            ("a", Call::Put(bytes("1"))),
+            ("a", Call::Get),
+            ("a", Call::Delete),
+            ("a", Call::Get),
+        ];
+        let ok = [tx(
+            0,
+            None,
+            &steps,
+            Some(Some(vec![
+                Ret::Put,
+                got(Some("1")),
+                Ret::Delete { existed: true },
+                got(None),
+            ])),
+            (0, 10),
+        )];
+        assert_eq!(check(&ok), Verdict::Linearizable);
+        let bad = [tx(
+            0,
+            None,
+            &steps,
+            Some(Some(vec![
+                Ret::Put,
+                got(None),
+                Ret::Delete { existed: true },
+                got(None),
+            ])),
+            (0, 10),
+        )];
+        assert_violation(check(&bad), "a", &[0]);
+    }
+
+    #[test]
+    fn a_guard_aborts_exactly_when_a_guarded_key_changed_after_its_read() {
+        let write_both = [("a", Call::Put(bytes("a9"))), ("b", Call::Put(bytes("b9")))];
+        let guarded = |ret| tx(0, Some((7, &["a", "b"])), &write_both, ret, (40, 50));
+        let committed = Some(Some(vec![Ret::Put, Ret::Put]));
+        // Nothing changed between the read and the transaction: it must commit.
+        let quiet = |ret| {
+            vec![
+                put(1, "b", "b1", (0, 5)),
+                guarded_get(0, "a", 7, None, (10, 20)),
+                guarded(ret),
+            ]
+        };
+        assert_eq!(check(&quiet(committed.clone())), Verdict::Linearizable);
+        assert_violation(check(&quiet(Some(None))), "a", &[0, 1, 2]);
+        // b was written after the read (and before the transaction): it must abort.
+        let busy = |ret| {
+            vec![
+                put(1, "b", "b1", (0, 5)),
+                guarded_get(0, "a", 7, None, (10, 20)),
+                put(1, "b", "b2", (25, 30)),
+                guarded(ret),
+            ]
+        };
+        assert_eq!(check(&busy(Some(None))), Verdict::Linearizable);
+        assert_violation(check(&busy(committed.clone())), "a", &[0, 1, 2, 3]);
+        // A write that changes nothing (a failed swap, a delete of an absent key) is no change.
+        let idle = |ret| {
+            vec![
+                guarded_get(0, "a", 7, None, (10, 20)),
+                cas(1, "b", (Some("x"), Some("y")), false, (22, 24)),
+                delete(1, "a", false, (25, 30)),
+                guarded(ret),
+            ]
+        };
+        assert_eq!(check(&idle(committed.clone())), Verdict::Linearizable);
+        assert_violation(check(&idle(Some(None))), "a", &[0, 1, 2, 3]);
+        // A write concurrent with the read may fall on either side of it.
+        let racing = |ret| {
+            vec![
+                guarded_get(0, "a", 7, None, (10, 20)),
+                put(1, "b", "b1", (5, 30)),
+                guarded(ret),
+            ]
+        };
+        assert_eq!(check(&racing(committed)), Verdict::Linearizable);
+        assert_eq!(check(&racing(Some(None))), Verdict::Linearizable);
+        // A pending guarded transaction may commit or not, but never half.
+        let pending = vec![
+            guarded_get(0, "a", 7, None, (10, 20)),
+            guarded(None),
+            tx(
+                1,
+                None,
+                &[("a", Call::Get), ("b", Call::Get)],
+                Some(Some(vec![got(Some("a9")), got(None)])),
+                (60, 70),
+            ),
+        ];
+        assert_violation(check(&pending), "a", &[0, 1, 2]);
+    }
+
+    #[test]
+    fn malformed_guards_give_unknown() {
+        let write = [("a", Call::Put(bytes("1")))];
+        // A guard nobody started.
+        let history = [tx(0, Some((3, &["a"])), &write, Some(None), (0, 10))];
+        assert!(matches!(check(&history), Verdict::Unknown { reason, .. } if reason.contains("guard 3")));
+        // Started by a read of a key it does not guard.
+        let history = [
+            guarded_get(0, "b", 3, None, (0, 5)),
+            tx(0, Some((3, &["a"])), &write, Some(None), (10, 20)),
+        ];
+        assert!(matches!(check(&history), Verdict::Unknown { .. }));
+        // An abort without a guard.
+        let history = [tx(0, None, &write, Some(None), (0, 10))];
+        assert!(matches!(check(&history), Verdict::Unknown { reason, .. } if reason.starts_with("malformed")));
+        // A guard read no transaction uses is a plain read.
+        let history = [put(0, "a", "1", (0, 5)), guarded_get(1, "a", 9, Some("1"), (10, 20))];
+        assert_eq!(check(&history), Verdict::Linearizable);
     }
 
     #[test]

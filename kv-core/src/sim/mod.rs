@@ -46,6 +46,7 @@ pub use self::ops::ClientCall;
 pub use self::ops::OpId;
 pub use self::ops::OpState;
 pub use self::ops::OpView;
+pub use self::ops::TxGuardCall;
 pub use self::trace::Event;
 pub use self::trace::EventKind;
 pub use self::trace::Role;
@@ -139,6 +140,13 @@ pub struct SimOptions {
     /// only the simulator's clients look at it, so no kv-node path can reach it.
     #[serde(default)]
     pub planted_bug: bool,
+    /// A second planted bug: the simulator's clients send a transaction's steps as separate
+    /// operations (one log entry each, as a client that emulates MULTI with a pipeline would)
+    /// and take their answers as the transaction's, ignoring its guard. Each key stays
+    /// linearizable; only the transaction's atomicity breaks, which the linearizability
+    /// checker must see. Off by default; only the simulator's clients look at it.
+    #[serde(default)]
+    pub planted_split_transactions: bool,
 }
 
 impl Default for SimOptions {
@@ -153,6 +161,7 @@ impl Default for SimOptions {
             snapshot_every: 100,
             trace_capacity: Trace::KEEP,
             planted_bug: false,
+            planted_split_transactions: false,
         }
     }
 }
@@ -684,7 +693,9 @@ impl Simulation {
         let world = self.world.clone();
         let timeout = Duration::from_millis(self.options().client_timeout_ms);
         let id = self.exec.enter(|| ops::start(&world, None, node, call));
-        self.exec.spawn_in(CLIENT_GROUP, ops::perform(world, id, timeout));
+        self.exec.spawn_in(CLIENT_GROUP, async move {
+            ops::perform(world, id, timeout).await;
+        });
         self.exec.run_until_idle();
         self.observe();
         Ok(id)

@@ -13,13 +13,16 @@ use crate::check::linearizability::Call;
 use crate::check::linearizability::Operation;
 use crate::check::linearizability::Outcome;
 use crate::check::linearizability::Ret;
+use crate::check::linearizability::TxGuard;
 use crate::command::Command;
 use crate::command::Expiry;
 use crate::command::Key;
 use crate::command::Query;
 use crate::command::Response;
 use crate::command::SetCondition;
+use crate::command::TxOp;
 use crate::command::Value;
+use crate::command::WatchGuard;
 use crate::runtime::SimRuntime;
 use crate::wire::Op;
 use crate::wire::OpError;
@@ -65,29 +68,66 @@ pub enum ClientCall {
         /// Value to store.
         new: Option<Value>,
     },
+    /// Linearizable read with revisions (`Query::GetRevision`): where a guarded transaction's
+    /// `since` comes from.
+    GetRevision {
+        /// The key.
+        key: Key,
+    },
+    /// Steps on several keys in one `Command::Transaction`: one log entry, applied atomically.
+    Transaction {
+        /// The optimistic lock (Redis `WATCH`), if any.
+        guard: Option<TxGuardCall>,
+        /// The steps, each a `Get`, `Put`, `Delete` or `Cas`.
+        steps: Vec<ClientCall>,
+    },
+}
+
+/// The guard of a [`ClientCall::Transaction`]: abort if any of `keys` changed after revision
+/// `since`, which the [`ClientCall::GetRevision`] operation `read` returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxGuardCall {
+    /// The read that gave `since`.
+    pub read: OpId,
+    /// The revision the keys were read at.
+    pub since: u64,
+    /// The guarded keys.
+    pub keys: Vec<Key>,
 }
 
 impl ClientCall {
-    fn key(&self) -> &Key {
+    /// The key (a transaction's first step's key; empty for a transaction without steps).
+    pub fn key(&self) -> &Key {
         match self {
             ClientCall::Get { key } | ClientCall::LocalGet { key } | ClientCall::Delete { key } => key,
-            ClientCall::Put { key, .. } => key,
-            ClientCall::Cas { key, .. } => key,
+            ClientCall::Put { key, .. } | ClientCall::Cas { key, .. } | ClientCall::GetRevision { key } => key,
+            ClientCall::Transaction { steps, .. } => steps.first().map_or(&EMPTY_KEY, ClientCall::key),
         }
     }
 
-    fn checker_call(&self) -> Call {
+    /// The checker's view of this call, as operation `id`.
+    fn checker_call(&self, id: OpId) -> Call {
         match self {
             ClientCall::Get { .. } | ClientCall::LocalGet { .. } => Call::Get,
+            ClientCall::GetRevision { .. } => Call::GuardedGet { guard: id.0 },
             ClientCall::Put { value, .. } => Call::Put(value.clone()),
             ClientCall::Delete { .. } => Call::Delete,
             ClientCall::Cas { expected, new, .. } => Call::Cas {
                 expected: expected.clone(),
                 new: new.clone(),
             },
+            ClientCall::Transaction { guard, steps } => Call::Transaction {
+                guard: guard.as_ref().map(|g| TxGuard {
+                    id: g.read.0,
+                    keys: g.keys.clone(),
+                }),
+                steps: steps.iter().map(|s| (s.key().clone(), s.checker_call(id))).collect(),
+            },
         }
     }
 }
+
+static EMPTY_KEY: Key = Vec::new();
 
 /// Where an operation stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,11 +209,17 @@ pub(crate) fn start(world: &WorldRef, client: Option<u64>, node: u64, call: Clie
 
 /// Carries out operation `id`: submits it to its node's request path (which forwards it to
 /// the leader if need be, as kv-node does for a RESP client) and records how it ended.
-pub(crate) async fn perform(world: WorldRef, id: OpId, timeout: Duration) {
-    let (node, call, planted_bug) = {
+/// Returns the response, if it got one.
+pub(crate) async fn perform(world: WorldRef, id: OpId, timeout: Duration) -> Option<Response> {
+    let (node, call, planted_bug, split) = {
         let w = world.lock();
         let op = &w.ops[id.0 as usize].0;
-        (op.node, op.call.clone(), w.options.planted_bug)
+        (
+            op.node,
+            op.call.clone(),
+            w.options.planted_bug,
+            w.options.planted_split_transactions,
+        )
     };
     let path = world.path(node);
     let state = match path {
@@ -184,14 +230,28 @@ pub(crate) async fn perform(world: WorldRef, id: OpId, timeout: Duration) {
                 // The planted bug (see `SimOptions::planted_bug`): every read is a local read.
                 mode = ReadMode::Stale;
             }
-            match SimRuntime::timeout(timeout, path.execute_batch(vec![op], mode)).await {
-                Ok(mut results) => results.pop().expect("one result per operation"),
-                Err(_) => Err(OpError::OutcomeUnknown(format!("no answer within {timeout:?}"))),
+            match (&call, split) {
+                // The planted bug (see `SimOptions::planted_split_transactions`).
+                (ClientCall::Transaction { steps, .. }, true) => {
+                    let ops = steps.iter().map(|step| step.op().0).collect();
+                    match SimRuntime::timeout(timeout, path.execute_batch(ops, mode)).await {
+                        Ok(results) => results
+                            .into_iter()
+                            .collect::<Result<Vec<_>, _>>()
+                            .map(|answers| Response::Transaction(Some(answers))),
+                        Err(_) => Err(OpError::OutcomeUnknown(format!("no answer within {timeout:?}"))),
+                    }
+                }
+                _ => match SimRuntime::timeout(timeout, path.execute_batch(vec![op], mode)).await {
+                    Ok(mut results) => results.pop().expect("one result per operation"),
+                    Err(_) => Err(OpError::OutcomeUnknown(format!("no answer within {timeout:?}"))),
+                },
             }
         }
     };
     let mut w = world.lock();
     let at_ns = w.now_ns();
+    let answer = state.as_ref().ok().cloned();
     let state = match state {
         Ok(response) => OpState::Returned {
             at_ns,
@@ -212,11 +272,26 @@ pub(crate) async fn perform(world: WorldRef, id: OpId, timeout: Duration) {
         result: state.summary(),
     });
     w.ops[id.0 as usize].0.state = state;
+    answer
 }
 
 impl ClientCall {
+    /// Whether it changes nothing (a transaction of reads only, with no guard, included).
     fn is_read(&self) -> bool {
-        matches!(self, ClientCall::Get { .. } | ClientCall::LocalGet { .. })
+        match self {
+            ClientCall::Get { .. } | ClientCall::LocalGet { .. } | ClientCall::GetRevision { .. } => true,
+            ClientCall::Transaction { guard, steps } => guard.is_none() && steps.iter().all(ClientCall::is_read),
+            _ => false,
+        }
+    }
+
+    /// This call as a step of a transaction.
+    fn tx_op(&self) -> TxOp {
+        match self.op().0 {
+            Op::Read(query) => TxOp::Read(query),
+            Op::Write { command, ttl_ms } => TxOp::Write { command, ttl_ms },
+            op => unreachable!("a transaction step is a read or a write, not {op:?}"),
+        }
     }
 
     /// The operation a RESP client would send for this call, and how it reads.
@@ -225,6 +300,20 @@ impl ClientCall {
         match self {
             ClientCall::Get { key } => (Op::Read(Query::Get { key: key.clone() }), ReadMode::Linearizable),
             ClientCall::LocalGet { key } => (Op::Read(Query::Get { key: key.clone() }), ReadMode::Stale),
+            ClientCall::GetRevision { key } => (
+                Op::Read(Query::GetRevision { key: key.clone() }),
+                ReadMode::Linearizable,
+            ),
+            ClientCall::Transaction { guard, steps } => (
+                write(Command::Transaction {
+                    guard: guard.as_ref().map(|g| WatchGuard {
+                        since: g.since,
+                        keys: g.keys.clone(),
+                    }),
+                    ops: steps.iter().map(ClientCall::tx_op).collect(),
+                }),
+                ReadMode::Linearizable,
+            ),
             ClientCall::Put { key, value } => (
                 write(Command::Set {
                     key: key.clone(),
@@ -258,6 +347,17 @@ impl ClientCall {
             (ClientCall::Put { .. }, Response::Set { .. }) => Ret::Put,
             (ClientCall::Delete { .. }, Response::Count(n)) => Ret::Delete { existed: n > 0 },
             (ClientCall::Cas { .. }, Response::Cas { swapped, .. }) => Ret::Cas { swapped },
+            (ClientCall::GetRevision { .. }, Response::Revisioned { value, .. }) => Ret::Get(value),
+            (ClientCall::Transaction { steps, .. }, Response::Transaction(answers)) => {
+                Ret::Transaction(answers.map(|answers| {
+                    assert_eq!(answers.len(), steps.len(), "one answer per transaction step");
+                    steps
+                        .iter()
+                        .zip(answers)
+                        .map(|(step, answer)| step.ret(answer))
+                        .collect()
+                }))
+            }
             (call, response) => unreachable!("{call:?} answered {response:?}"),
         }
     }
@@ -274,6 +374,14 @@ impl ClientCall {
             ClientCall::Put { key, value } => format!("put {}={}", P(key), P(value)),
             ClientCall::Delete { key } => format!("delete {}", P(key)),
             ClientCall::Cas { key, expected, new } => format!("cas {} {}→{}", P(key), opt(expected), opt(new)),
+            ClientCall::GetRevision { key } => format!("get-revision {}", P(key)),
+            ClientCall::Transaction { guard, steps } => {
+                let steps: Vec<String> = steps.iter().map(ClientCall::describe).collect();
+                match guard {
+                    None => format!("tx [{}]", steps.join("; ")),
+                    Some(g) => format!("tx if unchanged since {} [{}]", g.since, steps.join("; ")),
+                }
+            }
         }
     }
 }
@@ -281,26 +389,29 @@ impl ClientCall {
 impl OpState {
     /// A short human-readable form, e.g. `ok swapped=true`.
     pub fn summary(&self) -> String {
-        use crate::command::Printable as P;
         match self {
             OpState::Pending => "pending".to_string(),
-            OpState::Returned {
-                ret: Ret::Get(Some(v)), ..
-            } => format!("ok {}", P(v)),
-            OpState::Returned {
-                ret: Ret::Get(None), ..
-            } => "ok (none)".to_string(),
             OpState::Returned { ret: Ret::Put, .. } => "ok".to_string(),
-            OpState::Returned {
-                ret: Ret::Delete { existed },
-                ..
-            } => format!("ok existed={existed}"),
-            OpState::Returned {
-                ret: Ret::Cas { swapped },
-                ..
-            } => format!("ok swapped={swapped}"),
+            OpState::Returned { ret, .. } => format!("ok {}", summary(ret)),
             OpState::Failed { error, .. } => format!("failed: {error}"),
             OpState::Unknown { reason, .. } => format!("unknown: {reason}"),
+        }
+    }
+}
+
+/// A return in short, e.g. `swapped=true`.
+fn summary(ret: &Ret) -> String {
+    use crate::command::Printable as P;
+    match ret {
+        Ret::Get(Some(v)) => P(v).to_string(),
+        Ret::Get(None) => "(none)".to_string(),
+        Ret::Put => "ok".to_string(),
+        Ret::Delete { existed } => format!("existed={existed}"),
+        Ret::Cas { swapped } => format!("swapped={swapped}"),
+        Ret::Transaction(None) => "aborted".to_string(),
+        Ret::Transaction(Some(rets)) => {
+            let rets: Vec<String> = rets.iter().map(summary).collect();
+            format!("[{}]", rets.join("; "))
         }
     }
 }
@@ -321,7 +432,7 @@ pub(crate) fn history(ops: &[OpRecord]) -> Vec<Operation> {
             Some(Operation {
                 client: op.client,
                 key: op.call.key().clone(),
-                call: op.call.checker_call(),
+                call: op.call.checker_call(op.id),
                 invoked_at: op.invoked_ns,
                 outcome,
             })

@@ -19,7 +19,9 @@ use super::SimError;
 use super::SimOptions;
 use super::Simulation;
 use super::Trace;
+use super::TxGuardCall;
 use super::ops;
+use crate::command::Response;
 use crate::runtime::SimInstant;
 use crate::runtime::SimRuntime;
 
@@ -41,6 +43,20 @@ pub struct RunOptions {
     /// Run with the planted bug (`SimOptions::planted_bug`), which the checkers must catch.
     #[serde(default)]
     pub planted_bug: bool,
+    /// Percent of client operations that are transactions (see [`Simulation::spawn_clients`]).
+    #[serde(default = "default_transactions")]
+    pub transactions: u32,
+    /// Run with the planted bug `SimOptions::planted_split_transactions`, which the
+    /// linearizability checker must catch.
+    #[serde(default)]
+    pub planted_split_transactions: bool,
+}
+
+/// The share of transactions in the fault runs, percent.
+pub const DEFAULT_TRANSACTIONS: u32 = 20;
+
+fn default_transactions() -> u32 {
+    DEFAULT_TRANSACTIONS
 }
 
 impl Default for RunOptions {
@@ -53,6 +69,8 @@ impl Default for RunOptions {
             faults: true,
             keep_trace: false,
             planted_bug: false,
+            transactions: DEFAULT_TRANSACTIONS,
+            planted_split_transactions: false,
         }
     }
 }
@@ -147,10 +165,11 @@ impl Workload {
             nodes: options.nodes,
             trace_capacity,
             planted_bug: options.planted_bug,
+            planted_split_transactions: options.planted_split_transactions,
             ..SimOptions::default()
         })?;
         let end = Duration::from_millis(options.duration_ms);
-        sim.spawn_clients(options.clients, options.keys, end);
+        sim.spawn_clients(options.clients, options.keys, options.transactions, end);
         let mut run = Workload {
             sim,
             rng: Xoshiro256PlusPlus::seed_from_u64(seed.rotate_left(17) ^ 0xFA_u64),
@@ -371,9 +390,10 @@ fn convergence(sim: &Simulation) -> Result<(), String> {
 }
 
 impl Simulation {
-    /// Starts `clients` clients that issue random gets, puts, deletes and compare-and-swaps on
-    /// `keys` keys against random nodes, one operation at a time each, until virtual time `until`.
-    pub fn spawn_clients(&mut self, clients: usize, keys: usize, until: Duration) {
+    /// Starts `clients` clients that issue operations on `keys` keys against random nodes, one
+    /// at a time each, until virtual time `until`: `transactions` percent of them are
+    /// transactions (see [`transaction`]), the rest gets, puts, deletes and compare-and-swaps.
+    pub fn spawn_clients(&mut self, clients: usize, keys: usize, transactions: u32, until: Duration) {
         let timeout = Duration::from_millis(self.options().client_timeout_ms);
         let nodes = self.options().nodes as u64;
         for client in 0..clients as u64 {
@@ -383,28 +403,169 @@ impl Simulation {
                 let mut n = 0u64;
                 while SimInstant::now().since_start() < until {
                     n += 1;
-                    let key = format!("k{}", rng.next_u64() % keys.max(1) as u64).into_bytes();
-                    let value = format!("c{client}-{n}").into_bytes();
-                    let call = match rng.next_u64() % 10 {
-                        0..=3 => ClientCall::Get { key },
-                        4..=6 => ClientCall::Put { key, value },
-                        7 => ClientCall::Delete { key },
-                        _ => {
-                            let expected =
-                                (rng.next_u64() % 3 != 0).then(|| format!("c{client}-{}", n - 1).into_bytes());
-                            ClientCall::Cas {
-                                key,
-                                expected,
-                                new: Some(value),
-                            }
-                        }
+                    let client = Client {
+                        world: &world,
+                        id: client,
+                        nodes,
+                        timeout,
                     };
-                    let node = 1 + rng.next_u64() % nodes;
-                    let id = ops::start(&world, Some(client), node, call);
-                    ops::perform(world.clone(), id, timeout).await;
+                    if rng.next_u64() % 100 < u64::from(transactions) {
+                        transaction(&client, &mut rng, keys, n).await;
+                    } else {
+                        let key = format!("k{}", rng.next_u64() % keys.max(1) as u64).into_bytes();
+                        let value = format!("c{}-{n}", client.id).into_bytes();
+                        let call = match rng.next_u64() % 10 {
+                            0..=3 => ClientCall::Get { key },
+                            4..=6 => ClientCall::Put { key, value },
+                            7 => ClientCall::Delete { key },
+                            _ => {
+                                let expected =
+                                    (rng.next_u64() % 3 != 0).then(|| format!("c{}-{}", client.id, n - 1).into_bytes());
+                                ClientCall::Cas {
+                                    key,
+                                    expected,
+                                    new: Some(value),
+                                }
+                            }
+                        };
+                        client.call(&mut rng, call).await;
+                    }
                     SimRuntime::sleep(Duration::from_millis(rng.next_u64() % 50)).await;
                 }
             });
         }
+    }
+}
+
+/// A simulated client, for one operation.
+struct Client<'w> {
+    world: &'w super::WorldRef,
+    id: u64,
+    nodes: u64,
+    timeout: Duration,
+}
+
+impl Client<'_> {
+    /// Submits `call` to a random node and waits for its end; the response, if any.
+    async fn call(&self, rng: &mut Xoshiro256PlusPlus, call: ClientCall) -> Option<Response> {
+        let node = 1 + rng.next_u64() % self.nodes;
+        let id = ops::start(self.world, Some(self.id), node, call);
+        ops::perform(self.world.clone(), id, self.timeout).await
+    }
+}
+
+/// One transaction on a key and its partner (keys pair up: k0 with k1, k2 with k3, ...; a
+/// key without a partner transacts alone), drawn among:
+/// - a read of both keys;
+/// - a transfer: read both, write both;
+/// - a guarded transfer, as Redis's `WATCH` loop does it: read one key with its revision,
+///   read the other, then write both unless either changed since that revision (under
+///   contention some abort);
+/// - a compare-and-swap of one key, a delete of the other and a read of the first.
+async fn transaction(client: &Client<'_>, rng: &mut Xoshiro256PlusPlus, keys: usize, n: u64) {
+    let keys = keys.max(1) as u64;
+    let first = rng.next_u64() % keys;
+    let partner = if (first ^ 1) < keys { first ^ 1 } else { first };
+    let (a, b) = (key(first), key(partner));
+    let value = |suffix: &str| format!("c{}-{n}{suffix}", client.id).into_bytes();
+    let get = |key: &Vec<u8>| ClientCall::Get { key: key.clone() };
+    let put = |key: &Vec<u8>, value| ClientCall::Put {
+        key: key.clone(),
+        value,
+    };
+    let (guard, steps) = match rng.next_u64() % 4 {
+        0 => (None, vec![get(&a), get(&b)]),
+        1 => (None, vec![get(&a), get(&b), put(&a, value("")), put(&b, value("b"))]),
+        2 => {
+            let read = ClientCall::GetRevision { key: a.clone() };
+            let node = 1 + rng.next_u64() % client.nodes;
+            let read_id = ops::start(client.world, Some(client.id), node, read);
+            let Some(Response::Revisioned { revision, .. }) =
+                ops::perform(client.world.clone(), read_id, client.timeout).await
+            else {
+                return;
+            };
+            client.call(rng, get(&b)).await;
+            let guard = TxGuardCall {
+                read: read_id,
+                since: revision,
+                keys: vec![a.clone(), b.clone()],
+            };
+            (Some(guard), vec![put(&a, value("")), put(&b, value("b"))])
+        }
+        _ => {
+            let cas = ClientCall::Cas {
+                key: a.clone(),
+                expected: rng
+                    .next_u64()
+                    .is_multiple_of(2)
+                    .then(|| format!("c{}-{}", client.id, n - 1).into_bytes()),
+                new: Some(value("")),
+            };
+            (None, vec![cas, ClientCall::Delete { key: b.clone() }, get(&a)])
+        }
+    };
+    client.call(rng, ClientCall::Transaction { guard, steps }).await;
+}
+
+fn key(i: u64) -> Vec<u8> {
+    format!("k{i}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::linearizability::Verdict;
+
+    /// Runs seeds from 0 with `options` until one fails the linearizability check, at most
+    /// `limit`; the failing seed's verdict.
+    fn first_violation(options: &RunOptions, limit: u64) -> Option<(u64, Verdict)> {
+        (0..limit).find_map(|seed| {
+            let report = run_seed(seed, options).expect("a valid run");
+            let verdict = report.check.linearizability;
+            matches!(verdict, Verdict::Violation { .. }).then_some((seed, verdict))
+        })
+    }
+
+    fn short_run() -> RunOptions {
+        RunOptions {
+            duration_ms: 3_000,
+            faults: false,
+            transactions: 50,
+            ..RunOptions::default()
+        }
+    }
+
+    #[test]
+    fn transactions_run_commit_and_abort_and_the_history_is_linearizable() {
+        let options = short_run();
+        let mut sim = Workload::new(1, &options).expect("a valid run");
+        while let Some(due) = sim.next_due() {
+            sim.run_until(due).expect("the schedule runs");
+        }
+        let ops = sim.sim().ops();
+        let outcome = |aborted: bool| {
+            ops.iter().any(|op| {
+                matches!(&op.state, super::super::OpState::Returned {
+                    ret: crate::check::linearizability::Ret::Transaction(answers), ..
+                } if answers.is_none() == aborted)
+            })
+        };
+        assert!(outcome(false), "some transaction commits");
+        assert!(outcome(true), "some guarded transaction aborts");
+        assert!(sim.sim().check().is_ok(), "{:?}", sim.sim().check());
+    }
+
+    #[test]
+    fn split_transactions_are_caught() {
+        let planted = RunOptions {
+            planted_split_transactions: true,
+            ..short_run()
+        };
+        let found = first_violation(&planted, 30);
+        assert!(found.is_some(), "no seed caught transactions applied step by step");
+        let (seed, _) = found.expect("checked");
+        // The same seed without the bug passes.
+        assert!(run_seed(seed, &short_run()).expect("a valid run").is_ok());
     }
 }

@@ -6,6 +6,7 @@
 //! kv-sim --seed 42 --trace        print that run's every event and its trace hash
 //! kv-sim --hashes 1,2,3           print "seed hash" per seed (compared against wasm in CI)
 //! options: --nodes N (3-7; default: 3 + seed % 3)  --duration-ms MS (default 5000)  --start S
+//!          --transactions PERCENT (share of client operations that are transactions; default 20)
 //! ```
 
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use clap::Parser;
+use kv_core::sim::workload::DEFAULT_TRANSACTIONS;
 use kv_core::sim::workload::RunOptions;
 use kv_core::sim::workload::RunReport;
 use kv_core::sim::workload::run_seed;
@@ -46,6 +48,10 @@ struct Args {
     /// Virtual time of each run with clients and faults, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5_000)]
     duration_ms: u64,
+    /// Percent of client operations that are transactions (0 to 100).
+    #[arg(long, value_name = "PERCENT", default_value_t = DEFAULT_TRANSACTIONS,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    transactions: u32,
 }
 
 /// What to run: exactly one of these. (A flag given twice takes its last value, as it always
@@ -101,6 +107,7 @@ fn options(args: &Args, seed: u64, keep_trace: bool) -> RunOptions {
     RunOptions {
         nodes: args.nodes.unwrap_or(3 + (seed % 3) as usize),
         duration_ms: args.duration_ms,
+        transactions: args.transactions,
         keep_trace,
         ..RunOptions::default()
     }
@@ -109,8 +116,9 @@ fn options(args: &Args, seed: u64, keep_trace: bool) -> RunOptions {
 fn replay_line(args: &Args, seed: u64) -> String {
     let o = options(args, seed, false);
     format!(
-        "cargo run --release -p kv-node --bin kv-sim -- --seed {seed} --nodes {} --duration-ms {}",
-        o.nodes, o.duration_ms
+        "cargo run --release -p kv-node --bin kv-sim -- --seed {seed} --nodes {} --duration-ms {} \
+         --transactions {}",
+        o.nodes, o.duration_ms, o.transactions
     )
 }
 
