@@ -145,6 +145,71 @@ pub enum Command {
     },
     /// Remove every key. Answers [`Response::Ok`].
     Clear,
+    /// Open a client session that expires `ttl_ms` of log time after its last write. Answers
+    /// [`Response::Session`] with its id (the index of this entry).
+    RegisterSession {
+        /// Log time the session stays open without writes, in milliseconds.
+        ttl_ms: u64,
+    },
+    /// Run `command` once for `(id, seq)`: a repeat answers the response recorded the first
+    /// time without applying again (Raft dissertation, 6.3). `acked` says the client has the
+    /// answers of every `seq <= acked`, which the store may forget. Answers the command's
+    /// response, or [`CommandError::SessionExpired`] / [`CommandError::SessionStale`].
+    Session {
+        /// The session, from [`Command::RegisterSession`].
+        id: u64,
+        /// The client's sequence number of this write (from 1).
+        seq: u64,
+        /// Every sequence number up to this one has been answered to the client.
+        acked: u64,
+        /// The write to run once. Not a session command itself.
+        command: Box<Command>,
+    },
+    /// Close a session. Answers [`Response::Count`]: 1 if it was open, else 0.
+    EndSession {
+        /// The session.
+        id: u64,
+    },
+    /// Run `ops` in order as one atomic step, unless `guard` finds one of its keys changed.
+    /// Answers [`Response::Transaction`].
+    Transaction {
+        /// Optimistic lock (Redis `WATCH`): abort if a key changed after a revision.
+        guard: Option<WatchGuard>,
+        /// The operations. Reads see the earlier writes of the same transaction.
+        ops: Vec<TxOp>,
+    },
+    /// Publish `message` on `channel` to subscribers on every replica. Answers
+    /// [`Response::Ok`]; every replica emits a [`crate::store::Event::Message`].
+    Publish {
+        /// The channel.
+        channel: Vec<u8>,
+        /// The message.
+        message: Vec<u8>,
+    },
+}
+
+/// The optimistic lock of a [`Command::Transaction`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchGuard {
+    /// The revision the client read the keys at.
+    pub since: u64,
+    /// The keys: if any changed (written, deleted or expired) after `since`, the transaction
+    /// does nothing and answers `Response::Transaction(None)`.
+    pub keys: Vec<Key>,
+}
+
+/// One step of a [`Command::Transaction`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxOp {
+    /// A write (not a transaction or session command).
+    Write {
+        /// The command.
+        command: Command,
+        /// A relative time to live, resolved like [`crate::wire::Op::Write`]'s.
+        ttl_ms: Option<u64>,
+    },
+    /// A read, seeing the transaction's own earlier writes.
+    Read(Query),
 }
 
 /// A command as it travels through the Raft log: the leader's clock reading and the command.
@@ -169,6 +234,25 @@ impl fmt::Display for Write {
             Command::Append { key: k, suffix } => write!(f, "APPEND {} ({} bytes)", key(k), suffix.len()),
             Command::SetExpiry { key: k, at_ms } => write!(f, "EXPIRE {} {at_ms:?}", key(k)),
             Command::Clear => write!(f, "FLUSHDB"),
+            Command::RegisterSession { ttl_ms } => write!(f, "SESSION NEW ttl={ttl_ms}ms"),
+            Command::Session { id, seq, command, .. } => {
+                let inner = Write {
+                    at_ms: self.at_ms,
+                    command: (**command).clone(),
+                };
+                return write!(f, "SESSION {id}#{seq} {inner}");
+            }
+            Command::EndSession { id } => write!(f, "SESSION END {id}"),
+            Command::Transaction { guard, ops } => {
+                write!(f, "EXEC {} ops", ops.len())?;
+                if let Some(guard) = guard {
+                    write!(f, " watching {} keys since {}", guard.keys.len(), guard.since)?;
+                }
+                Ok(())
+            }
+            Command::Publish { channel, message } => {
+                write!(f, "PUBLISH {} ({} bytes)", key(channel), message.len())
+            }
         }?;
         write!(f, " @{}ms", self.at_ms)
     }
@@ -235,6 +319,12 @@ pub enum Query {
         /// Most keys returned.
         limit: usize,
     },
+    /// A value with the revision that last changed it and the store's revision. Answers
+    /// [`Response::Revisioned`].
+    GetRevision {
+        /// The key.
+        key: Key,
+    },
 }
 
 /// Deterministic, per-command failures (the command still occupies its log slot).
@@ -259,6 +349,24 @@ pub enum CommandError {
     ReplyTooLarge {
         /// The limit.
         max: usize,
+    },
+    /// A session write on a session that expired, was closed, or never existed. Nothing was
+    /// applied; earlier writes on it that got no answer have an unknown outcome.
+    #[error("session {id} is expired or unknown; register a new session")]
+    SessionExpired {
+        /// The session.
+        id: u64,
+    },
+    /// A session write whose sequence number is at or below what the session still
+    /// remembers: its answer is gone, so it is neither applied nor answered again.
+    #[error("sequence {seq} of session {id} is at or below the forgotten floor {floor}")]
+    SessionStale {
+        /// The session.
+        id: u64,
+        /// The sequence number sent.
+        seq: u64,
+        /// Every sequence number up to this one is forgotten.
+        floor: u64,
     },
 }
 
@@ -299,6 +407,19 @@ pub enum Response {
     Keys(Vec<Key>),
     /// The leader's read index (the answer to a follower's `Op::ReadIndex`).
     ReadIndex(u64),
+    /// A new session's id.
+    Session(u64),
+    /// The answers of a transaction's operations, or `None` if its guard aborted it.
+    Transaction(Option<Vec<Response>>),
+    /// A value with revisions.
+    Revisioned {
+        /// The value, `None` if absent.
+        value: Option<Value>,
+        /// The revision (log index) of the write that last changed the key; 0 if absent.
+        mod_revision: u64,
+        /// The store's revision: the last write applied.
+        revision: u64,
+    },
 }
 
 /// The expiry state of a key.
@@ -339,6 +460,14 @@ pub enum LimitError {
         /// The limit.
         max: usize,
     },
+    /// A session or transaction command inside another one where it cannot go.
+    #[error("{what} cannot be nested inside {inside}")]
+    Nested {
+        /// The inner command.
+        what: &'static str,
+        /// The outer command.
+        inside: &'static str,
+    },
 }
 
 impl Command {
@@ -375,8 +504,39 @@ impl Command {
             Command::GetDelete { key: k } | Command::Increment { key: k, .. } | Command::SetExpiry { key: k, .. } => {
                 key(k)
             }
-            Command::Clear => Ok(()),
+            Command::Clear | Command::RegisterSession { .. } | Command::EndSession { .. } => Ok(()),
+            Command::Session { command, .. } => {
+                command.refuse_nesting("a session write")?;
+                command.validate(limits)
+            }
+            Command::Transaction { guard, ops } => {
+                count(ops.len())?;
+                if let Some(guard) = guard {
+                    count(guard.keys.len())?;
+                    guard.keys.iter().try_for_each(key)?;
+                }
+                ops.iter().try_for_each(|op| match op {
+                    TxOp::Write { command, .. } => {
+                        command.refuse_nesting("a transaction")?;
+                        command.validate(limits)
+                    }
+                    TxOp::Read(query) => query.validate(limits),
+                })
+            }
+            Command::Publish { channel, message } => key(channel).and(value(message)),
         }
+    }
+
+    /// Refuses a session or transaction command where `inside` cannot hold one.
+    fn refuse_nesting(&self, inside: &'static str) -> Result<(), LimitError> {
+        let what = match self {
+            Command::RegisterSession { .. } | Command::Session { .. } | Command::EndSession { .. } => {
+                "a session command"
+            }
+            Command::Transaction { .. } => "a transaction",
+            _ => return Ok(()),
+        };
+        Err(LimitError::Nested { what, inside })
     }
 }
 
@@ -386,7 +546,7 @@ impl Query {
     pub fn validate(&self, limits: &Limits) -> Result<(), LimitError> {
         let key = |k: &Key| check_len(k.len(), limits.max_key_len, true);
         match self {
-            Query::Get { key: k } | Query::Ttl { key: k } => key(k),
+            Query::Get { key: k } | Query::Ttl { key: k } | Query::GetRevision { key: k } => key(k),
             Query::MultiGet { keys } => {
                 if keys.len() > limits.max_keys_per_command {
                     return Err(LimitError::TooManyKeys {

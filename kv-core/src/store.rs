@@ -4,15 +4,30 @@
 //! the largest `Write::at_ms` applied so far. A key whose expiry time is at or before that clock is
 //! removed on apply; a read also hides keys that expired before the reader's own clock. Nothing
 //! here reads a real clock, so every replica that applies the same log holds the same state.
+//!
+//! Every write is applied at a *revision*: the index of its Raft log entry. Each key remembers
+//! the revision that last changed it, and deletions (expiries included) leave a tombstone with
+//! theirs, so a transaction's guard can tell whether a key changed after a revision (Redis
+//! `WATCH`). Tombstones are bounded: past [`MAX_TOMBSTONES`] they are all dropped and the
+//! *tombstone floor* rises to the current revision; a guard older than the floor treats an
+//! absent key as changed (a transaction may abort needlessly, never commit wrongly).
+//!
+//! When asked to ([`Store::record_events`]), the store also lists what each write changed, as
+//! [`Event`]s: the source of keyspace notifications, pub/sub and watches.
+
+mod image;
+mod session;
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-use serde::Deserialize;
-use serde::Serialize;
+pub use image::IMAGE_VERSION;
+use session::Admission;
+pub use session::MAX_RESPONSES;
+pub use session::MAX_SESSIONS;
+use session::Sessions;
 
-use crate::command::CodecError;
 use crate::command::Command;
 use crate::command::CommandError;
 use crate::command::Expiry;
@@ -22,53 +37,59 @@ use crate::command::Query;
 use crate::command::Response;
 use crate::command::SetCondition;
 use crate::command::TtlState;
+use crate::command::TxOp;
 use crate::command::Value;
+use crate::command::WatchGuard;
 use crate::command::Write;
-use crate::command::decode;
-use crate::command::encode;
 
-/// A stored value and its expiry time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Most tombstones kept before they are dropped and the tombstone floor rises.
+pub const MAX_TOMBSTONES: usize = 100_000;
+
+/// A stored value, its expiry time and the revision that last wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Record {
     value: Value,
     expires_at: Option<u64>,
+    mod_revision: u64,
 }
 
-/// The serialized form of a whole store: what a Raft snapshot carries.
-#[derive(Serialize, Deserialize)]
-struct Image {
-    clock_ms: u64,
-    entries: Vec<(Key, Value, Option<u64>)>,
+/// A change made by an applied write, in apply order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A key changed.
+    Key {
+        /// The revision of the write.
+        revision: u64,
+        /// The key.
+        key: Key,
+        /// Its value after the change; `None` if it is gone.
+        value: Option<Value>,
+        /// What happened, named as Redis names keyspace events: `set`, `del`, `expired`,
+        /// `expire`, `persist`, `incrby`, `append`.
+        event: &'static str,
+    },
+    /// Every key was removed (FLUSHDB).
+    Flushed {
+        /// The revision of the write.
+        revision: u64,
+    },
+    /// A message was published.
+    Message {
+        /// The revision of the write.
+        revision: u64,
+        /// The channel.
+        channel: Vec<u8>,
+        /// The message.
+        message: Vec<u8>,
+    },
 }
 
-/// An [`Image`] borrowed from a store: serializes to the same bytes.
-#[derive(Serialize)]
-struct ImageRef<'a> {
-    clock_ms: u64,
-    entries: EntriesRef<'a>,
-}
-
-/// The entries of an [`Image`] as a sequence of `(key, value, expires_at)`, read from the map.
-struct EntriesRef<'a>(&'a BTreeMap<Key, Record>);
-
-/// A byte string serialized as serde bytes. postcard encodes bytes and a `Vec<u8>` alike (a
-/// varint length, then the bytes), but bytes in one copy rather than one call per byte.
-struct BytesRef<'a>(&'a [u8]);
-
-impl Serialize for BytesRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(self.0)
-    }
-}
-
-impl Serialize for EntriesRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // The map's iterator knows its length, which postcard writes first.
-        serializer.collect_seq(
-            self.0
-                .iter()
-                .map(|(key, record)| (BytesRef(key), BytesRef(&record.value), record.expires_at)),
-        )
+impl Event {
+    /// The revision of the write that made this change.
+    pub fn revision(&self) -> u64 {
+        match self {
+            Event::Key { revision, .. } | Event::Flushed { revision } | Event::Message { revision, .. } => *revision,
+        }
     }
 }
 
@@ -82,6 +103,14 @@ pub struct Store {
     limits: Limits,
     /// Sum of key and value lengths of all stored records.
     bytes: u64,
+    /// The revision of the last write applied.
+    revision: u64,
+    /// Revision of the deletion of keys deleted after `tombstone_floor`.
+    tombstones: BTreeMap<Key, u64>,
+    tombstone_floor: u64,
+    sessions: Sessions,
+    /// Changes not yet taken, when recording.
+    events: Option<Vec<Event>>,
 }
 
 impl Store {
@@ -113,10 +142,36 @@ impl Store {
         self.clock_ms
     }
 
-    /// Applies one write. Deterministic: depends only on the state and `write`.
-    pub fn apply(&mut self, write: &Write) -> Response {
+    /// The revision of the last write applied (0 before any).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Number of open client sessions.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Starts or stops listing changes as [`Event`]s (stopping drops those not taken).
+    pub fn record_events(&mut self, on: bool) {
+        self.events = on.then(Vec::new);
+    }
+
+    /// The changes listed since the last call, in apply order.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.events.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Applies one write at `revision` (its log index, larger than any applied before).
+    /// Deterministic: depends only on the state, `revision` and `write`.
+    pub fn apply(&mut self, revision: u64, write: &Write) -> Response {
+        self.revision = revision;
         self.advance_clock(write.at_ms);
-        match &write.command {
+        self.execute(&write.command)
+    }
+
+    fn execute(&mut self, command: &Command) -> Response {
+        match command {
             Command::Set {
                 key,
                 value,
@@ -126,59 +181,89 @@ impl Store {
             Command::MultiSet { pairs } => {
                 for (key, value) in pairs {
                     self.insert(key.clone(), value.clone(), None);
+                    self.note(key, "set");
                 }
                 Response::Ok
             }
             Command::Delete { keys } => {
-                Response::Count(keys.iter().filter(|k| self.remove(k).is_some()).count() as u64)
+                let mut removed = 0;
+                for key in keys {
+                    if self.remove(key).is_some() {
+                        removed += 1;
+                        self.note(key, "del");
+                    }
+                }
+                Response::Count(removed)
             }
-            Command::GetDelete { key } => Response::Value(self.remove(key).map(|r| r.value)),
+            Command::GetDelete { key } => {
+                let removed = self.remove(key).map(|r| r.value);
+                if removed.is_some() {
+                    self.note(key, "del");
+                }
+                Response::Value(removed)
+            }
             Command::CompareAndSwap { key, expected, new } => {
                 let previous = self.data.get(key).map(|r| r.value.clone());
                 let swapped = previous == *expected;
                 if swapped {
                     match new {
-                        Some(value) => self.insert(key.clone(), value.clone(), None),
+                        Some(value) => {
+                            self.insert(key.clone(), value.clone(), None);
+                            self.note(key, "set");
+                        }
                         None => {
-                            self.remove(key);
+                            if self.remove(key).is_some() {
+                                self.note(key, "del");
+                            }
                         }
                     }
                 }
                 Response::Cas { swapped, previous }
             }
             Command::Increment { key, delta } => self.increment(key, *delta),
-            Command::Append { key, suffix } => {
-                let (mut value, expires_at) = match self.data.get(key) {
-                    Some(r) => (r.value.clone(), r.expires_at),
-                    None => (Vec::new(), None),
-                };
-                let len = value.len() + suffix.len();
-                if len > self.limits.max_value_len {
-                    return Response::Error(CommandError::ValueTooLong {
-                        len,
-                        max: self.limits.max_value_len,
-                    });
-                }
-                value.extend_from_slice(suffix);
-                self.insert(key.clone(), value, expires_at);
-                Response::Count(len as u64)
-            }
-            Command::SetExpiry { key, at_ms } => match self.data.get(key) {
-                None => Response::Count(0),
-                Some(record) => {
-                    let value = record.value.clone();
-                    if at_ms.is_some_and(|t| t <= self.clock_ms) {
-                        self.remove(key);
-                    } else {
-                        self.insert(key.clone(), value, *at_ms);
-                    }
-                    Response::Count(1)
-                }
-            },
+            Command::Append { key, suffix } => self.append(key, suffix),
+            Command::SetExpiry { key, at_ms } => self.set_expiry(key, *at_ms),
             Command::Clear => {
                 self.data.clear();
                 self.expiries.clear();
                 self.bytes = 0;
+                self.tombstones.clear();
+                self.tombstone_floor = self.revision;
+                if let Some(events) = &mut self.events {
+                    events.push(Event::Flushed {
+                        revision: self.revision,
+                    });
+                }
+                Response::Ok
+            }
+            Command::RegisterSession { ttl_ms } => {
+                self.sessions.register(self.revision, *ttl_ms, self.clock_ms);
+                Response::Session(self.revision)
+            }
+            Command::Session {
+                id,
+                seq,
+                acked,
+                command,
+            } => match self.sessions.admit(*id, *seq, *acked, self.clock_ms) {
+                Err(e) => Response::Error(e),
+                Ok(Admission::Repeat(response)) => response,
+                Ok(Admission::Apply) => {
+                    let response = self.execute(command);
+                    self.sessions.record(*id, *seq, response.clone());
+                    response
+                }
+            },
+            Command::EndSession { id } => Response::Count(u64::from(self.sessions.end(*id))),
+            Command::Transaction { guard, ops } => self.transaction(guard.as_ref(), ops),
+            Command::Publish { channel, message } => {
+                if let Some(events) = &mut self.events {
+                    events.push(Event::Message {
+                        revision: self.revision,
+                        channel: channel.clone(),
+                        message: message.clone(),
+                    });
+                }
                 Response::Ok
             }
         }
@@ -236,29 +321,15 @@ impl Store {
                 let expired = self.expiries.range(..(now + 1, Vec::new())).count();
                 Response::Count((self.data.len() - expired) as u64)
             }
+            Query::GetRevision { key } => {
+                let record = self.live(key, now);
+                Response::Revisioned {
+                    value: record.map(|r| r.value.clone()),
+                    mod_revision: record.map_or(0, |r| r.mod_revision),
+                    revision: self.revision,
+                }
+            }
         }
-    }
-
-    /// Serializes the whole store (the payload of a Raft snapshot).
-    ///
-    /// Encodes straight from the map, byte strings as one copy each: the bytes are exactly those
-    /// of an [`Image`], without building one (a snapshot of a big store runs on the apply path).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        encode(&ImageRef {
-            clock_ms: self.clock_ms,
-            entries: EntriesRef(&self.data),
-        })
-    }
-
-    /// Rebuilds a store from [`Store::to_bytes`] output.
-    pub fn from_bytes(bytes: &[u8], limits: Limits) -> Result<Store, CodecError> {
-        let image: Image = decode(bytes)?;
-        let mut store = Store::new(limits);
-        store.clock_ms = image.clock_ms;
-        for (key, value, expires_at) in image.entries {
-            store.insert(key, value, expires_at);
-        }
-        Ok(store)
     }
 
     fn set(&mut self, key: &Key, value: &Value, condition: SetCondition, expiry: Expiry) -> Response {
@@ -276,9 +347,12 @@ impl Store {
         let previous = previous.map(|r| r.value.clone());
         if written {
             if expires_at.is_some_and(|t| t <= self.clock_ms) {
-                self.remove(key);
+                if self.remove(key).is_some() {
+                    self.note(key, "del");
+                }
             } else {
                 self.insert(key.clone(), value.clone(), expires_at);
+                self.note(key, "set");
             }
         }
         Response::Set { written, previous }
@@ -296,8 +370,67 @@ impl Store {
             None => Response::Error(CommandError::Overflow),
             Some(n) => {
                 self.insert(key.clone(), n.to_string().into_bytes(), expires_at);
+                self.note(key, "incrby");
                 Response::Integer(n)
             }
+        }
+    }
+
+    fn append(&mut self, key: &Key, suffix: &[u8]) -> Response {
+        let (mut value, expires_at) = match self.data.get(key) {
+            Some(r) => (r.value.clone(), r.expires_at),
+            None => (Vec::new(), None),
+        };
+        let len = value.len() + suffix.len();
+        if len > self.limits.max_value_len {
+            return Response::Error(CommandError::ValueTooLong {
+                len,
+                max: self.limits.max_value_len,
+            });
+        }
+        value.extend_from_slice(suffix);
+        self.insert(key.clone(), value, expires_at);
+        self.note(key, "append");
+        Response::Count(len as u64)
+    }
+
+    fn set_expiry(&mut self, key: &Key, at_ms: Option<u64>) -> Response {
+        let Some(record) = self.data.get(key) else {
+            return Response::Count(0);
+        };
+        let value = record.value.clone();
+        if at_ms.is_some_and(|t| t <= self.clock_ms) {
+            self.remove(key);
+            self.note(key, "del");
+        } else {
+            self.insert(key.clone(), value, at_ms);
+            self.note(key, if at_ms.is_some() { "expire" } else { "persist" });
+        }
+        Response::Count(1)
+    }
+
+    fn transaction(&mut self, guard: Option<&WatchGuard>, ops: &[TxOp]) -> Response {
+        if let Some(guard) = guard
+            && guard.keys.iter().any(|key| self.changed_since(key, guard.since))
+        {
+            return Response::Transaction(None);
+        }
+        let answers = ops
+            .iter()
+            .map(|op| match op {
+                TxOp::Write { command, .. } => self.execute(command),
+                TxOp::Read(query) => self.query(query, self.clock_ms),
+            })
+            .collect();
+        Response::Transaction(Some(answers))
+    }
+
+    /// Whether `key` was written, deleted or expired after revision `since`.
+    fn changed_since(&self, key: &[u8], since: u64) -> bool {
+        match (self.data.get(key), self.tombstones.get(key)) {
+            (Some(record), _) => record.mod_revision > since,
+            (None, Some(&deleted)) => deleted > since,
+            (None, None) => since < self.tombstone_floor,
         }
     }
 
@@ -309,19 +442,60 @@ impl Store {
             }
             let (_, key) = self.expiries.pop_first().expect("first() was Some");
             self.remove(&key);
+            self.note(&key, "expired");
+        }
+        self.sessions.expire(self.clock_ms);
+    }
+
+    /// Lists the change of `key` just made, when recording.
+    fn note(&mut self, key: &[u8], event: &'static str) {
+        if let Some(events) = &mut self.events {
+            events.push(Event::Key {
+                revision: self.revision,
+                key: key.to_vec(),
+                value: self.data.get(key).map(|r| r.value.clone()),
+                event,
+            });
         }
     }
 
     fn insert(&mut self, key: Key, value: Value, expires_at: Option<u64>) {
-        self.remove(&key);
+        self.take(&key);
+        if !self.tombstones.is_empty() {
+            self.tombstones.remove(&key);
+        }
+        self.restore(key, value, expires_at, self.revision);
+    }
+
+    /// Puts a record into the maps as it is (no tombstone or revision bookkeeping).
+    fn restore(&mut self, key: Key, value: Value, expires_at: Option<u64>, mod_revision: u64) {
         if let Some(t) = expires_at {
             self.expiries.insert((t, key.clone()));
         }
         self.bytes += (key.len() + value.len()) as u64;
-        self.data.insert(key, Record { value, expires_at });
+        self.data.insert(
+            key,
+            Record {
+                value,
+                expires_at,
+                mod_revision,
+            },
+        );
     }
 
+    /// Deletes `key`, leaving a tombstone.
     fn remove(&mut self, key: &Key) -> Option<Record> {
+        let record = self.take(key)?;
+        if self.tombstones.len() >= MAX_TOMBSTONES {
+            self.tombstones.clear();
+            self.tombstone_floor = self.revision;
+        }
+        self.tombstones.insert(key.clone(), self.revision);
+        Some(record)
+    }
+
+    /// Takes `key`'s record out of the maps (no tombstone: it is about to be replaced).
+    fn take(&mut self, key: &Key) -> Option<Record> {
         let record = self.data.remove(key)?;
         if let Some(t) = record.expires_at {
             self.expiries.remove(&(t, key.clone()));
@@ -429,14 +603,14 @@ mod tests {
     fn put_get_delete() {
         let mut s = Store::new(Limits::default());
         assert_eq!(
-            s.apply(&w(1, set("a", "1"))),
+            s.apply(1, &w(1, set("a", "1"))),
             Response::Set {
                 written: true,
                 previous: None
             }
         );
         assert_eq!(
-            s.apply(&w(2, set("a", "2"))),
+            s.apply(1, &w(2, set("a", "2"))),
             Response::Set {
                 written: true,
                 previous: Some(b"1".to_vec())
@@ -444,12 +618,15 @@ mod tests {
         );
         assert_eq!(get(&s, "a", 2), Some(b"2".to_vec()));
         assert_eq!(
-            s.apply(&w(
-                3,
-                Command::Delete {
-                    keys: vec![b"a".to_vec(), b"zz".to_vec()]
-                }
-            )),
+            s.apply(
+                1,
+                &w(
+                    3,
+                    Command::Delete {
+                        keys: vec![b"a".to_vec(), b"zz".to_vec()]
+                    }
+                )
+            ),
             Response::Count(1)
         );
         assert_eq!(get(&s, "a", 3), None);
@@ -473,21 +650,21 @@ mod tests {
             expiry: Expiry::Never,
         };
         assert_eq!(
-            s.apply(&w(0, xx)),
+            s.apply(1, &w(0, xx)),
             Response::Set {
                 written: false,
                 previous: None
             }
         );
         assert_eq!(
-            s.apply(&w(0, nx("1"))),
+            s.apply(1, &w(0, nx("1"))),
             Response::Set {
                 written: true,
                 previous: None
             }
         );
         assert_eq!(
-            s.apply(&w(0, nx("2"))),
+            s.apply(1, &w(0, nx("2"))),
             Response::Set {
                 written: false,
                 previous: Some(b"1".to_vec())
@@ -506,28 +683,28 @@ mod tests {
             new: n.map(Into::into),
         };
         assert_eq!(
-            s.apply(&w(0, cas(None, Some("a")))),
+            s.apply(1, &w(0, cas(None, Some("a")))),
             Response::Cas {
                 swapped: true,
                 previous: None
             }
         );
         assert_eq!(
-            s.apply(&w(0, cas(None, Some("b")))),
+            s.apply(1, &w(0, cas(None, Some("b")))),
             Response::Cas {
                 swapped: false,
                 previous: Some(b"a".to_vec())
             }
         );
         assert_eq!(
-            s.apply(&w(0, cas(Some("a"), Some("c")))),
+            s.apply(1, &w(0, cas(Some("a"), Some("c")))),
             Response::Cas {
                 swapped: true,
                 previous: Some(b"a".to_vec())
             }
         );
         assert_eq!(
-            s.apply(&w(0, cas(Some("c"), None))),
+            s.apply(1, &w(0, cas(Some("c"), None))),
             Response::Cas {
                 swapped: true,
                 previous: Some(b"c".to_vec())
@@ -545,7 +722,7 @@ mod tests {
             condition: SetCondition::Always,
             expiry: Expiry::At(100),
         };
-        s.apply(&w(10, with_ttl));
+        s.apply(1, &w(10, with_ttl));
         assert_eq!(
             s.query(&Query::Ttl { key: b"t".to_vec() }, 40),
             Response::Ttl(TtlState::Remaining(60))
@@ -556,7 +733,7 @@ mod tests {
         assert_eq!(s.query(&Query::Count, 100), Response::Count(0));
         assert_eq!(s.len(), 1);
         // Applying any write with a later leader clock removes it.
-        s.apply(&w(150, set("other", "x")));
+        s.apply(1, &w(150, set("other", "x")));
         assert_eq!(s.len(), 1);
         assert_eq!(get(&s, "t", 0), None);
         // KEEPTTL keeps, a plain SET clears, PERSIST clears.
@@ -566,25 +743,31 @@ mod tests {
             condition: SetCondition::Always,
             expiry: Expiry::Keep,
         };
-        s.apply(&w(
-            150,
-            Command::SetExpiry {
-                key: b"other".to_vec(),
-                at_ms: Some(500),
-            },
-        ));
-        s.apply(&w(150, keep));
+        s.apply(
+            1,
+            &w(
+                150,
+                Command::SetExpiry {
+                    key: b"other".to_vec(),
+                    at_ms: Some(500),
+                },
+            ),
+        );
+        s.apply(1, &w(150, keep));
         assert_eq!(
             s.query(&Query::Ttl { key: b"other".to_vec() }, 150),
             Response::Ttl(TtlState::Remaining(350))
         );
-        s.apply(&w(
-            151,
-            Command::SetExpiry {
-                key: b"other".to_vec(),
-                at_ms: None,
-            },
-        ));
+        s.apply(
+            1,
+            &w(
+                151,
+                Command::SetExpiry {
+                    key: b"other".to_vec(),
+                    at_ms: None,
+                },
+            ),
+        );
         assert_eq!(
             s.query(&Query::Ttl { key: b"other".to_vec() }, 999),
             Response::Ttl(TtlState::Persistent)
@@ -594,13 +777,16 @@ mod tests {
             Response::Ttl(TtlState::Missing)
         );
         // An expiry in the past deletes at once.
-        s.apply(&w(
-            152,
-            Command::SetExpiry {
-                key: b"other".to_vec(),
-                at_ms: Some(1),
-            },
-        ));
+        s.apply(
+            1,
+            &w(
+                152,
+                Command::SetExpiry {
+                    key: b"other".to_vec(),
+                    at_ms: Some(1),
+                },
+            ),
+        );
         assert!(s.is_empty());
     }
 
@@ -611,73 +797,91 @@ mod tests {
             ..Limits::default()
         });
         assert_eq!(
-            s.apply(&w(
-                0,
-                Command::Increment {
-                    key: b"n".to_vec(),
-                    delta: 5
-                }
-            )),
+            s.apply(
+                1,
+                &w(
+                    0,
+                    Command::Increment {
+                        key: b"n".to_vec(),
+                        delta: 5
+                    }
+                )
+            ),
             Response::Integer(5)
         );
         assert_eq!(
-            s.apply(&w(
-                0,
-                Command::Increment {
-                    key: b"n".to_vec(),
-                    delta: -7
-                }
-            )),
+            s.apply(
+                1,
+                &w(
+                    0,
+                    Command::Increment {
+                        key: b"n".to_vec(),
+                        delta: -7
+                    }
+                )
+            ),
             Response::Integer(-2)
         );
-        s.apply(&w(0, set("n", "abc")));
+        s.apply(1, &w(0, set("n", "abc")));
         assert_eq!(
-            s.apply(&w(
-                0,
-                Command::Increment {
-                    key: b"n".to_vec(),
-                    delta: 1
-                }
-            )),
+            s.apply(
+                1,
+                &w(
+                    0,
+                    Command::Increment {
+                        key: b"n".to_vec(),
+                        delta: 1
+                    }
+                )
+            ),
             Response::Error(CommandError::NotAnInteger)
         );
-        s.apply(&w(0, set("m", &i64::MAX.to_string())));
+        s.apply(1, &w(0, set("m", &i64::MAX.to_string())));
         assert_eq!(
-            s.apply(&w(
-                0,
-                Command::Increment {
-                    key: b"m".to_vec(),
-                    delta: 1
-                }
-            )),
+            s.apply(
+                1,
+                &w(
+                    0,
+                    Command::Increment {
+                        key: b"m".to_vec(),
+                        delta: 1
+                    }
+                )
+            ),
             Response::Error(CommandError::Overflow)
         );
         assert_eq!(
-            s.apply(&w(
-                0,
-                Command::Append {
-                    key: b"n".to_vec(),
-                    suffix: b"d".to_vec()
-                }
-            )),
+            s.apply(
+                1,
+                &w(
+                    0,
+                    Command::Append {
+                        key: b"n".to_vec(),
+                        suffix: b"d".to_vec()
+                    }
+                )
+            ),
             Response::Count(4)
         );
         assert_eq!(
-            s.apply(&w(
-                0,
-                Command::Append {
-                    key: b"n".to_vec(),
-                    suffix: b"e".to_vec()
-                }
-            )),
+            s.apply(
+                1,
+                &w(
+                    0,
+                    Command::Append {
+                        key: b"n".to_vec(),
+                        suffix: b"e".to_vec()
+                    }
+                )
+            ),
             Response::Error(CommandError::ValueTooLong { len: 5, max: 4 })
         );
         assert_eq!(
-            s.apply(&w(0, Command::GetDelete { key: b"n".to_vec() })),
+            s.apply(1, &w(0, Command::GetDelete { key: b"n".to_vec() })),
             Response::Value(Some(b"abcd".to_vec()))
         );
         assert_eq!(
-            s.apply(&w(0, Command::GetDelete { key: b"n".to_vec() })),
+            s.apply(1, &w(0, Command::GetDelete { key: b"n".to_vec() })),
             Response::Value(None)
         );
     }
@@ -686,7 +890,7 @@ mod tests {
     fn scans_are_ordered_bounded_and_limited() {
         let mut s = Store::new(Limits::default());
         for k in ["b", "a", "ab", "abc", "c", "d"] {
-            s.apply(&w(0, set(k, k)));
+            s.apply(1, &w(0, set(k, k)));
         }
         let keys = |r: Response| match r {
             Response::Entries(e) => e
@@ -727,57 +931,30 @@ mod tests {
             limit: 10,
         };
         assert_eq!(keys(s.query(&inverted, 0)), Vec::<String>::new());
-        s.apply(&w(0, Command::Clear));
+        s.apply(1, &w(0, Command::Clear));
         assert_eq!(s.query(&Query::Count, 0), Response::Count(0));
     }
 
     #[test]
     fn snapshot_round_trip_preserves_everything() {
         let mut s = Store::new(Limits::default());
-        s.apply(&w(7, set("a", "1")));
-        s.apply(&w(
-            8,
-            Command::Set {
-                key: b"t".to_vec(),
-                value: b"2".to_vec(),
-                condition: SetCondition::Always,
-                expiry: Expiry::At(90),
-            },
-        ));
+        s.apply(1, &w(7, set("a", "1")));
+        s.apply(
+            1,
+            &w(
+                8,
+                Command::Set {
+                    key: b"t".to_vec(),
+                    value: b"2".to_vec(),
+                    condition: SetCondition::Always,
+                    expiry: Expiry::At(90),
+                },
+            ),
+        );
         let restored = Store::from_bytes(&s.to_bytes(), Limits::default()).unwrap();
         assert_eq!(restored, s);
         assert_eq!(restored.clock_ms(), 8);
         assert!(Store::from_bytes(&[1, 2, 3], Limits::default()).is_err());
-    }
-
-    #[test]
-    fn snapshot_bytes_match_the_owned_image() {
-        // Snapshots written before `to_bytes` encoded from the map must still decode, and
-        // replicas must agree byte for byte: the borrowed encoding equals the owned one.
-        let mut s = Store::new(Limits::default());
-        for i in 0..300u32 {
-            let value = "v".repeat(i as usize % 200);
-            s.apply(&w(u64::from(i), set(&format!("k{i}"), &value)));
-        }
-        s.apply(&w(
-            400,
-            Command::Set {
-                key: vec![0, 255, 128],
-                value: Vec::new(),
-                condition: SetCondition::Always,
-                expiry: Expiry::At(1_000_000),
-            },
-        ));
-        let owned = Image {
-            clock_ms: s.clock_ms,
-            entries: s
-                .data
-                .iter()
-                .map(|(k, r)| (k.clone(), r.value.clone(), r.expires_at))
-                .collect(),
-        };
-        assert_eq!(s.to_bytes(), encode(&owned));
-        assert_eq!(Store::from_bytes(&s.to_bytes(), Limits::default()).unwrap(), s);
     }
 
     #[test]
@@ -800,15 +977,18 @@ mod tests {
             assert_eq!(parse_integer(bad.as_bytes()), None, "{bad}");
         }
         let mut s = Store::new(Limits::default());
-        s.apply(&w(1, set("n", "+5")));
+        s.apply(1, &w(1, set("n", "+5")));
         assert_eq!(
-            s.apply(&w(
-                2,
-                Command::Increment {
-                    key: b"n".to_vec(),
-                    delta: 1
-                }
-            )),
+            s.apply(
+                1,
+                &w(
+                    2,
+                    Command::Increment {
+                        key: b"n".to_vec(),
+                        delta: 1
+                    }
+                )
+            ),
             Response::Error(CommandError::NotAnInteger)
         );
     }
@@ -819,8 +999,8 @@ mod tests {
             max_reply_bytes: 10,
             ..Limits::default()
         });
-        s.apply(&w(1, set("a", "12345")));
-        s.apply(&w(1, set("b", "12345")));
+        s.apply(1, &w(1, set("a", "12345")));
+        s.apply(1, &w(1, set("b", "12345")));
         let get = |keys: &[&str]| Query::MultiGet {
             keys: keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
         };

@@ -328,9 +328,9 @@ fn raft_records() {
     ]);
 }
 
-#[test]
-fn snapshot_file() {
-    assert_eq!(kv_core::command::FORMAT_VERSION, 1);
+/// The store of the snapshot goldens: "plain" = "value" and "ttl" = 00 ff expiring at 5000,
+/// written at log time 1000 by entries 41 and 42.
+fn snapshot_store() -> Store {
     let mut store = Store::new(Limits::default());
     let set = |key: &[u8], value: &[u8], expiry| Write {
         at_ms: 1_000,
@@ -341,48 +341,97 @@ fn snapshot_file() {
             expiry,
         },
     };
-    store.apply(&set(b"plain", b"value", Expiry::Never));
-    store.apply(&set(b"ttl", &[0x00, 0xff], Expiry::At(5_000)));
-    let data = store.to_bytes();
-    let meta = SnapshotMetaOf::<NodeConfig> {
+    store.apply(41, &set(b"plain", b"value", Expiry::Never));
+    store.apply(42, &set(b"ttl", &[0x00, 0xff], Expiry::At(5_000)));
+    store
+}
+
+fn snapshot_meta() -> SnapshotMetaOf<NodeConfig> {
+    SnapshotMetaOf::<NodeConfig> {
         last_log_id: Some(log_id(3, 42)),
         last_membership: StoredMembership::new(Some(log_id(1, 2)), membership()),
-    };
-    let actual = encode_snapshot::<NodeConfig>(&meta, &data);
-    let meta_len = actual.len() - 24 - data.len();
-    // header: magic "QKVSNP", version 1, meta length 99, data length 27, CRC32C
-    // meta: last log id Some(3, 42); membership log id Some(1, 2), one config {1, 2}, nodes
-    //       1..=3 with addresses; the empty `snapshot_id` slot openraft keeps for 0.9
-    // data: kv-core version 1, clock 1000, 2 entries: "plain" = "value" with no expiry,
-    //       "ttl" = 00 ff expiring at 5000
-    let golden = "514b56534e50 0100 63000000 1b00000000000000 befc6cde \
-        01032a 010102 01020102 03 \
+    }
+}
+
+/// Checks what a decoded golden snapshot holds.
+fn assert_snapshot_contents(decoded: &Store) {
+    assert_eq!(decoded.clock_ms(), 1_000);
+    let ttl = |key: &[u8]| decoded.query(&Query::Ttl { key: key.to_vec() }, 1_000);
+    assert_eq!(ttl(b"plain"), Response::Ttl(TtlState::Persistent));
+    assert_eq!(ttl(b"ttl"), Response::Ttl(TtlState::Remaining(4_000)));
+    let get = |key: &[u8]| decoded.query(&Query::Get { key: key.to_vec() }, 1_000);
+    assert_eq!(get(b"plain"), Response::Value(Some(b"value".to_vec())));
+}
+
+/// Snapshot header and meta, the same in both goldens.
+const SNAPSHOT_META_HEX: &str = "01032a 010102 01020102 03 \
         01 0d31302e302e302e313a37303030 0d31302e302e302e313a36333739 \
         02 0d31302e302e302e323a37303030 0d31302e302e302e323a36333739 \
         03 0d31302e302e302e333a37303030 0d31302e302e302e333a36333739 \
-        00 \
-        01 e807 02 05706c61696e 0576616c7565 00 0374746c 0200ff 018827";
+        00";
+
+#[test]
+fn snapshot_file() {
+    assert_eq!(kv_core::store::IMAGE_VERSION, 2);
+    let store = snapshot_store();
+    let data = store.to_bytes();
+    let meta = snapshot_meta();
+    let actual = encode_snapshot::<NodeConfig>(&meta, &data);
+    let meta_len = actual.len() - 24 - data.len();
+    // header: magic "QKVSNP", version 1, meta length 99, data length 33, CRC32C
+    // meta: last log id Some(3, 42); membership log id Some(1, 2), one config {1, 2}, nodes
+    //       1..=3 with addresses; the empty `snapshot_id` slot openraft keeps for 0.9
+    // data: store image version 2, clock 1000, revision 42, 2 entries: "plain" = "value" with
+    //       no expiry written at 41, "ttl" = 00 ff expiring at 5000 written at 42; no
+    //       tombstones, tombstone floor 0, no sessions
+    let golden = format!(
+        "514b56534e50 0100 63000000 2100000000000000 6166029e {SNAPSHOT_META_HEX} \
+        02 e807 2a 02 05706c61696e 0576616c7565 00 29 0374746c 0200ff 018827 2a 00 00 00"
+    );
     assert_golden(
         &[Golden {
             name: "snapshot file",
             actual,
-            golden,
+            golden: &golden,
             // magic, version, meta length, data length, CRC32C, meta; then the store image
             fields: vec![6, 2, 4, 8, 4, meta_len],
         }],
         CHANGED,
     );
 
-    let golden = unhex(golden);
+    let golden = unhex(&golden);
     let (decoded_meta, decoded_data) = decode_snapshot::<NodeConfig>(&golden).expect("the golden snapshot decodes");
     assert_eq!(decoded_meta, meta);
     assert_eq!(decoded_data, data.as_slice());
     let decoded = Store::from_bytes(decoded_data, Limits::default()).expect("the golden store image decodes");
     assert_eq!(decoded, store);
-    assert_eq!(decoded.clock_ms(), 1_000);
-    let ttl = |key: &[u8]| decoded.query(&Query::Ttl { key: key.to_vec() }, 1_000);
-    assert_eq!(ttl(b"plain"), Response::Ttl(TtlState::Persistent));
-    assert_eq!(ttl(b"ttl"), Response::Ttl(TtlState::Remaining(4_000)));
+    assert_eq!(decoded.revision(), 42);
+    let revisioned = decoded.query(&Query::GetRevision { key: b"plain".to_vec() }, 1_000);
+    assert_eq!(
+        revisioned,
+        Response::Revisioned {
+            value: Some(b"value".to_vec()),
+            mod_revision: 41,
+            revision: 42
+        }
+    );
+    assert_snapshot_contents(&decoded);
+}
+
+/// A snapshot written by the first release (store image version 1, no revisions) still
+/// decodes, to the same keys, values and expiries; its keys carry revision 0.
+#[test]
+fn snapshot_file_of_version_1_still_decodes() {
+    let golden = format!(
+        "514b56534e50 0100 63000000 1b00000000000000 befc6cde {SNAPSHOT_META_HEX} \
+        01 e807 02 05706c61696e 0576616c7565 00 0374746c 0200ff 018827"
+    );
+    let bytes = unhex(&golden);
+    let (decoded_meta, decoded_data) = decode_snapshot::<NodeConfig>(&bytes).expect("the version 1 snapshot decodes");
+    assert_eq!(decoded_meta, snapshot_meta());
+    let decoded = Store::from_bytes(decoded_data, Limits::default()).expect("the version 1 image decodes");
+    assert_eq!(decoded.revision(), 0);
+    assert_snapshot_contents(&decoded);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -532,7 +581,7 @@ fn fixture_holds_a_snapshot_and_log_entries_after_it() {
                     assert_eq!(entry.index(), next_index, "{path:?} at {offset}");
                     next_index += 1;
                     if let EntryPayload::Normal(write) = &entry.payload {
-                        store.apply(write);
+                        store.apply(entry.index(), write);
                     }
                 }
                 Record::Truncate(_) => panic!("{path:?} at {offset}: the fixture has no truncation"),

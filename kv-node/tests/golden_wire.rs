@@ -18,7 +18,7 @@
 //! bytes as a literal ready to paste, for the day the version is bumped on purpose.
 //!
 //! What is pinned:
-//! - `protocol_version`: magic, header length and [`PROTOCOL_VERSION`] 2; a frame of another
+//! - `protocol_version`: magic, header length and [`PROTOCOL_VERSION`] 3; a frame of another
 //!   version is refused.
 //! - `forwarded_ops`: a [`RaftRequest::Forward`] of each [`Op`] variant, with `Op::Read` of every
 //!   [`Query`] variant (`Range` with each `Bound` variant).
@@ -57,6 +57,8 @@ use kv_core::command::Query;
 use kv_core::command::Response;
 use kv_core::command::SetCondition;
 use kv_core::command::TtlState;
+use kv_core::command::TxOp;
+use kv_core::command::WatchGuard;
 use kv_core::command::Write;
 use kv_core::raft::KvNode;
 use kv_core::wire::Op;
@@ -288,6 +290,7 @@ fn query_variant(query: &Query) -> &'static str {
         Query::Ttl { .. } => "Ttl",
         Query::Count => "Count",
         Query::Keys { .. } => "Keys",
+        Query::GetRevision { .. } => "GetRevision",
     }
 }
 
@@ -313,6 +316,9 @@ fn response_variant(response: &Response) -> &'static str {
         Response::Error(_) => "Error",
         Response::Keys(_) => "Keys",
         Response::ReadIndex(_) => "ReadIndex",
+        Response::Session(_) => "Session",
+        Response::Transaction(_) => "Transaction",
+        Response::Revisioned { .. } => "Revisioned",
     }
 }
 
@@ -330,6 +336,8 @@ fn command_error_variant(error: &CommandError) -> &'static str {
         CommandError::Overflow => "Overflow",
         CommandError::ValueTooLong { .. } => "ValueTooLong",
         CommandError::ReplyTooLarge { .. } => "ReplyTooLarge",
+        CommandError::SessionExpired { .. } => "SessionExpired",
+        CommandError::SessionStale { .. } => "SessionStale",
     }
 }
 
@@ -367,11 +375,11 @@ fn role_variant(role: &Role) -> &'static str {
 
 #[test]
 fn protocol_version() {
-    assert_eq!(PROTOCOL_VERSION, 2);
+    assert_eq!(PROTOCOL_VERSION, 3);
     assert_eq!(MAGIC, *b"QKVR");
     assert_eq!(HEADER_LEN, 10);
-    // magic "QKVR", version 2, payload length 1; RaftReply::SnapshotChunkStored
-    let golden = "514b5652 0200 01000000 02";
+    // magic "QKVR", version 3, payload length 1; RaftReply::SnapshotChunkStored
+    let golden = "514b5652 0300 01000000 02";
     check_frames(&[("header", RaftReply::SnapshotChunkStored, golden)], same_reply);
 
     // A peer of another version is refused, not misread.
@@ -397,7 +405,7 @@ fn forwarded_ops() {
             }),
             // header: magic "QKVR", version 2, payload length 14; RaftRequest::Forward, 1 op;
             // Op::Write: Command::Set "k" "v" Always Never, ttl_ms Some(60000)
-            "514b5652 0200 0e000000 05 01 00 00 016b 0176 00 00 01 e0d403",
+            "514b5652 0300 0e000000 05 01 00 00 016b 0176 00 00 01 e0d403",
         ),
         (
             "write without ttl",
@@ -405,20 +413,20 @@ fn forwarded_ops() {
                 command: Command::Clear,
                 ttl_ms: None,
             }),
-            "514b5652 0200 05000000 05 01 00 08 00",
+            "514b5652 0300 05000000 05 01 00 08 00",
         ),
         (
             "read get",
             read(Query::Get { key: b"k".to_vec() }),
             // Forward, 1 op; Op::Read, Query::Get "k"
-            "514b5652 0200 06000000 05 01 01 00 016b",
+            "514b5652 0300 06000000 05 01 01 00 016b",
         ),
         (
             "read multi-get",
             read(Query::MultiGet {
                 keys: vec![b"a".to_vec(), b"b".to_vec()],
             }),
-            "514b5652 0200 09000000 05 01 01 01 02 0161 0162",
+            "514b5652 0300 09000000 05 01 01 01 02 0161 0162",
         ),
         (
             "read range included to excluded",
@@ -428,7 +436,7 @@ fn forwarded_ops() {
                 limit: 10,
             }),
             // Query::Range: Bound::Included "a", Bound::Excluded "z", limit 10
-            "514b5652 0200 0b000000 05 01 01 02 01 0161 02 017a 0a",
+            "514b5652 0300 0b000000 05 01 01 02 01 0161 02 017a 0a",
         ),
         (
             "read range unbounded",
@@ -437,7 +445,7 @@ fn forwarded_ops() {
                 end: Bound::Unbounded,
                 limit: 1000,
             }),
-            "514b5652 0200 08000000 05 01 01 02 00 00 e807",
+            "514b5652 0300 08000000 05 01 01 02 00 00 e807",
         ),
         (
             "read prefix",
@@ -445,14 +453,14 @@ fn forwarded_ops() {
                 prefix: b"user:".to_vec(),
                 limit: 100,
             }),
-            "514b5652 0200 0b000000 05 01 01 03 05757365723a 64",
+            "514b5652 0300 0b000000 05 01 01 03 05757365723a 64",
         ),
         (
             "read ttl",
             read(Query::Ttl { key: b"k".to_vec() }),
-            "514b5652 0200 06000000 05 01 01 04 016b",
+            "514b5652 0300 06000000 05 01 01 04 016b",
         ),
-        ("read count", read(Query::Count), "514b5652 0200 04000000 05 01 01 05"),
+        ("read count", read(Query::Count), "514b5652 0300 04000000 05 01 01 05"),
         (
             "read keys",
             read(Query::Keys {
@@ -461,30 +469,74 @@ fn forwarded_ops() {
                 limit: 10,
             }),
             // Query::Keys: Bound::Included "a", Bound::Excluded "z", limit 10
-            "514b5652 0200 0b000000 05 01 01 06 01 0161 02 017a 0a",
+            "514b5652 0300 0b000000 05 01 01 06 01 0161 02 017a 0a",
         ),
         (
             "add learner",
             forward(Op::AddLearner { id: 4, node: node(4) }),
             // Op::AddLearner: id 4, Raft and client addresses
-            "514b5652 0200 20000000 05 01 02 04 0d31302e302e302e343a37303030 0d31302e302e302e343a36333739",
+            "514b5652 0300 20000000 05 01 02 04 0d31302e302e302e343a37303030 0d31302e302e302e343a36333739",
         ),
         (
             "promote",
             forward(Op::Promote { id: 4 }),
-            "514b5652 0200 04000000 05 01 03 04",
+            "514b5652 0300 04000000 05 01 03 04",
         ),
         (
             "remove",
             forward(Op::Remove { id: 3 }),
-            "514b5652 0200 04000000 05 01 04 03",
+            "514b5652 0300 04000000 05 01 04 03",
         ),
         (
             "transfer leader",
             forward(Op::TransferLeader { to: 2 }),
-            "514b5652 0200 04000000 05 01 05 02",
+            "514b5652 0300 04000000 05 01 05 02",
         ),
-        ("read index", forward(Op::ReadIndex), "514b5652 0200 03000000 05 01 06"),
+        ("read index", forward(Op::ReadIndex), "514b5652 0300 03000000 05 01 06"),
+        (
+            "read get revision",
+            read(Query::GetRevision { key: b"k".to_vec() }),
+            "514b5652 0300 06000000 05 01 01 07 016b",
+        ),
+        (
+            "write in a session",
+            forward(Op::Write {
+                command: Command::Session {
+                    id: 7,
+                    seq: 2,
+                    acked: 1,
+                    command: Box::new(Command::Increment {
+                        key: b"n".to_vec(),
+                        delta: 1,
+                    }),
+                },
+                ttl_ms: None,
+            }),
+            // Op::Write: Command::Session id 7, seq 2, acked 1, Increment "n" by 1; no ttl
+            "514b5652 0300 0c000000 05 01 00 0a 07 02 01 05 016e 02 00",
+        ),
+        (
+            "write a transaction",
+            forward(Op::Write {
+                command: Command::Transaction {
+                    guard: Some(WatchGuard {
+                        since: 9,
+                        keys: vec![b"k".to_vec()],
+                    }),
+                    ops: vec![
+                        TxOp::Write {
+                            command: set_k_v(),
+                            ttl_ms: None,
+                        },
+                        TxOp::Read(Query::Get { key: b"k".to_vec() }),
+                    ],
+                },
+                ttl_ms: None,
+            }),
+            // Op::Write: Command::Transaction, guard since 9 on ["k"]; TxOp::Write SET k v
+            // (no ttl), TxOp::Read GET k; no ttl
+            "514b5652 0300 18000000 05 01 00 0c 01 09 01 016b 02 00 00 016b 0176 00 00 00 01 00 016b 00",
+        ),
     ];
     check_frames(&cases, same_request);
 
@@ -522,7 +574,16 @@ fn forwarded_ops() {
     assert_covers(
         "Query",
         queries.iter().map(|query| query_variant(query)),
-        &["Get", "MultiGet", "Range", "Prefix", "Ttl", "Count", "Keys"],
+        &[
+            "Get",
+            "MultiGet",
+            "Range",
+            "Prefix",
+            "Ttl",
+            "Count",
+            "Keys",
+            "GetRevision",
+        ],
     );
     assert_covers("Bound", bounds, &["Included", "Excluded", "Unbounded"]);
 }
@@ -536,7 +597,7 @@ fn forwarded_results() {
             "ok",
             ok(Response::Ok),
             // RaftReply::Forwarded, 1 result; Ok, Response::Ok
-            "514b5652 0200 04000000 05 01 00 00",
+            "514b5652 0300 04000000 05 01 00 00",
         ),
         (
             "set written, no previous",
@@ -544,7 +605,7 @@ fn forwarded_results() {
                 written: true,
                 previous: None,
             }),
-            "514b5652 0200 06000000 05 01 00 01 01 00",
+            "514b5652 0300 06000000 05 01 00 01 01 00",
         ),
         (
             "cas not swapped, previous",
@@ -552,80 +613,121 @@ fn forwarded_results() {
                 swapped: false,
                 previous: Some(b"old".to_vec()),
             }),
-            "514b5652 0200 0a000000 05 01 00 02 00 01036f6c64",
+            "514b5652 0300 0a000000 05 01 00 02 00 01036f6c64",
         ),
         (
             "value some",
             ok(Response::Value(Some(b"v".to_vec()))),
-            "514b5652 0200 07000000 05 01 00 03 010176",
+            "514b5652 0300 07000000 05 01 00 03 010176",
         ),
         (
             "value none",
             ok(Response::Value(None)),
-            "514b5652 0200 05000000 05 01 00 03 00",
+            "514b5652 0300 05000000 05 01 00 03 00",
         ),
         (
             "values",
             ok(Response::Values(vec![Some(b"v".to_vec()), None])),
-            "514b5652 0200 09000000 05 01 00 04 02 010176 00",
+            "514b5652 0300 09000000 05 01 00 04 02 010176 00",
         ),
         (
             "entries",
             ok(Response::Entries(vec![(b"a".to_vec(), b"1".to_vec())])),
-            "514b5652 0200 09000000 05 01 00 05 01 0161 0131",
+            "514b5652 0300 09000000 05 01 00 05 01 0161 0131",
         ),
-        ("count", ok(Response::Count(3)), "514b5652 0200 05000000 05 01 00 06 03"),
+        ("count", ok(Response::Count(3)), "514b5652 0300 05000000 05 01 00 06 03"),
         (
             "integer",
             ok(Response::Integer(-42)),
-            "514b5652 0200 05000000 05 01 00 07 53",
+            "514b5652 0300 05000000 05 01 00 07 53",
         ),
         (
             "ttl missing",
             ok(Response::Ttl(TtlState::Missing)),
-            "514b5652 0200 05000000 05 01 00 08 00",
+            "514b5652 0300 05000000 05 01 00 08 00",
         ),
         (
             "ttl persistent",
             ok(Response::Ttl(TtlState::Persistent)),
-            "514b5652 0200 05000000 05 01 00 08 01",
+            "514b5652 0300 05000000 05 01 00 08 01",
         ),
         (
             "ttl remaining",
             ok(Response::Ttl(TtlState::Remaining(1_500))),
-            "514b5652 0200 07000000 05 01 00 08 02 dc0b",
+            "514b5652 0300 07000000 05 01 00 08 02 dc0b",
         ),
         (
             "error not an integer",
             ok(Response::Error(CommandError::NotAnInteger)),
-            "514b5652 0200 05000000 05 01 00 09 00",
+            "514b5652 0300 05000000 05 01 00 09 00",
         ),
         (
             "error overflow",
             ok(Response::Error(CommandError::Overflow)),
-            "514b5652 0200 05000000 05 01 00 09 01",
+            "514b5652 0300 05000000 05 01 00 09 01",
         ),
         (
             "error value too long",
             ok(Response::Error(CommandError::ValueTooLong { len: 300, max: 256 })),
             // Response::Error, CommandError::ValueTooLong: len 300, max 256
-            "514b5652 0200 09000000 05 01 00 09 02 ac02 8002",
+            "514b5652 0300 09000000 05 01 00 09 02 ac02 8002",
         ),
         (
             "error reply too large",
             ok(Response::Error(CommandError::ReplyTooLarge { max: 256 })),
             // Response::Error, CommandError::ReplyTooLarge: max 256
-            "514b5652 0200 07000000 05 01 00 09 03 8002",
+            "514b5652 0300 07000000 05 01 00 09 03 8002",
         ),
         (
             "keys",
             ok(Response::Keys(vec![b"a".to_vec(), b"b".to_vec()])),
-            "514b5652 0200 09000000 05 01 00 0a 02 0161 0162",
+            "514b5652 0300 09000000 05 01 00 0a 02 0161 0162",
         ),
         (
             "read index",
             ok(Response::ReadIndex(300)),
-            "514b5652 0200 06000000 05 01 00 0b ac02",
+            "514b5652 0300 06000000 05 01 00 0b ac02",
+        ),
+        (
+            "session",
+            ok(Response::Session(7)),
+            "514b5652 0300 05000000 05 01 00 0c 07",
+        ),
+        (
+            "transaction aborted",
+            ok(Response::Transaction(None)),
+            "514b5652 0300 05000000 05 01 00 0d 00",
+        ),
+        (
+            "transaction",
+            ok(Response::Transaction(Some(vec![Response::Ok, Response::Integer(1)]))),
+            // Response::Transaction: Some, 2 answers: Ok, Integer 1
+            "514b5652 0300 09000000 05 01 00 0d 01 02 00 07 02",
+        ),
+        (
+            "revisioned",
+            ok(Response::Revisioned {
+                value: Some(b"v".to_vec()),
+                mod_revision: 41,
+                revision: 300,
+            }),
+            // Response::Revisioned: value Some "v", mod revision 41, revision 300
+            "514b5652 0300 0a000000 05 01 00 0e 01 0176 29 ac02",
+        ),
+        (
+            "error session expired",
+            ok(Response::Error(CommandError::SessionExpired { id: 7 })),
+            "514b5652 0300 06000000 05 01 00 09 04 07",
+        ),
+        (
+            "error session stale",
+            ok(Response::Error(CommandError::SessionStale {
+                id: 7,
+                seq: 3,
+                floor: 5,
+            })),
+            // CommandError::SessionStale: id 7, seq 3, floor 5
+            "514b5652 0300 08000000 05 01 00 09 05 07 03 05",
         ),
         (
             "not leader, leader known",
@@ -634,38 +736,38 @@ fn forwarded_results() {
                 leader: Some(1),
             }),
             // Forwarded, 1 result; Err, OpError::NotLeader: node 2, leader Some(1)
-            "514b5652 0200 07000000 05 01 01 00 02 0101",
+            "514b5652 0300 07000000 05 01 01 00 02 0101",
         ),
         (
             "not leader, leader unknown",
             err(OpError::NotLeader { node: 2, leader: None }),
-            "514b5652 0200 06000000 05 01 01 00 02 00",
+            "514b5652 0300 06000000 05 01 01 00 02 00",
         ),
         (
             "no leader",
             err(OpError::NoLeader),
-            "514b5652 0200 04000000 05 01 01 01",
+            "514b5652 0300 04000000 05 01 01 01",
         ),
         (
             "unavailable",
             err(OpError::Unavailable("stopping".to_string())),
-            "514b5652 0200 0d000000 05 01 01 02 0873746f7070696e67",
+            "514b5652 0300 0d000000 05 01 01 02 0873746f7070696e67",
         ),
         (
             "timeout",
             err(OpError::Timeout(Duration::from_millis(1_500))),
             // OpError::Timeout: a Duration, 1 s and 500_000_000 ns
-            "514b5652 0200 0a000000 05 01 01 03 01 80cab5ee01",
+            "514b5652 0300 0a000000 05 01 01 03 01 80cab5ee01",
         ),
         (
             "outcome unknown",
             err(OpError::OutcomeUnknown("leader stepped down".to_string())),
-            "514b5652 0200 18000000 05 01 01 04 136c6561646572207374657070656420646f776e",
+            "514b5652 0300 18000000 05 01 01 04 136c6561646572207374657070656420646f776e",
         ),
         (
             "rejected",
             err(OpError::Rejected("key too long".to_string())),
-            "514b5652 0200 11000000 05 01 01 05 0c6b657920746f6f206c6f6e67",
+            "514b5652 0300 11000000 05 01 01 05 0c6b657920746f6f206c6f6e67",
         ),
     ];
     check_frames(&cases, same_reply);
@@ -694,6 +796,9 @@ fn forwarded_results() {
             "Error",
             "Keys",
             "ReadIndex",
+            "Session",
+            "Transaction",
+            "Revisioned",
         ],
     );
     assert_covers(
@@ -710,7 +815,14 @@ fn forwarded_results() {
             Response::Error(error) => Some(command_error_variant(error)),
             _ => None,
         }),
-        &["NotAnInteger", "Overflow", "ValueTooLong", "ReplyTooLarge"],
+        &[
+            "NotAnInteger",
+            "Overflow",
+            "ValueTooLong",
+            "ReplyTooLarge",
+            "SessionExpired",
+            "SessionStale",
+        ],
     );
     assert_covers(
         "OpError",
@@ -749,7 +861,7 @@ fn raft_requests() {
             // RaftRequest::AppendEntries; vote: term 2, node Some(1), committed; prev log id Some(2, 9);
             // 1 entry: log id (2, 10), EntryPayload::Normal, at_ms, Command::Set "k" "v" Always Never;
             // leader commit Some(2, 8)
-            "514b5652 0200 1c000000 00 02010101 01 0209 01 020a 01 80d095ffbc31 00 016b 0176 00 00 01 0208",
+            "514b5652 0300 1c000000 00 02010101 01 0209 01 020a 01 80d095ffbc31 00 016b 0176 00 00 01 0208",
         ),
         (
             "append entries, heartbeat",
@@ -759,14 +871,14 @@ fn raft_requests() {
                 entries: vec![],
                 leader_commit: None,
             }),
-            "514b5652 0200 0a000000 00 02010101 01 020a 00 00",
+            "514b5652 0300 0a000000 00 02010101 01 020a 00 00",
         ),
         (
             "vote",
             RaftRequest::Vote(VoteRequest::new(candidate_vote(), Some(log_id(2, 10)))),
             // RaftRequest::Vote; vote: term 3, node Some(3), not committed; last log id Some(2, 10);
             // leadership_transfer false
-            "514b5652 0200 09000000 01 03010300 01 020a 00",
+            "514b5652 0300 09000000 01 03010300 01 020a 00",
         ),
         (
             "vote for a leadership transfer",
@@ -775,12 +887,12 @@ fn raft_requests() {
                 last_log_id: Some(log_id(2, 10)),
                 leadership_transfer: true,
             }),
-            "514b5652 0200 09000000 01 03010300 01 020a 01",
+            "514b5652 0300 09000000 01 03010300 01 020a 01",
         ),
         (
             "pre-vote",
             RaftRequest::PreVote(VoteRequest::new(candidate_vote(), None)),
-            "514b5652 0200 07000000 02 03010300 00 00",
+            "514b5652 0300 07000000 02 03010300 00 00",
         ),
         (
             "snapshot chunk",
@@ -797,7 +909,7 @@ fn raft_requests() {
             // RaftRequest::Snapshot; vote; meta: last log id Some(2, 8), membership log id Some(1, 2),
             // one config {1, 2}, nodes 1 and 2 with addresses, the empty `snapshot_id` slot openraft
             // keeps for 0.9; total_len 6, offset 4, data 00 ff
-            "514b5652 0200 50000000 03 02010101 \
+            "514b5652 0300 50000000 03 02010101 \
              01 0208 01 0102 01 02 0102 02 \
              01 0d31302e302e302e313a37303030 0d31302e302e302e313a36333739 \
              02 0d31302e302e302e323a37303030 0d31302e302e302e323a36333739 \
@@ -807,7 +919,7 @@ fn raft_requests() {
             "transfer leader",
             RaftRequest::TransferLeader(TransferLeaderRequest::new(leader_vote(), 3, Some(log_id(2, 10)))),
             // RaftRequest::TransferLeader: from the leader's vote, to node 3, last log id Some(2, 10)
-            "514b5652 0200 09000000 04 02010101 03 01 020a",
+            "514b5652 0300 09000000 04 02010101 03 01 020a",
         ),
         (
             "forward a run of operations",
@@ -819,7 +931,7 @@ fn raft_requests() {
                 Op::Read(Query::Get { key: b"k".to_vec() }),
             ]),
             // Forward, 2 ops: Op::Write (SET k v, ttl_ms None), Op::Read (Query::Get "k")
-            "514b5652 0200 0f000000 05 02 00 00 016b 0176 00 00 00 01 00 016b",
+            "514b5652 0300 0f000000 05 02 00 00 016b 0176 00 00 00 01 00 016b",
         ),
     ];
     check_frames(&cases, same_request);
@@ -844,48 +956,48 @@ fn raft_replies() {
             "append entries success",
             RaftReply::AppendEntries(AppendEntriesResponse::Success),
             // RaftReply::AppendEntries, AppendEntriesResponse::Success
-            "514b5652 0200 02000000 00 00",
+            "514b5652 0300 02000000 00 00",
         ),
         (
             "append entries partial success, some",
             RaftReply::AppendEntries(AppendEntriesResponse::PartialSuccess(Some(log_id(2, 10)))),
-            "514b5652 0200 05000000 00 01 01 020a",
+            "514b5652 0300 05000000 00 01 01 020a",
         ),
         (
             "append entries partial success, none",
             RaftReply::AppendEntries(AppendEntriesResponse::PartialSuccess(None)),
-            "514b5652 0200 03000000 00 01 00",
+            "514b5652 0300 03000000 00 01 00",
         ),
         (
             "append entries conflict",
             RaftReply::AppendEntries(AppendEntriesResponse::Conflict),
-            "514b5652 0200 02000000 00 02",
+            "514b5652 0300 02000000 00 02",
         ),
         (
             "append entries higher vote",
             RaftReply::AppendEntries(AppendEntriesResponse::HigherVote(candidate_vote())),
-            "514b5652 0200 06000000 00 03 03010300",
+            "514b5652 0300 06000000 00 03 03010300",
         ),
         (
             "vote",
             RaftReply::Vote(VoteResponse::new(candidate_vote(), Some(log_id(2, 10)), true)),
             // RaftReply::Vote; vote: term 3, node Some(3), not committed; granted; last log id Some(2, 10)
-            "514b5652 0200 09000000 01 03010300 01 01 020a",
+            "514b5652 0300 09000000 01 03010300 01 01 020a",
         ),
         (
             "snapshot chunk stored",
             RaftReply::SnapshotChunkStored,
-            "514b5652 0200 01000000 02",
+            "514b5652 0300 01000000 02",
         ),
         (
             "snapshot installed",
             RaftReply::SnapshotInstalled(SnapshotResponse::new(leader_vote())),
-            "514b5652 0200 05000000 03 02010101",
+            "514b5652 0300 05000000 03 02010101",
         ),
         (
             "transfer leader ok",
             RaftReply::TransferLeader(Ok(())),
-            "514b5652 0200 02000000 04 00",
+            "514b5652 0300 02000000 04 00",
         ),
         (
             "transfer leader vote changed",
@@ -894,7 +1006,7 @@ fn raft_replies() {
                 actual: candidate_vote(),
             })),
             // RaftReply::TransferLeader, Err, VoteChanged: expected the leader's vote, actual the candidate's
-            "514b5652 0200 0b000000 04 01 00 02010101 03010300",
+            "514b5652 0300 0b000000 04 01 00 02010101 03010300",
         ),
         (
             "transfer leader log not flushed",
@@ -902,18 +1014,18 @@ fn raft_replies() {
                 expected: Some(log_id(2, 10)),
                 actual: Some(log_id(2, 9)),
             })),
-            "514b5652 0200 09000000 04 01 01 01 020a 01 0209",
+            "514b5652 0300 09000000 04 01 01 01 020a 01 0209",
         ),
         (
             "forwarded a run of results",
             RaftReply::Forwarded(vec![Ok(Response::Ok), Err(OpError::NoLeader)]),
             // Forwarded, 2 results: Ok(Response::Ok), Err(OpError::NoLeader)
-            "514b5652 0200 06000000 05 02 00 00 01 01",
+            "514b5652 0300 06000000 05 02 00 00 01 01",
         ),
         (
             "refused",
             RaftReply::Refused("snapshot chunk at offset 4 without its start".to_string()),
-            "514b5652 0200 2e000000 06 2c \
+            "514b5652 0300 2e000000 06 2c \
              736e617073686f74206368756e6b206174206f66667365742034 \
              20776974686f757420697473207374617274",
         ),
@@ -953,8 +1065,8 @@ fn raft_replies() {
 #[test]
 fn read_mode_role_and_status() {
     let modes = [
-        ("linearizable", ReadMode::Linearizable, "514b5652 0200 01000000 00"),
-        ("stale", ReadMode::Stale, "514b5652 0200 01000000 01"),
+        ("linearizable", ReadMode::Linearizable, "514b5652 0300 01000000 00"),
+        ("stale", ReadMode::Stale, "514b5652 0300 01000000 01"),
     ];
     check_frames(&modes, ReadMode::eq);
     assert_covers(
@@ -964,11 +1076,11 @@ fn read_mode_role_and_status() {
     );
 
     let roles = [
-        ("leader", Role::Leader, "514b5652 0200 01000000 00"),
-        ("follower", Role::Follower, "514b5652 0200 01000000 01"),
-        ("candidate", Role::Candidate, "514b5652 0200 01000000 02"),
-        ("learner", Role::Learner, "514b5652 0200 01000000 03"),
-        ("shutdown", Role::Shutdown, "514b5652 0200 01000000 04"),
+        ("leader", Role::Leader, "514b5652 0300 01000000 00"),
+        ("follower", Role::Follower, "514b5652 0300 01000000 01"),
+        ("candidate", Role::Candidate, "514b5652 0300 01000000 02"),
+        ("learner", Role::Learner, "514b5652 0300 01000000 03"),
+        ("shutdown", Role::Shutdown, "514b5652 0300 01000000 04"),
     ];
     check_frames(&roles, Role::eq);
     assert_covers(
@@ -993,7 +1105,7 @@ fn read_mode_role_and_status() {
     };
     // id 2, Follower, term 3, leader Some(node 1 with its addresses), last log 10, committed 9,
     // applied 8, snapshot 7, purged 6; voters nodes 1 and 2, learners node 3
-    let golden = "514b5652 0200 7f000000 02 01 03 \
+    let golden = "514b5652 0300 7f000000 02 01 03 \
         01 01 0d31302e302e302e313a37303030 0d31302e302e302e313a36333739 \
         0a 09 08 07 06 \
         02 01 0d31302e302e302e313a37303030 0d31302e302e302e313a36333739 \

@@ -25,6 +25,7 @@ use super::KvTypeConfig;
 use crate::command::Limits;
 use crate::command::Response;
 use crate::command::Write;
+use crate::store::Event;
 use crate::store::Store;
 
 /// A durable home for a node's latest snapshot: it must survive a crash of the node.
@@ -93,17 +94,37 @@ impl StoreHandle {
         self.0.read().expect("store lock poisoned")
     }
 
-    fn replace(&self, store: Store) {
+    fn replace(&self, mut store: Store, recording: bool) {
+        store.record_events(recording);
         *self.0.write().expect("store lock poisoned") = store;
     }
 
-    fn apply(&self, write: &Write) -> Response {
-        self.0.write().expect("store lock poisoned").apply(write)
+    fn apply(&self, revision: u64, write: &Write) -> (Response, Vec<Event>) {
+        let mut store = self.0.write().expect("store lock poisoned");
+        let response = store.apply(revision, write);
+        (response, store.take_events())
+    }
+
+    fn record_events(&self) {
+        self.0.write().expect("store lock poisoned").record_events(true);
     }
 }
 
 /// Called with every applied log entry, in order.
 pub type ApplyObserver<C> = Arc<dyn Fn(&EntryOf<C>) + Send + Sync>;
+
+/// What a state machine tells an [`EventSink`], in apply order.
+#[derive(Debug, Clone, Copy)]
+pub enum Applied<'a> {
+    /// The changes made by one applied write (possibly none).
+    Events(&'a [Event]),
+    /// A snapshot replaced the whole state at this revision: changes before it were not and
+    /// will not be reported.
+    Snapshot(u64),
+}
+
+/// Called, outside the store's lock, after every applied write and installed snapshot.
+pub type EventSink = Arc<dyn Fn(Applied<'_>) + Send + Sync>;
 
 /// openraft's state machine over a [`Store`]. Volatile: after a crash openraft rebuilds it from
 /// the last snapshot and the committed log.
@@ -114,6 +135,7 @@ pub struct StateMachine<C: KvTypeConfig, S: SnapshotStore<C>> {
     last_membership: StoredMembershipOf<C>,
     snapshots: S,
     observer: Option<ApplyObserver<C>>,
+    events: Option<EventSink>,
 }
 
 impl<C: KvTypeConfig, S: SnapshotStore<C>> StateMachine<C, S> {
@@ -126,7 +148,16 @@ impl<C: KvTypeConfig, S: SnapshotStore<C>> StateMachine<C, S> {
             last_membership: StoredMembershipOf::<C>::default(),
             snapshots,
             observer: None,
+            events: None,
         }
+    }
+
+    /// Lists the changes of every applied write (keyspace notifications, pub/sub, watches)
+    /// to `sink`, on every replica in commit order.
+    pub fn with_events(mut self, sink: EventSink) -> Self {
+        self.store.record_events();
+        self.events = Some(sink);
+        self
     }
 
     /// Registers a callback seeing every applied entry (used by the simulator's checkers).
@@ -176,7 +207,13 @@ impl<C: KvTypeConfig, S: SnapshotStore<C>> RaftStateMachine<C> for StateMachine<
             let log_id = entry.log_id();
             let response = match &entry.payload {
                 EntryPayload::Blank => Response::Ok,
-                EntryPayload::Normal(write) => self.store.apply(write),
+                EntryPayload::Normal(write) => {
+                    let (response, events) = self.store.apply(log_id.index(), write);
+                    if let Some(sink) = &self.events {
+                        sink(Applied::Events(&events));
+                    }
+                    response
+                }
                 EntryPayload::Membership(membership) => {
                     self.last_membership = StoredMembershipOf::<C>::new(Some(log_id), membership.clone());
                     Response::Ok
@@ -207,10 +244,14 @@ impl<C: KvTypeConfig, S: SnapshotStore<C>> RaftStateMachine<C> for StateMachine<
     async fn install_snapshot(&mut self, meta: &SnapshotMetaOf<C>, snapshot: Vec<u8>) -> Result<(), io::Error> {
         let store = Store::from_bytes(&snapshot, self.limits)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("snapshot does not decode: {e}")))?;
+        let store_revision = meta.last_log_id.map_or(0, |id| id.index());
         if !self.snapshots.holds(meta) {
             self.snapshots.save(meta, &snapshot)?;
         }
-        self.store.replace(store);
+        self.store.replace(store, self.events.is_some());
+        if let Some(sink) = &self.events {
+            sink(Applied::Snapshot(store_revision));
+        }
         self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
         Ok(())

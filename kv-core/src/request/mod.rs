@@ -57,6 +57,7 @@ use crate::command::Expiry;
 use crate::command::Limits;
 use crate::command::Query;
 use crate::command::Response;
+use crate::command::TxOp;
 use crate::command::Write;
 use crate::raft::KvNode;
 use crate::raft::KvTypeConfig;
@@ -324,14 +325,7 @@ where
             .map_err(|e| OpError::Rejected(e.to_string()))?;
         let at_ms = self.env.now_ms();
         let mut command = command;
-        if let Some(ttl) = ttl_ms {
-            let at = at_ms.saturating_add(ttl);
-            match &mut command {
-                Command::Set { expiry, .. } => *expiry = Expiry::At(at),
-                Command::SetExpiry { at_ms, .. } => *at_ms = Some(at),
-                _ => {}
-            }
-        }
+        resolve_ttl(&mut command, ttl_ms, at_ms);
         Ok(Write { at_ms, command })
     }
 
@@ -712,5 +706,31 @@ where
             )))),
             Ok(result) => result.map(drop).map_err(Err),
         }
+    }
+}
+
+/// Turns a relative time to live into an expiry at `now_ms + ttl_ms`: of a `Set` or
+/// `SetExpiry`, of the write a session command wraps, and of each write of a transaction.
+fn resolve_ttl(command: &mut Command, ttl_ms: Option<u64>, now_ms: u64) {
+    match command {
+        Command::Set { expiry, .. } => {
+            if let Some(ttl) = ttl_ms {
+                *expiry = Expiry::At(now_ms.saturating_add(ttl));
+            }
+        }
+        Command::SetExpiry { at_ms, .. } => {
+            if let Some(ttl) = ttl_ms {
+                *at_ms = Some(now_ms.saturating_add(ttl));
+            }
+        }
+        Command::Session { command, .. } => resolve_ttl(command, ttl_ms, now_ms),
+        Command::Transaction { ops, .. } => {
+            for op in ops {
+                if let TxOp::Write { command, ttl_ms } = op {
+                    resolve_ttl(command, ttl_ms.take(), now_ms);
+                }
+            }
+        }
+        _ => {}
     }
 }

@@ -20,7 +20,7 @@ use crate::raft::KvTypeConfig;
 pub const MAGIC: [u8; 4] = *b"QKVR";
 /// Version of the frame format and of every message it carries ([`super`]). Version 2: a
 /// forward carries a run of operations, and errors tell "outcome unknown" apart.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Bytes before the payload: magic, version, payload length.
 pub const HEADER_LEN: usize = 10;
 /// Default bound on a frame's payload.

@@ -58,6 +58,8 @@ pub fn store_error(error: &StoreError) -> Reply {
         StoreError::Overflow => "ERR increment or decrement would overflow".to_string(),
         StoreError::ValueTooLong { .. } => "ERR string exceeds maximum allowed size".to_string(),
         StoreError::ReplyTooLarge { .. } => format!("ERR {error}"),
+        StoreError::SessionExpired { .. } => format!("SESSIONEXPIRED {error}"),
+        StoreError::SessionStale { .. } => format!("SESSIONSTALE {error}"),
     })
 }
 

@@ -27,10 +27,10 @@ pub fn unhex(text: &str) -> Vec<u8> {
 }
 
 /// One value's encoding and the golden bytes it must equal.
-pub struct Golden {
+pub struct Golden<'a> {
     pub name: &'static str,
     pub actual: Vec<u8>,
-    pub golden: &'static str,
+    pub golden: &'a str,
     /// Field lengths for printing (see [`hex`]).
     pub fields: Vec<usize>,
 }
@@ -39,7 +39,7 @@ pub struct Golden {
 /// the actual bytes as a literal to paste (after bumping the version: see the test file's docs), then
 /// fails on the first one, showing both sides in hex and saying what `changed`.
 #[track_caller]
-pub fn assert_golden(cases: &[Golden], changed: &str) {
+pub fn assert_golden(cases: &[Golden<'_>], changed: &str) {
     for case in cases.iter().filter(|c| c.actual != unhex(c.golden)) {
         eprintln!(
             "golden bytes of `{}` differ; actual:\n    \"{}\"",

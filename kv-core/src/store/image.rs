@@ -1,0 +1,217 @@
+//! The serialized form of a whole store: what a Raft snapshot carries.
+//!
+//! ```text
+//! version 1: 01 | postcard { clock_ms, entries: [(key, value, expires_at)] }
+//! version 2: 02 | postcard { clock_ms, revision, entries: [(key, value, expires_at, mod_revision)],
+//!                            tombstones: [(key, revision)], tombstone_floor,
+//!                            sessions: [(id, session)] }
+//! ```
+//!
+//! [`Store::to_bytes`] writes version 2; [`Store::from_bytes`] reads both. A version 1 image
+//! (written before revisions existed) gives every key the revision 0 and sets the tombstone
+//! floor to 0: no revision was ever handed out by such a store.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::Serialize;
+
+use super::Record;
+use super::Store;
+use super::session::Session;
+use super::session::Sessions;
+use crate::command::CodecError;
+use crate::command::Key;
+use crate::command::Limits;
+use crate::command::Value;
+use crate::command::decode;
+
+/// The version byte of the images this build writes.
+pub const IMAGE_VERSION: u8 = 2;
+
+/// A version 1 image.
+#[derive(Serialize, Deserialize)]
+struct ImageV1 {
+    clock_ms: u64,
+    entries: Vec<(Key, Value, Option<u64>)>,
+}
+
+/// A version 2 image, owned (decoding).
+#[derive(Deserialize)]
+struct ImageV2 {
+    clock_ms: u64,
+    revision: u64,
+    entries: Vec<(Key, Value, Option<u64>, u64)>,
+    tombstones: Vec<(Key, u64)>,
+    tombstone_floor: u64,
+    sessions: Vec<(u64, Session)>,
+}
+
+/// A version 2 image borrowed from a store: encodes straight from its maps, byte strings as
+/// one copy each (a snapshot of a big store runs on the apply path).
+#[derive(Serialize)]
+struct ImageRef<'a> {
+    clock_ms: u64,
+    revision: u64,
+    entries: Seq<'a, Key, Record>,
+    tombstones: Seq<'a, Key, u64>,
+    tombstone_floor: u64,
+    sessions: SessionsRef<'a>,
+}
+
+/// The open sessions, serialized as a sequence of `(id, session)`.
+struct SessionsRef<'a>(&'a Sessions);
+
+/// A map serialized as a sequence of tuples.
+struct Seq<'a, K, V>(&'a BTreeMap<K, V>);
+
+/// A byte string serialized as serde bytes: postcard encodes bytes and a `Vec<u8>` alike (a
+/// varint length, then the bytes), but bytes in one copy rather than one call per byte.
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+impl Serialize for Seq<'_, Key, Record> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.0
+                .iter()
+                .map(|(k, r)| (Bytes(k), Bytes(&r.value), r.expires_at, r.mod_revision)),
+        )
+    }
+}
+
+impl Serialize for Seq<'_, Key, u64> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(k, rev)| (Bytes(k), rev)))
+    }
+}
+
+impl Serialize for SessionsRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter())
+    }
+}
+
+impl Store {
+    /// Serializes the whole store (the payload of a Raft snapshot), as an image of
+    /// [`IMAGE_VERSION`].
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let image = ImageRef {
+            clock_ms: self.clock_ms,
+            revision: self.revision,
+            entries: Seq(&self.data),
+            tombstones: Seq(&self.tombstones),
+            tombstone_floor: self.tombstone_floor,
+            sessions: SessionsRef(&self.sessions),
+        };
+        postcard::to_extend(&image, vec![IMAGE_VERSION]).expect("postcard encoding into a Vec cannot fail")
+    }
+
+    /// Rebuilds a store from [`Store::to_bytes`] output of this or an earlier version.
+    pub fn from_bytes(bytes: &[u8], limits: Limits) -> Result<Store, CodecError> {
+        let mut store = Store::new(limits);
+        match bytes.first() {
+            Some(1) => {
+                let image: ImageV1 = decode(bytes)?;
+                store.clock_ms = image.clock_ms;
+                for (key, value, expires_at) in image.entries {
+                    store.restore(key, value, expires_at, 0);
+                }
+            }
+            Some(&IMAGE_VERSION) => {
+                let (image, rest) = postcard::take_from_bytes::<ImageV2>(&bytes[1..])
+                    .map_err(|e| CodecError::Malformed(e.to_string()))?;
+                if !rest.is_empty() {
+                    return Err(CodecError::Malformed(format!("{} trailing bytes", rest.len())));
+                }
+                store.clock_ms = image.clock_ms;
+                store.revision = image.revision;
+                for (key, value, expires_at, mod_revision) in image.entries {
+                    store.restore(key, value, expires_at, mod_revision);
+                }
+                store.tombstones = image.tombstones.into_iter().collect();
+                store.tombstone_floor = image.tombstone_floor;
+                for (id, session) in image.sessions {
+                    store.sessions.insert(id, session);
+                }
+            }
+            Some(&found) => return Err(CodecError::UnsupportedVersion { found }),
+            None => return Err(CodecError::Empty),
+        }
+        Ok(store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Command;
+    use crate::command::Expiry;
+    use crate::command::SetCondition;
+    use crate::command::Write;
+    use crate::command::encode;
+
+    #[test]
+    fn a_version_1_image_still_decodes() {
+        let v1 = encode(&ImageV1 {
+            clock_ms: 5,
+            entries: vec![
+                (b"a".to_vec(), b"1".to_vec(), None),
+                (b"t".to_vec(), b"2".to_vec(), Some(90)),
+            ],
+        });
+        assert_eq!(v1[0], 1);
+        let store = Store::from_bytes(&v1, Limits::default()).unwrap();
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.clock_ms(), 5);
+        assert_eq!(store.revision(), 0);
+    }
+
+    #[test]
+    fn a_version_2_image_round_trips_sessions_and_tombstones() {
+        let mut store = Store::new(Limits::default());
+        let write = |at_ms, command| Write { at_ms, command };
+        store.apply(
+            3,
+            &write(
+                1,
+                Command::Set {
+                    key: b"k".to_vec(),
+                    value: b"v".to_vec(),
+                    condition: SetCondition::Always,
+                    expiry: Expiry::At(100),
+                },
+            ),
+        );
+        store.apply(4, &write(2, Command::RegisterSession { ttl_ms: 1_000 }));
+        store.apply(
+            5,
+            &write(
+                3,
+                Command::Session {
+                    id: 4,
+                    seq: 1,
+                    acked: 0,
+                    command: Box::new(Command::Delete {
+                        keys: vec![b"k".to_vec()],
+                    }),
+                },
+            ),
+        );
+        let bytes = store.to_bytes();
+        assert_eq!(bytes[0], IMAGE_VERSION);
+        assert_eq!(Store::from_bytes(&bytes, Limits::default()).unwrap(), store);
+        for cut in 1..bytes.len() {
+            assert!(Store::from_bytes(&bytes[..cut], Limits::default()).is_err(), "{cut}");
+        }
+        assert_eq!(
+            Store::from_bytes(&[9], Limits::default()),
+            Err(CodecError::UnsupportedVersion { found: 9 })
+        );
+    }
+}
