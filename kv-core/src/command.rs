@@ -138,8 +138,10 @@ pub enum Command {
     /// Write `value` at `key` if `condition` holds. Answers [`Response::Set`].
     Set {
         /// The key.
+        #[serde(with = "crate::byte_string")]
         key: Key,
         /// The new value.
+        #[serde(with = "crate::byte_string")]
         value: Value,
         /// Condition on the key's presence.
         condition: SetCondition,
@@ -418,6 +420,7 @@ pub enum Query {
     /// The value at a key. Answers [`Response::Value`].
     Get {
         /// The key.
+        #[serde(with = "crate::byte_string")]
         key: Key,
     },
     /// Several values at once. Answers [`Response::Values`].

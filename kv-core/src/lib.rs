@@ -48,6 +48,7 @@
 //! assert!(sim.check().is_ok());
 //! ```
 
+mod byte_string;
 pub mod check;
 pub mod command;
 pub mod raft;

@@ -51,7 +51,7 @@ fn entry(index: u64) -> EntryOf<NodeConfig> {
             expiry: Expiry::Never,
         },
     };
-    EntryOf::<NodeConfig>::new_normal(openraft::testing::log_id::<NodeConfig>(1, 1, index), write)
+    EntryOf::<NodeConfig>::new_normal(openraft::testing::log_id::<NodeConfig>(1, 1, index), write.into())
 }
 
 fn dir_bytes(dir: &Path) -> u64 {

@@ -31,13 +31,13 @@ pub mod tls;
 pub mod transport;
 
 use kv_core::command::Response;
-use kv_core::command::Write;
 use kv_core::raft::KvNode;
+use kv_core::raft::LogWrite;
 
 openraft::declare_raft_types!(
     /// The openraft type configuration of a native QuorumKV node (tokio runtime).
     pub NodeConfig:
-        D = Write,
+        D = LogWrite,
         R = Response,
         NodeId = u64,
         Node = KvNode,

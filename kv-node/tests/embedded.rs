@@ -148,10 +148,21 @@ fn compaction_by_hand() {
     store.put(b"key0000", b"after").unwrap();
     store.close().unwrap();
 
+    let snapshot_files = || {
+        let mut names: Vec<_> = std::fs::read_dir(dir.path().join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let written = snapshot_files();
     let store = BlockingEmbedded::open(dir.path(), options()).unwrap();
     assert_eq!(store.get(b"key0000"), Some(b"after".to_vec()));
     assert_eq!(store.get(b"key0199"), Some(b"before".to_vec()));
     store.close().unwrap();
+    // Restoring the state machine from the snapshot at open does not write it again.
+    assert_eq!(snapshot_files(), written);
 }
 
 /// A tiny deterministic generator (xorshift64*), so a failing run can be replayed by seed.

@@ -90,7 +90,7 @@ fn entry(command: Command) -> Record<NodeConfig> {
         at_ms: 1_700_000_000_000,
         command,
     };
-    Record::Entry(EntryOf::<NodeConfig>::new_normal(log_id(2, 10), write))
+    Record::Entry(EntryOf::<NodeConfig>::new_normal(log_id(2, 10), write.into()))
 }
 
 /// A membership of voters 1 and 2 and learner 3, with addresses.

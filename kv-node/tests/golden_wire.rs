@@ -993,7 +993,7 @@ fn raft_requests() {
             RaftRequest::AppendEntries(AppendEntriesRequest {
                 vote: leader_vote(),
                 prev_log_id: Some(log_id(2, 9)),
-                entries: vec![EntryOf::<NodeConfig>::new_normal(log_id(2, 10), write)],
+                entries: vec![EntryOf::<NodeConfig>::new_normal(log_id(2, 10), write.into())],
                 leader_commit: Some(log_id(2, 8)),
             }),
             // RaftRequest::AppendEntries; vote: term 2, node Some(1), committed; prev log id Some(2, 9);

@@ -652,6 +652,31 @@ fn snapshots_replace_each_other_and_survive_reopen() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
+/// A reopened store knows which snapshot it holds (so that the state machine's restore at
+/// start does not write it again) and hands the copy it checked on open to the first load;
+/// a later save replaces both.
+#[test]
+fn reopened_snapshot_is_held_and_preloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = FileSnapshotStore::<NodeConfig>::open(os(), dir.path(), FsyncPolicy::Always).unwrap();
+    assert!(!store.holds(&meta(5)));
+    store.save(&meta(5), b"five").unwrap();
+    assert!(store.holds(&meta(5)));
+    let mut store = FileSnapshotStore::<NodeConfig>::open(os(), dir.path(), FsyncPolicy::Always).unwrap();
+    assert!(store.holds(&meta(5)) && !store.holds(&meta(6)));
+    let file = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(
+        store.load().unwrap(),
+        Some((meta(5), b"five".to_vec())),
+        "the first load is served from what open read"
+    );
+    assert_eq!(store.load().unwrap(), None, "later loads read the directory");
+    store.save(&meta(9), b"nine").unwrap();
+    assert!(store.holds(&meta(9)) && !store.holds(&meta(5)));
+    assert_eq!(store.load().unwrap(), Some((meta(9), b"nine".to_vec())));
+}
+
 #[test]
 fn damaged_snapshot_is_corruption() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,6 +8,8 @@
 pub mod log_store;
 pub mod state_machine;
 
+use std::sync::Arc;
+
 use openraft::RaftTypeConfig;
 use openraft::alias::DefaultEntryOf;
 use openraft::alias::EntryPayloadOf;
@@ -32,10 +34,16 @@ pub struct KvNode {
 /// which the simulator checks as election safety.)
 pub type StdLeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>;
 
+/// A write as a log entry holds it. Shared, so that what reads entries back (the state
+/// machine applying them, replication sending them, a leader keeping a proposal in case it
+/// bounces to another leader) takes a reference, not a copy of the key and value. It encodes
+/// exactly as the [`Write`] inside (serde's `rc`), so log records and messages are unchanged.
+pub type LogWrite = Arc<Write>;
+
 /// The bound shared by every QuorumKV Raft type configuration.
 pub trait KvTypeConfig:
     RaftTypeConfig<
-        D = Write,
+        D = LogWrite,
         R = Response,
         NodeId = u64,
         Node = KvNode,
@@ -49,7 +57,7 @@ pub trait KvTypeConfig:
 
 impl<C> KvTypeConfig for C where
     C: RaftTypeConfig<
-            D = Write,
+            D = LogWrite,
             R = Response,
             NodeId = u64,
             Node = KvNode,

@@ -34,6 +34,10 @@ pub trait SnapshotStore<C: KvTypeConfig>: Clone + Debug + Send + Sync + 'static 
     fn save(&mut self, meta: &SnapshotMetaOf<C>, data: &[u8]) -> io::Result<()>;
     /// The current snapshot, if any.
     fn load(&mut self) -> io::Result<Option<StoredSnapshot<C>>>;
+    /// Whether the current snapshot is the one `meta` describes. Installing that one (as
+    /// openraft does on every start, to rebuild the volatile state machine from it) then
+    /// needs no save: it is already there, durably.
+    fn holds(&self, meta: &SnapshotMetaOf<C>) -> bool;
 }
 
 /// A snapshot slot in memory; clones share it. The simulator keeps it across a node's crash.
@@ -69,6 +73,14 @@ impl<C: KvTypeConfig> SnapshotStore<C> for MemSnapshotStore<C> {
 
     fn load(&mut self) -> io::Result<Option<StoredSnapshot<C>>> {
         Ok(self.slot.lock().expect("snapshot slot lock poisoned").clone())
+    }
+
+    fn holds(&self, meta: &SnapshotMetaOf<C>) -> bool {
+        self.slot
+            .lock()
+            .expect("snapshot slot lock poisoned")
+            .as_ref()
+            .is_some_and(|(current, _)| current == meta)
     }
 }
 
@@ -233,7 +245,9 @@ impl<C: KvTypeConfig, S: SnapshotStore<C>> RaftStateMachine<C> for StateMachine<
         let store = Store::from_bytes(&snapshot, self.limits)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("snapshot does not decode: {e}")))?;
         let store_revision = meta.last_log_id.map_or(0, |id| id.index());
-        self.snapshots.save(meta, &snapshot)?;
+        if !self.snapshots.holds(meta) {
+            self.snapshots.save(meta, &snapshot)?;
+        }
         self.store.replace(store, self.events.is_some());
         if let Some(sink) = &self.events {
             sink(Applied::Snapshot(store_revision));

@@ -61,6 +61,7 @@ use crate::command::TxOp;
 use crate::command::Write;
 use crate::raft::KvNode;
 use crate::raft::KvTypeConfig;
+use crate::raft::LogWrite;
 use crate::raft::state_machine::StoreHandle;
 use crate::wire::Op;
 use crate::wire::OpError;
@@ -184,7 +185,7 @@ enum Pending<C: KvTypeConfig> {
     Done(Result<Response, OpError>),
     Proposed(
         openraft::alias::OneshotReceiverOf<C, openraft::raft::ClientWriteResult<C>>,
-        Op,
+        LogWrite,
     ),
 }
 
@@ -256,7 +257,8 @@ where
                 results.push(Ok(self.query_local(query)));
                 continue;
             }
-            let mut run = vec![op];
+            let mut run = Vec::with_capacity(ops.len() + 1);
+            run.push(op);
             while let Some(next) = ops.next_if(|o| !stale(o)) {
                 run.push(next);
             }
@@ -506,14 +508,16 @@ where
         while let Some(op) = ops.next() {
             match op {
                 Op::Write { .. } => {
-                    let mut writes = vec![op];
+                    let mut writes = Vec::with_capacity(ops.len() + 1);
+                    writes.push(op);
                     while let Some(write) = ops.next_if(|o| matches!(o, Op::Write { .. })) {
                         writes.push(write);
                     }
                     outcomes.extend(self.writes(writes).await);
                 }
                 Op::Read(query) => {
-                    let mut queries = vec![query];
+                    let mut queries = Vec::with_capacity(ops.len() + 1);
+                    queries.push(query);
                     while let Some(Op::Read(query)) = ops.next_if(|o| matches!(o, Op::Read(_))) {
                         queries.push(query);
                     }
@@ -539,14 +543,11 @@ where
                     continue;
                 }
             };
-            // The proposal consumes the write: a copy is kept in case it bounces and must be forwarded.
-            let op = Op::Write {
-                command: write.command.clone(),
-                ttl_ms: None,
-            };
+            // A reference is kept in case the proposal bounces and must be forwarded.
+            let write = LogWrite::new(write);
             let (responder, receiver) = ProgressResponder::complete_only();
-            pending.push(match self.raft.client_write_ff(write, Some(responder)).await {
-                Ok(()) => Pending::Proposed(receiver, op),
+            pending.push(match self.raft.client_write_ff(write.clone(), Some(responder)).await {
+                Ok(()) => Pending::Proposed(receiver, write),
                 Err(fatal) => Pending::Done(Err(OpError::Unavailable(fatal.to_string()))),
             });
         }
@@ -556,7 +557,7 @@ where
         for write in pending {
             outcomes.push(match write {
                 Pending::Done(result) => Outcome::Done(result),
-                Pending::Proposed(receiver, op) => {
+                Pending::Proposed(receiver, write) => {
                     let answer: Result<Result<ClientWriteResult<C>, _>, _> =
                         C::AsyncRuntime::timeout_at(deadline, receiver).await;
                     match answer {
@@ -567,7 +568,14 @@ where
                         Ok(Err(_)) => Outcome::Done(Err(OpError::OutcomeUnknown("the node is stopping".to_string()))),
                         Ok(Ok(Ok(reply))) => Outcome::Done(Ok(reply.data)),
                         // Refused before it was appended: it can go to the leader.
-                        Ok(Ok(Err(ClientWriteError::ForwardToLeader(f)))) => Outcome::Bounced(op, f.leader_id),
+                        // (Its TTL is already absolute: the next leader stamps it again.)
+                        Ok(Ok(Err(ClientWriteError::ForwardToLeader(f)))) => {
+                            let op = Op::Write {
+                                command: write.command.clone(),
+                                ttl_ms: None,
+                            };
+                            Outcome::Bounced(op, f.leader_id)
+                        }
                         Ok(Ok(Err(ClientWriteError::LogEntryDiscarded(_)))) => Outcome::Done(Err(
                             OpError::OutcomeUnknown("the leader lost its log entry to a newer leader".to_string()),
                         )),

@@ -79,7 +79,7 @@ use crate::wire::OpError;
 openraft::declare_raft_types!(
     /// The Raft type configuration of simulated nodes: QuorumKV's types on the virtual-time runtime.
     pub SimConfig:
-        D = crate::command::Write,
+        D = crate::raft::LogWrite,
         R = crate::command::Response,
         NodeId = u64,
         Node = KvNode,

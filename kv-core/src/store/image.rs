@@ -41,11 +41,21 @@ struct ImageV1 {
 struct ImageV2 {
     clock_ms: u64,
     revision: u64,
-    entries: Vec<(Key, Value, Option<u64>, u64)>,
+    entries: Vec<EntryV2>,
     tombstones: Vec<(Key, u64)>,
     tombstone_floor: u64,
     sessions: Vec<(u64, Session)>,
 }
+
+/// An entry of a version 2 image: key, value, expiry, revision. Encoded as the tuple it
+/// is; decoded with keys and values as byte strings (one copy each, not one call per byte).
+#[derive(Deserialize)]
+struct EntryV2(
+    #[serde(with = "crate::byte_string")] Key,
+    #[serde(with = "crate::byte_string")] Value,
+    Option<u64>,
+    u64,
+);
 
 /// A version 2 image borrowed from a store: encodes straight from its maps, byte strings as
 /// one copy each (a snapshot of a big store runs on the apply path).
@@ -98,6 +108,39 @@ impl Serialize for SessionsRef<'_> {
 }
 
 impl Store {
+    /// Fills an empty store from entries in key order, as an image lists them: the maps are
+    /// built in bulk (`collect` on sorted input), not by a search and an insertion per key.
+    /// A key listed twice keeps its last record, as repeated insertion would.
+    fn restore_sorted(&mut self, entries: impl Iterator<Item = (Key, Value, Option<u64>, u64)>) {
+        debug_assert!(self.data.is_empty());
+        let mut expiring = Vec::new();
+        let mut bytes = 0u64;
+        self.data = entries
+            .map(|(key, value, expires_at, mod_revision)| {
+                if let Some(t) = expires_at {
+                    expiring.push((t, key.clone()));
+                }
+                (
+                    key,
+                    Record {
+                        value,
+                        expires_at,
+                        mod_revision,
+                    },
+                )
+            })
+            .collect();
+        for (key, record) in &self.data {
+            bytes += (key.len() + record.value.len()) as u64;
+        }
+        self.bytes = bytes;
+        // Only the surviving record of a key listed twice keeps its expiry.
+        self.expiries = expiring
+            .into_iter()
+            .filter(|(t, key)| self.data.get(key).is_some_and(|r| r.expires_at == Some(*t)))
+            .collect();
+    }
+
     /// Serializes the whole store (the payload of a Raft snapshot), as an image of
     /// [`IMAGE_VERSION`].
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -131,9 +174,7 @@ impl Store {
                 }
                 store.clock_ms = image.clock_ms;
                 store.revision = image.revision;
-                for (key, value, expires_at, mod_revision) in image.entries {
-                    store.restore(key, value, expires_at, mod_revision);
-                }
+                store.restore_sorted(image.entries.into_iter().map(|EntryV2(k, v, t, r)| (k, v, t, r)));
                 store.tombstones = image.tombstones.into_iter().collect();
                 store.tombstone_floor = image.tombstone_floor;
                 for (id, session) in image.sessions {

@@ -275,6 +275,12 @@ impl Node {
             // The node triggers snapshots itself, by a policy that scales with the store.
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: options.keep_logs,
+            // A follower answers an AppendEntries once its entries are durable, and a stream
+            // sends the next only then: openraft's 300 entries per message split one group
+            // commit of 50 pipelining clients (800 writes) into three follower fsyncs in a
+            // row. 1,024 takes it in one, and keeps messages of entries up to 16 KiB on
+            // average under the 16 MiB frame limit.
+            max_payload_entries: 1024,
             enable_tick: true,
             // A restarted leader must win a new election, in a new term. Restored in its old
             // term, it may have lost entries it had sent but not yet written (openraft

@@ -5,6 +5,7 @@ use kv_core::command::Response;
 use kv_core::command::TtlState;
 
 use super::glob::Glob;
+use super::reply;
 use super::reply::Reply;
 
 /// How a store response becomes a reply.
@@ -113,6 +114,41 @@ fn pattern_too_complex() -> Reply {
     ))
 }
 
+/// Appends the reply to `response`, as `shape` says, to `out` (in RESP3 if `resp3`); returns
+/// whether it is an error. The replies of the common commands (`+OK`, nil, a value, an
+/// integer) are encoded straight into `out`, with no [`Reply`] in between; the others go
+/// through [`render`].
+pub fn encode(
+    shape: Shape,
+    response: Response,
+    next_cursor: &dyn Fn(&[u8]) -> String,
+    out: &mut Vec<u8>,
+    resp3: bool,
+) -> bool {
+    match (&shape, &response) {
+        (Shape::Set { get: false }, Response::Set { written: true, .. }) => reply::encode_ok(out),
+        (Shape::Set { get: false }, Response::Set { written: false, .. })
+        | (Shape::Set { get: true }, Response::Set { previous: None, .. })
+        | (Shape::Value, Response::Value(None)) => reply::encode_nil(out, resp3),
+        (
+            Shape::Set { get: true },
+            Response::Set {
+                previous: Some(value), ..
+            },
+        )
+        | (Shape::Value, Response::Value(Some(value))) => reply::encode_bulk(out, value),
+        (Shape::Ok, response) if !matches!(response, Response::Error(_)) => reply::encode_ok(out),
+        (Shape::Integer, Response::Integer(n)) => reply::encode_integer(out, *n),
+        (Shape::Count, Response::Count(n)) => reply::encode_integer(out, i64::try_from(*n).unwrap_or(i64::MAX)),
+        _ => {
+            let reply = render(shape, response, next_cursor);
+            reply.encode_as(out, resp3);
+            return reply.is_error();
+        }
+    }
+    false
+}
+
 /// Renders `response` as `shape` says. `next_cursor` turns the last key of a full SCAN page
 /// into a cursor.
 pub fn render(shape: Shape, response: Response, next_cursor: &dyn Fn(&[u8]) -> String) -> Reply {
@@ -211,4 +247,68 @@ fn range(value: &[u8], start: i64, end: i64) -> Vec<u8> {
     }
     // 0 <= start <= end < len here.
     value[start as usize..=end as usize].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The in-place encoding writes exactly what rendering a [`Reply`] and encoding it does.
+    #[test]
+    fn encode_matches_render() {
+        let cases = || {
+            vec![
+                (
+                    Shape::Set { get: false },
+                    Response::Set {
+                        written: true,
+                        previous: None,
+                    },
+                ),
+                (
+                    Shape::Set { get: false },
+                    Response::Set {
+                        written: false,
+                        previous: Some(b"p".to_vec()),
+                    },
+                ),
+                (
+                    Shape::Set { get: true },
+                    Response::Set {
+                        written: true,
+                        previous: Some(b"p".to_vec()),
+                    },
+                ),
+                (
+                    Shape::Set { get: true },
+                    Response::Set {
+                        written: true,
+                        previous: None,
+                    },
+                ),
+                (Shape::Value, Response::Value(Some(b"v\r\n".to_vec()))),
+                (Shape::Value, Response::Value(Some(Vec::new()))),
+                (Shape::Value, Response::Value(None)),
+                (Shape::Integer, Response::Integer(-42)),
+                (Shape::Count, Response::Count(7)),
+                (Shape::Ok, Response::Ok),
+                (Shape::Ok, Response::Error(StoreError::NotAnInteger)),
+                (Shape::Value, Response::Error(StoreError::Overflow)),
+                (Shape::Value, Response::Count(1)),
+                (Shape::Strlen, Response::Value(Some(b"abc".to_vec()))),
+            ]
+        };
+        let cursor = |_: &[u8]| "0".to_string();
+        for resp3 in [false, true] {
+            for ((shape, response), (shape2, response2)) in cases().into_iter().zip(cases()) {
+                let mut fast = Vec::new();
+                let error = encode(shape, response, &cursor, &mut fast, resp3);
+                let reply = render(shape2, response2, &cursor);
+                let mut slow = Vec::new();
+                reply.encode_as(&mut slow, resp3);
+                assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&slow));
+                assert_eq!(error, reply.is_error());
+            }
+        }
+    }
 }

@@ -58,16 +58,9 @@ impl Reply {
                 out.push(b'-');
                 push_line(out, text.as_bytes());
             }
-            Reply::Integer(n) => {
-                let _ = write!(out, ":{n}\r\n");
-            }
-            Reply::Bulk(bytes) => {
-                let _ = write!(out, "${}\r\n", bytes.len());
-                out.extend_from_slice(bytes);
-                out.extend_from_slice(b"\r\n");
-            }
-            Reply::Nil if resp3 => out.extend_from_slice(b"_\r\n"),
-            Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
+            Reply::Integer(n) => encode_integer(out, *n),
+            Reply::Bulk(bytes) => encode_bulk(out, bytes),
+            Reply::Nil => encode_nil(out, resp3),
             Reply::Array(items) | Reply::Push(items) => {
                 let tag = if resp3 && matches!(self, Reply::Push(_)) {
                     '>'
@@ -97,6 +90,52 @@ impl Reply {
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))
     }
+}
+
+/// Appends `+OK`.
+pub fn encode_ok(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"+OK\r\n");
+}
+
+/// Appends nil (`$-1`, or `_` in RESP3).
+pub fn encode_nil(out: &mut Vec<u8>, resp3: bool) {
+    out.extend_from_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" });
+}
+
+/// Appends an integer reply, `:n`.
+pub fn encode_integer(out: &mut Vec<u8>, n: i64) {
+    out.push(b':');
+    push_decimal(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a bulk string: `$len`, the bytes, CRLF.
+pub fn encode_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() + 16);
+    out.push(b'$');
+    push_decimal(out, bytes.len() as i64);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in decimal, without going through `fmt`.
+fn push_decimal(out: &mut Vec<u8>, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Appends a simple-string or error line; CR and LF inside would break the framing and
@@ -129,5 +168,14 @@ mod tests {
         out.clear();
         map.encode_as(&mut out, true);
         assert_eq!(out, b"%1\r\n$1\r\nk\r\n_\r\n");
+    }
+
+    #[test]
+    fn integers_encode_as_fmt_does() {
+        for n in [0, 7, -7, 10, 99, -100, 1_234_567, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            encode_integer(&mut out, n);
+            assert_eq!(out, format!(":{n}\r\n").as_bytes());
+        }
     }
 }

@@ -216,7 +216,8 @@ async fn execute(
             Ok(Action::Data { op, shape }) => {
                 // This data command and those right after it go down the request path as one
                 // batch: proposed together, read behind one barrier, forwarded together.
-                let mut batch = vec![(op, shape)];
+                let mut batch = Vec::with_capacity(MAX_BATCH.min(pending.len() + 1));
+                batch.push((op, shape));
                 while batch.len() < MAX_BATCH
                     && pending
                         .front()
@@ -233,14 +234,17 @@ async fn execute(
                     }
                 }
                 let writes = batch.iter().any(|(op, _)| !op.is_read());
-                let replies = data(shared, cursors, session.read_mode, batch).await;
+                let commands = batch.len() as u64;
+                let errors = data(shared, cursors, session, batch, out).await;
                 let latency = if writes {
                     &metrics.write_latency
                 } else {
                     &metrics.read_latency
                 };
                 latency.observe(started.elapsed());
-                replies
+                metrics.commands.add(commands);
+                metrics.command_errors.add(errors);
+                continue;
             }
             Ok(Action::PubSub(PubSubAction::Reset)) => vec![reset(shared, session)],
             Ok(Action::PubSub(action)) => pubsub::run(&shared.node, &mut session.subscription, action).await,
@@ -315,17 +319,30 @@ async fn write_pushes(
     Ok(true)
 }
 
-async fn data(shared: &ClientPort, cursors: &CursorTable, mode: ReadMode, batch: Vec<(Op, Shape)>) -> Vec<Reply> {
+/// Runs a batch of data commands and appends their replies to `out`, encoded in place;
+/// returns how many of them are errors.
+async fn data(
+    shared: &ClientPort,
+    cursors: &CursorTable,
+    session: &Session,
+    batch: Vec<(Op, Shape)>,
+    out: &mut Vec<u8>,
+) -> u64 {
     let (ops, shapes): (Vec<Op>, Vec<Shape>) = batch.into_iter().unzip();
-    let results = shared.node.path().execute_batch(ops, mode).await;
-    shapes
-        .into_iter()
-        .zip(results)
-        .map(|(shape, result)| match result {
-            Ok(response) => render::render(shape, response, &|key| cursors.cursor_for(key)),
-            Err(e) => op_error(&e),
-        })
-        .collect()
+    let results = shared.node.path().execute_batch(ops, session.read_mode).await;
+    let next_cursor = |key: &[u8]| cursors.cursor_for(key);
+    let mut errors = 0;
+    for (shape, result) in shapes.into_iter().zip(results) {
+        let error = match result {
+            Ok(response) => render::encode(shape, response, &next_cursor, out, session.resp3),
+            Err(e) => {
+                op_error(&e).encode_as(out, session.resp3);
+                true
+            }
+        };
+        errors += u64::from(error);
+    }
+    errors
 }
 
 /// Commands about the connection, the node or the cluster rather than the data.

@@ -19,6 +19,7 @@ use openraft::alias::SnapshotMetaOf;
 
 use kv_core::raft::KvTypeConfig;
 use kv_core::raft::state_machine::SnapshotStore;
+use kv_core::raft::state_machine::StoredSnapshot;
 
 use super::FsyncPolicy;
 use super::error::StorageError;
@@ -38,6 +39,11 @@ pub struct FileSnapshotStore<C: KvTypeConfig> {
     next: Arc<Mutex<u64>>,
     /// Size of the current snapshot file.
     size: Arc<AtomicU64>,
+    /// The current snapshot's metadata (`None` before the first).
+    current: Arc<Mutex<Option<SnapshotMetaOf<C>>>>,
+    /// The current snapshot as [`FileSnapshotStore::open`] read and checked it, handed to the
+    /// first [`SnapshotStore::load`] (openraft's restore at start) instead of reading it again.
+    preloaded: Arc<Mutex<Option<StoredSnapshot<C>>>>,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -49,6 +55,8 @@ impl<C: KvTypeConfig> Clone for FileSnapshotStore<C> {
             fsync: self.fsync,
             next: self.next.clone(),
             size: self.size.clone(),
+            current: self.current.clone(),
+            preloaded: self.preloaded.clone(),
             _config: PhantomData,
         }
     }
@@ -85,6 +93,8 @@ impl<C: KvTypeConfig> FileSnapshotStore<C> {
             fsync,
             next: Arc::new(Mutex::new(1)),
             size: Arc::new(AtomicU64::new(0)),
+            current: Arc::default(),
+            preloaded: Arc::default(),
             _config: PhantomData,
         };
         let names = store.list()?;
@@ -95,7 +105,9 @@ impl<C: KvTypeConfig> FileSnapshotStore<C> {
         let mut seqs: Vec<u64> = names.iter().filter_map(|n| parse_snapshot_name(n)).collect();
         seqs.sort_unstable();
         if let Some((&newest, older)) = seqs.split_last() {
-            store.read(newest)?;
+            let (meta, data) = store.read(newest)?;
+            *lock(&store.current) = Some(meta.clone());
+            *lock(&store.preloaded) = Some((meta, data));
             for &seq in older {
                 store.remove(&snapshot_path(dir, seq));
             }
@@ -166,6 +178,8 @@ impl<C: KvTypeConfig> FileSnapshotStore<C> {
         }
         *next = seq + 1;
         self.size.store(bytes.len() as u64, Ordering::Relaxed);
+        *lock(&self.current) = Some(meta.clone());
+        lock(&self.preloaded).take();
         for old in self
             .list()?
             .iter()
@@ -184,10 +198,22 @@ impl<C: KvTypeConfig> SnapshotStore<C> for FileSnapshotStore<C> {
         Ok(self.save_inner(meta, data)?)
     }
 
-    fn load(&mut self) -> io::Result<Option<(SnapshotMetaOf<C>, Vec<u8>)>> {
+    fn load(&mut self) -> io::Result<Option<StoredSnapshot<C>>> {
+        if let Some(preloaded) = lock(&self.preloaded).take() {
+            return Ok(Some(preloaded));
+        }
         match self.newest()? {
             Some(seq) => Ok(Some(self.read(seq)?)),
             None => Ok(None),
         }
     }
+
+    fn holds(&self, meta: &SnapshotMetaOf<C>) -> bool {
+        lock(&self.current).as_ref() == Some(meta)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock means a panic while holding it: a bug, not an input error.
+    mutex.lock().expect("snapshot store lock poisoned")
 }

@@ -586,6 +586,9 @@ impl History {
                 }
                 args
             }
+            Call::GuardedGet { .. } | Call::Transaction { .. } => {
+                panic!("the cluster workload runs single-key calls only: {call:?}")
+            }
         };
         let reply = tokio::time::timeout(Duration::from_secs(8), client.call(&args)).await;
         let at = now_ns();

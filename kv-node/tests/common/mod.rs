@@ -41,7 +41,7 @@ pub fn entry(term: u64, index: u64) -> EntryOf<NodeConfig> {
             expiry: Expiry::Never,
         },
     };
-    EntryOf::<NodeConfig>::new_normal(log_id(term, index), write)
+    EntryOf::<NodeConfig>::new_normal(log_id(term, index), write.into())
 }
 
 /// A committed vote for node 1 in `term`.

@@ -33,10 +33,14 @@ pub fn commands() -> &'static [Spec] {
     table::COMMANDS
 }
 
-/// The table entry of a command (by name, any case).
+/// The table entry of a command (by name, any case): a binary search of the table, which is
+/// in name order, comparing without regard to ASCII case and without allocating.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-    table::COMMANDS.iter().find(|spec| spec.name == name)
+    let lower = |b: &u8| b.to_ascii_lowercase();
+    let index = table::COMMANDS
+        .binary_search_by(|spec| spec.name.as_bytes().iter().map(lower).cmp(name.iter().map(lower)))
+        .ok()?;
+    Some(&table::COMMANDS[index])
 }
 
 /// The table entry that will run `args`: the command, or its subcommand if it has them.
@@ -321,6 +325,9 @@ mod tests {
         sorted.dedup();
         assert_eq!(names, sorted, "the table is kept in name order, without duplicates");
         for spec in commands() {
+            let upper = spec.name.to_ascii_uppercase();
+            assert!(lookup(upper.as_bytes()).is_some_and(|found| std::ptr::eq(found, spec)));
+            assert!(lookup(spec.name.as_bytes()).is_some_and(|found| std::ptr::eq(found, spec)));
             assert!(
                 spec.parse.is_some() || !spec.subcommands.is_empty(),
                 "{} has neither a parser nor subcommands",
