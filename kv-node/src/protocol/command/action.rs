@@ -75,7 +75,7 @@ pub enum Action {
     /// `CLIENT KILL addr` or `CLIENT KILL filter value ...`.
     ClientKill(KillFilter),
     /// Pub/sub, keyspace notifications, watches (see [`crate::protocol::pubsub`]).
-    PubSub(super::pubsub::PubSubAction),
+    PubSub(PubSubAction),
 }
 
 /// Which connections `CLIENT KILL` closes: those matching every filter given.
@@ -166,4 +166,41 @@ pub fn integer(arg: &[u8]) -> Result<i64, CommandError> {
         .filter(|s| !s.starts_with('+'))
         .and_then(|s| s.parse().ok())
         .ok_or(CommandError::NotAnInteger)
+}
+
+/// A pub/sub, notification or watch command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PubSubAction {
+    /// `SUBSCRIBE channel...`.
+    Subscribe(Vec<Vec<u8>>),
+    /// `UNSUBSCRIBE [channel...]` (none: all).
+    Unsubscribe(Vec<Vec<u8>>),
+    /// `PSUBSCRIBE pattern...`.
+    PSubscribe(Vec<Vec<u8>>),
+    /// `PUNSUBSCRIBE [pattern...]` (none: all).
+    PUnsubscribe(Vec<Vec<u8>>),
+    /// `PUBLISH channel message`.
+    Publish {
+        /// The channel.
+        channel: Vec<u8>,
+        /// The message.
+        message: Vec<u8>,
+    },
+    /// `PUBSUB CHANNELS [pattern]`.
+    Channels(Option<Vec<u8>>),
+    /// `PUBSUB NUMSUB [channel...]`.
+    NumSub(Vec<Vec<u8>>),
+    /// `PUBSUB NUMPAT`.
+    NumPat,
+    /// `CONFIG SET parameter value [parameter value ...]`.
+    ConfigSet(Vec<(String, Vec<u8>)>),
+    /// `WATCHKEYS prefix [SINCE revision]`.
+    WatchKeys {
+        /// The key prefix (empty: every key).
+        prefix: Vec<u8>,
+        /// Stream changes after this revision; `None`: after the current one.
+        since: Option<u64>,
+    },
+    /// `RESET`.
+    Reset,
 }

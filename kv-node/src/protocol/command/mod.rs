@@ -22,7 +22,7 @@ pub use action::CommandError;
 pub use action::CursorLookup;
 pub use action::Introspection;
 pub use action::KillFilter;
-pub use pubsub::PubSubAction;
+pub use action::PubSubAction;
 pub use spec::Flag;
 pub use spec::Spec;
 

@@ -7,47 +7,11 @@ use kv_core::wire::Op;
 use super::action::Action;
 use super::action::CommandError;
 use super::action::CursorLookup;
+use super::action::PubSubAction;
 use super::action::integer;
 use crate::protocol::render::Shape;
 
 type Args = [Vec<u8>];
-
-/// A pub/sub, notification or watch command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PubSubAction {
-    /// `SUBSCRIBE channel...`.
-    Subscribe(Vec<Vec<u8>>),
-    /// `UNSUBSCRIBE [channel...]` (none: all).
-    Unsubscribe(Vec<Vec<u8>>),
-    /// `PSUBSCRIBE pattern...`.
-    PSubscribe(Vec<Vec<u8>>),
-    /// `PUNSUBSCRIBE [pattern...]` (none: all).
-    PUnsubscribe(Vec<Vec<u8>>),
-    /// `PUBLISH channel message`.
-    Publish {
-        /// The channel.
-        channel: Vec<u8>,
-        /// The message.
-        message: Vec<u8>,
-    },
-    /// `PUBSUB CHANNELS [pattern]`.
-    Channels(Option<Vec<u8>>),
-    /// `PUBSUB NUMSUB [channel...]`.
-    NumSub(Vec<Vec<u8>>),
-    /// `PUBSUB NUMPAT`.
-    NumPat,
-    /// `CONFIG SET parameter value [parameter value ...]`.
-    ConfigSet(Vec<(String, Vec<u8>)>),
-    /// `WATCHKEYS prefix [SINCE revision]`.
-    WatchKeys {
-        /// The key prefix (empty: every key).
-        prefix: Vec<u8>,
-        /// Stream changes after this revision; `None`: after the current one.
-        since: Option<u64>,
-    },
-    /// `RESET`.
-    Reset,
-}
 
 fn pubsub(action: PubSubAction) -> Result<Action, CommandError> {
     Ok(Action::PubSub(action))
