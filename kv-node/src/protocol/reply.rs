@@ -17,6 +17,9 @@ pub enum Reply {
     Nil,
     /// `*n` and the elements.
     Array(Vec<Reply>),
+    /// `*-1` (RESP3 `_`): the nil EXEC answers when a watched key changed. A client reads it as
+    /// [`Reply::Nil`].
+    NilArray,
     /// Key/value pairs: a RESP3 map (`%n`), or in RESP2 a flat array of 2n elements.
     Map(Vec<(Reply, Reply)>),
 }
@@ -65,6 +68,8 @@ impl Reply {
             }
             Reply::Nil if resp3 => out.extend_from_slice(b"_\r\n"),
             Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
+            Reply::NilArray if resp3 => out.extend_from_slice(b"_\r\n"),
+            Reply::NilArray => out.extend_from_slice(b"*-1\r\n"),
             Reply::Array(items) => {
                 let _ = write!(out, "*{}\r\n", items.len());
                 for item in items {
@@ -111,9 +116,13 @@ mod tests {
             Reply::Integer(-3),
             Reply::Bulk(b"a\r\nb".to_vec()),
             Reply::Nil,
+            Reply::NilArray,
         ])
         .encode(&mut out);
-        assert_eq!(out, b"*5\r\n+OK\r\n-ERR bad line\r\n:-3\r\n$4\r\na\r\nb\r\n$-1\r\n");
+        assert_eq!(
+            out,
+            b"*6\r\n+OK\r\n-ERR bad line\r\n:-3\r\n$4\r\na\r\nb\r\n$-1\r\n*-1\r\n"
+        );
         let map = Reply::Map(vec![(Reply::text("k"), Reply::Nil)]);
         let mut out = Vec::new();
         map.encode(&mut out);

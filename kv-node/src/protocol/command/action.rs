@@ -59,6 +59,16 @@ pub enum Action {
     Snapshot,
     /// `COMMAND ...`: about the command table itself.
     Introspect(Introspection),
+    /// `MULTI`: start queueing a transaction.
+    Multi,
+    /// `EXEC`: run the queued transaction.
+    Exec,
+    /// `DISCARD`: drop the queued transaction.
+    Discard,
+    /// `WATCH key...`: abort the next `EXEC` if one of the keys changes before it.
+    Watch(Vec<Key>),
+    /// `UNWATCH`: forget the watched keys.
+    Unwatch,
 }
 
 /// What `COMMAND` asks about the command table.

@@ -14,6 +14,7 @@ mod admin;
 mod data;
 mod spec;
 mod table;
+mod transaction;
 
 pub use action::Action;
 pub use action::CommandError;
@@ -335,13 +336,13 @@ mod tests {
                 spec.name
             );
         }
-        for name in ["multi", "hset", "subscribe", "lpush"] {
+        for name in ["hset", "subscribe", "lpush"] {
             assert!(matches!(
                 parse(&args(name), &no_cursor),
                 Err(CommandError::Unknown { .. })
             ));
         }
-        assert_eq!(commands().len(), 38);
+        assert_eq!(commands().len(), 43);
     }
 
     #[test]

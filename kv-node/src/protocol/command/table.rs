@@ -6,6 +6,7 @@ use super::admin;
 use super::data;
 use super::spec::Flag;
 use super::spec::Spec;
+use super::transaction;
 
 const CLIENT: &[Spec] = &[
     Spec {
@@ -280,6 +281,16 @@ pub(super) const COMMANDS: &[Spec] = &[
         subcommands: &[],
     },
     Spec {
+        name: "discard",
+        arity: 1,
+        flags: &[Flag::Fast, Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "transactions",
+        summary: "Discards a transaction.",
+        parse: Some(transaction::discard),
+        subcommands: &[],
+    },
+    Spec {
         name: "echo",
         arity: 2,
         flags: &[Flag::Fast],
@@ -287,6 +298,16 @@ pub(super) const COMMANDS: &[Spec] = &[
         group: "connection",
         summary: "Returns the given string.",
         parse: Some(admin::echo),
+        subcommands: &[],
+    },
+    Spec {
+        name: "exec",
+        arity: 1,
+        flags: &[Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "transactions",
+        summary: "Executes all commands in a transaction: one Raft log entry, applied atomically.",
+        parse: Some(transaction::exec),
         subcommands: &[],
     },
     Spec {
@@ -417,6 +438,16 @@ pub(super) const COMMANDS: &[Spec] = &[
         group: "string",
         summary: "Atomically creates or modifies the string values of one or more keys.",
         parse: Some(data::mset),
+        subcommands: &[],
+    },
+    Spec {
+        name: "multi",
+        arity: 1,
+        flags: &[Flag::Fast, Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "transactions",
+        summary: "Starts a transaction.",
+        parse: Some(transaction::multi),
         subcommands: &[],
     },
     Spec {
@@ -557,6 +588,26 @@ pub(super) const COMMANDS: &[Spec] = &[
         group: "generic",
         summary: "Deletes one or more keys.",
         parse: Some(data::del),
+        subcommands: &[],
+    },
+    Spec {
+        name: "unwatch",
+        arity: 1,
+        flags: &[Flag::Fast, Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "transactions",
+        summary: "Forgets about watched keys of a transaction.",
+        parse: Some(transaction::unwatch),
+        subcommands: &[],
+    },
+    Spec {
+        name: "watch",
+        arity: -2,
+        flags: &[Flag::Fast, Flag::Loading, Flag::Stale],
+        keys: (1, -1, 1),
+        group: "transactions",
+        summary: "Monitors changes to keys to determine the execution of a transaction.",
+        parse: Some(transaction::watch),
         subcommands: &[],
     },
 ];
