@@ -13,8 +13,10 @@
 //! [`Query::GetRevision`] and keeps `since`, the smallest store revision those reads answered
 //! across the connection's `WATCH` calls. `EXEC` carries [`WatchGuard`] `{ since, keys }`; the
 //! store applies nothing and answers nil if one of the keys changed after `since`: written,
-//! deleted, expired, flushed, or changed by another client's transaction. (A key deleted so long
-//! ago that its tombstone is gone counts as changed: a needless abort, never a wrong commit.)
+//! deleted, expired, flushed, or changed by another client's transaction. Two cases abort
+//! needlessly, never commit wrongly: a key deleted so long ago that its tombstone is gone, and
+//! a key whose time had run out when it was watched but that no write had removed yet (its
+//! removal is a change after `since`; Redis lets that one through).
 //!
 //! # Why this design
 //!
