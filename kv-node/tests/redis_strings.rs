@@ -155,7 +155,7 @@ fn shape(reply: &Reply) -> String {
         Reply::Error(_) => "error".into(),
         Reply::Integer(_) => "integer".into(),
         Reply::Bulk(_) => "bulk".into(),
-        Reply::Nil => "nil".into(),
+        Reply::Nil | Reply::NilArray => "nil".into(),
         Reply::Array(items) => format!("array of {}", items.len()),
         Reply::Push(items) => format!("push of {}", items.len()),
         Reply::Map(pairs) => format!("map of {}", pairs.len()),

@@ -72,7 +72,7 @@ fn reply_to_py(py: Python<'_>, reply: Reply) -> PyResult<Py<PyAny>> {
         Reply::Error(text) => PyString::new(py, &text).into_any().unbind(),
         Reply::Integer(n) => n.into_pyobject(py)?.into_any().unbind(),
         Reply::Bulk(bytes) => PyBytes::new(py, &bytes).into_any().unbind(),
-        Reply::Nil => py.None(),
+        Reply::Nil | Reply::NilArray => py.None(),
         // A push (RESP3) is a list, like an array.
         Reply::Array(items) | Reply::Push(items) => {
             let items = items

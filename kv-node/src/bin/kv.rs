@@ -209,7 +209,7 @@ fn show(reply: &Reply) -> String {
         Reply::Error(text) => format!("(error) {text}"),
         Reply::Integer(n) => n.to_string(),
         Reply::Bulk(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-        Reply::Nil => "(nil)".to_string(),
+        Reply::Nil | Reply::NilArray => "(nil)".to_string(),
         Reply::Array(items) | Reply::Push(items) => items.iter().map(show).collect::<Vec<_>>().join("\n"),
         Reply::Map(pairs) => pairs
             .iter()

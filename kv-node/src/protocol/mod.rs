@@ -10,6 +10,7 @@
 //! - [`pubsub`]: pub/sub, keyspace notifications and `WATCHKEYS` on a connection.
 //! - [`session`]: one connection: authentication, read mode, and pipelines executed in order,
 //!   with consecutive writes proposed together and consecutive reads sharing one read barrier.
+//! - [`transaction`]: `MULTI` / `EXEC` / `WATCH`: a transaction is one Raft log entry.
 //!
 //! Malformed input is answered with `-ERR Protocol error: ...` and the connection is closed.
 //! Errors from the cluster map to Redis codes at this edge: no leader, an unreachable leader,
@@ -26,6 +27,7 @@ pub mod pubsub;
 pub mod render;
 pub mod reply;
 mod session;
+mod transaction;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;

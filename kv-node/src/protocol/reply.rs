@@ -17,6 +17,9 @@ pub enum Reply {
     Nil,
     /// `*n` and the elements.
     Array(Vec<Reply>),
+    /// `*-1` (RESP3 `_`): the nil EXEC answers when a watched key changed. A client reads it as
+    /// [`Reply::Nil`].
+    NilArray,
     /// Key/value pairs: a RESP3 map (`%n`), or in RESP2 a flat array of 2n elements.
     Map(Vec<(Reply, Reply)>),
     /// Out-of-band data (pub/sub messages, watch changes): a RESP3 push (`>n`), or in RESP2
@@ -61,6 +64,8 @@ impl Reply {
             Reply::Integer(n) => encode_integer(out, *n),
             Reply::Bulk(bytes) => encode_bulk(out, bytes),
             Reply::Nil => encode_nil(out, resp3),
+            Reply::NilArray if resp3 => out.extend_from_slice(b"_\r\n"),
+            Reply::NilArray => out.extend_from_slice(b"*-1\r\n"),
             Reply::Array(items) | Reply::Push(items) => {
                 let tag = if resp3 && matches!(self, Reply::Push(_)) {
                     '>'
@@ -158,9 +163,13 @@ mod tests {
             Reply::Integer(-3),
             Reply::Bulk(b"a\r\nb".to_vec()),
             Reply::Nil,
+            Reply::NilArray,
         ])
         .encode(&mut out);
-        assert_eq!(out, b"*5\r\n+OK\r\n-ERR bad line\r\n:-3\r\n$4\r\na\r\nb\r\n$-1\r\n");
+        assert_eq!(
+            out,
+            b"*6\r\n+OK\r\n-ERR bad line\r\n:-3\r\n$4\r\na\r\nb\r\n$-1\r\n*-1\r\n"
+        );
         let map = Reply::Map(vec![(Reply::text("k"), Reply::Nil)]);
         let mut out = Vec::new();
         map.encode(&mut out);

@@ -34,6 +34,8 @@ use super::pubsub;
 use super::render;
 use super::render::Shape;
 use super::reply::Reply;
+use super::transaction::Answer;
+use super::transaction::Transaction;
 use crate::node::events::Push;
 use crate::node::events::Subscription;
 use crate::tls::Stream;
@@ -62,6 +64,8 @@ struct Session {
     client: Arc<Client>,
     /// Channels, patterns and watches, while there are any (see [`pubsub`]).
     subscription: Option<Subscription>,
+    /// `MULTI` / `WATCH` state.
+    transaction: Transaction,
 }
 
 /// The peer's and this end's addresses of a connection, as `CLIENT LIST` shows them.
@@ -99,6 +103,7 @@ pub(super) async fn run(mut stream: Stream, shared: &ClientPort) -> std::io::Res
         resp3: false,
         client: registration.client().clone(),
         subscription: None,
+        transaction: Transaction::new(options.limits.max_keys_per_command),
     };
     let cursors = CursorTable::new(CURSORS_PER_CONNECTION);
     // Bytes buffered beyond one maximal bulk string mean a request that can never complete.
@@ -212,6 +217,15 @@ async fn execute(
             Err(e) => Err(Reply::Error(format!("ERR {e}"))),
         };
         let replies = match action {
+            Ok(Action::Multi) => vec![session.transaction.multi()],
+            Ok(Action::Exec) => vec![exec(shared, session, cursors).await],
+            Ok(Action::Discard) => vec![session.transaction.discard()],
+            Ok(Action::Watch(keys)) => vec![watch(shared, session, keys).await],
+            // Inside MULTI everything else but QUIT is queued (or refused, aborting EXEC).
+            action if session.transaction.is_queueing() && !matches!(action, Ok(Action::Quit)) => {
+                vec![session.transaction.queue(action)]
+            }
+            Ok(Action::Unwatch) => vec![session.transaction.unwatch()],
             Err(reply) => vec![reply],
             Ok(Action::Data { op, shape }) => {
                 // This data command and those right after it go down the request path as one
@@ -345,6 +359,41 @@ async fn data(
     errors
 }
 
+/// `WATCH keys`: reads the keys' revisions linearizably (a barrier, like GET).
+async fn watch(shared: &ClientPort, session: &mut Session, keys: Vec<Vec<u8>>) -> Reply {
+    if let Some(refused) = session.transaction.refuse_watch() {
+        return refused;
+    }
+    let reads = Transaction::watch_reads(&keys);
+    let results = shared.node.path().execute_batch(reads, ReadMode::Linearizable).await;
+    session.transaction.watched(keys, results)
+}
+
+/// `EXEC`: the queued data commands as one write down the request path, then the queued local
+/// commands, their replies in queue order as one array.
+async fn exec(shared: &ClientPort, session: &mut Session, cursors: &CursorTable) -> Reply {
+    let mut exec = match session.transaction.exec() {
+        Ok(exec) => exec,
+        Err(reply) => return reply,
+    };
+    let outcome = match exec.take_write() {
+        Some(op) => Some(shared.node.path().execute(op).await),
+        None => None,
+    };
+    let answers = match exec.answers(outcome, &|key| cursors.cursor_for(key)) {
+        Ok(answers) => answers,
+        Err(reply) => return reply,
+    };
+    let mut replies = Vec::with_capacity(answers.len());
+    for answer in answers {
+        replies.push(match answer {
+            Answer::Reply(reply) => reply,
+            Answer::Local(action) => session_action(shared, session, action).await,
+        });
+    }
+    Reply::Array(replies)
+}
+
 /// Commands about the connection, the node or the cluster rather than the data.
 async fn session_action(shared: &ClientPort, session: &mut Session, action: Action) -> Reply {
     let node = &shared.node;
@@ -444,9 +493,16 @@ async fn session_action(shared: &ClientPort, session: &mut Session, action: Acti
             Ok(_) => Reply::ok(),
             Err(e) => op_error(&e),
         },
-        Action::Data { .. } | Action::PubSub(_) => {
-            Reply::Error(CommandError::Invalid("internal: data command routed as a session command".into()).to_string())
-        }
+        Action::Data { .. }
+        | Action::PubSub(_)
+        | Action::Multi
+        | Action::Exec
+        | Action::Discard
+        | Action::Watch(_)
+        | Action::Unwatch => Reply::Error(
+            CommandError::Invalid("internal: data, pub/sub or transaction command routed as a session command".into())
+                .to_string(),
+        ),
     }
 }
 

@@ -76,6 +76,16 @@ pub enum Action {
     ClientKill(KillFilter),
     /// Pub/sub, keyspace notifications, watches (see [`crate::protocol::pubsub`]).
     PubSub(PubSubAction),
+    /// `MULTI`: start queueing a transaction.
+    Multi,
+    /// `EXEC`: run the queued transaction.
+    Exec,
+    /// `DISCARD`: drop the queued transaction.
+    Discard,
+    /// `WATCH key...`: abort the next `EXEC` if one of the keys changes before it.
+    Watch(Vec<Key>),
+    /// `UNWATCH`: forget the watched keys.
+    Unwatch,
 }
 
 /// Which connections `CLIENT KILL` closes: those matching every filter given.

@@ -16,6 +16,7 @@ mod pubsub;
 mod session;
 mod spec;
 mod table;
+mod transaction;
 
 pub use action::Action;
 pub use action::CommandError;
@@ -359,13 +360,13 @@ mod tests {
                 spec.name
             );
         }
-        for name in ["multi", "hset", "subscribe", "lpush"] {
+        for name in ["hset", "subscribe", "lpush"] {
             assert!(matches!(
                 parse(&args(name), &no_cursor),
                 Err(CommandError::Unknown { .. })
             ));
         }
-        assert_eq!(commands().len(), 61);
+        assert_eq!(commands().len(), 66);
     }
 
     #[test]

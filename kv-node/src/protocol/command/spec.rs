@@ -53,7 +53,8 @@ pub struct Spec {
     pub flags: &'static [Flag],
     /// First key argument, last (`-1`: the last argument), step; `(0, 0, 0)` for none.
     pub keys: (i64, i64, i64),
-    /// The group `COMMAND DOCS` reports (`string`, `generic`, `connection`, `server`, `cluster`).
+    /// The group `COMMAND DOCS` reports (`string`, `generic`, `connection`, `server`, `cluster`,
+    /// `transactions`).
     pub group: &'static str,
     /// One line on what it does.
     pub summary: &'static str,

@@ -8,6 +8,7 @@ use super::pubsub;
 use super::session;
 use super::spec::Flag;
 use super::spec::Spec;
+use super::transaction;
 
 const CLIENT: &[Spec] = &[
     Spec {
@@ -420,6 +421,16 @@ pub(super) const COMMANDS: &[Spec] = &[
         subcommands: &[],
     },
     Spec {
+        name: "discard",
+        arity: 1,
+        flags: &[Flag::Fast, Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "transactions",
+        summary: "Discards a transaction.",
+        parse: Some(transaction::discard),
+        subcommands: &[],
+    },
+    Spec {
         name: "echo",
         arity: 2,
         flags: &[Flag::Fast],
@@ -427,6 +438,16 @@ pub(super) const COMMANDS: &[Spec] = &[
         group: "connection",
         summary: "Returns the given string.",
         parse: Some(admin::echo),
+        subcommands: &[],
+    },
+    Spec {
+        name: "exec",
+        arity: 1,
+        flags: &[Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "transactions",
+        summary: "Executes all commands in a transaction: one Raft log entry, applied atomically.",
+        parse: Some(transaction::exec),
         subcommands: &[],
     },
     Spec {
@@ -637,6 +658,16 @@ pub(super) const COMMANDS: &[Spec] = &[
         group: "string",
         summary: "Atomically modifies the string values of one or more keys only when all keys don't exist.",
         parse: Some(data::msetnx),
+        subcommands: &[],
+    },
+    Spec {
+        name: "multi",
+        arity: 1,
+        flags: &[Flag::Fast, Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "transactions",
+        summary: "Starts a transaction.",
+        parse: Some(transaction::multi),
         subcommands: &[],
     },
     Spec {
@@ -991,6 +1022,16 @@ pub(super) const COMMANDS: &[Spec] = &[
         subcommands: &[],
     },
     Spec {
+        name: "unwatch",
+        arity: 1,
+        flags: &[Flag::Fast, Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "transactions",
+        summary: "Forgets about watched keys of a transaction.",
+        parse: Some(transaction::unwatch),
+        subcommands: &[],
+    },
+    Spec {
         name: "wait",
         arity: 3,
         flags: &[],
@@ -998,6 +1039,16 @@ pub(super) const COMMANDS: &[Spec] = &[
         group: "generic",
         summary: "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
         parse: Some(admin::wait),
+        subcommands: &[],
+    },
+    Spec {
+        name: "watch",
+        arity: -2,
+        flags: &[Flag::Fast, Flag::Loading, Flag::Stale],
+        keys: (1, -1, 1),
+        group: "transactions",
+        summary: "Monitors changes to keys to determine the execution of a transaction.",
+        parse: Some(transaction::watch),
         subcommands: &[],
     },
     Spec {
