@@ -360,7 +360,7 @@ mod tests {
                 spec.name
             );
         }
-        for name in ["hset", "subscribe", "lpush"] {
+        for name in ["hset", "sadd", "lpush"] {
             assert!(matches!(
                 parse(&args(name), &no_cursor),
                 Err(CommandError::Unknown { .. })
