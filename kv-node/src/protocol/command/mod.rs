@@ -366,7 +366,7 @@ mod tests {
                 Err(CommandError::Unknown { .. })
             ));
         }
-        assert_eq!(commands().len(), 66);
+        assert_eq!(commands().len(), 75);
     }
 
     #[test]
