@@ -18,6 +18,9 @@ scripts/check-no-io.sh
 python3 scripts/check-layering.py
 scripts/build-web.sh
 
+step "Python package: maturin wheel, pytest (store, cluster client, simulator vs native), stubtest (first: the native tests drive the Python client through this wheel)"
+scripts/test-python.sh
+
 step "native tests"
 cargo test --workspace --release
 
@@ -33,7 +36,5 @@ scripts/check-determinism.sh
 step "web demo in headless Chromium"
 node --test web-demo/tests/
 
-step "Python package: maturin wheel, pytest (store, cluster client, simulator vs native), stubtest"
-scripts/test-python.sh
 
 step "all checks and tests passed"

@@ -1,6 +1,6 @@
 """Imports the quorumkv package from this checkout's Python sources, with the native module of
-the installed wheel: the cluster client is pure Python, so the tests check the client code next
-to them without rebuilding the wheel. Returns None when no wheel is installed."""
+the installed wheel (`scripts/test-all.sh` builds and installs it before the native tests run).
+Returns None when no wheel is installed."""
 
 import importlib.util
 import pathlib
