@@ -72,6 +72,32 @@ fn matcher(pattern: &[u8]) -> Matcher {
     Box::new(move |channel| glob.matches(channel))
 }
 
+/// (P)UNSUBSCRIBE: drops each of `names` (none: all of the current ones) with `remove`,
+/// one confirmation each, or a single one when there was nothing to drop.
+fn unsubscribe(
+    subscription: &mut Option<Subscription>,
+    kind: &str,
+    mut names: Vec<Vec<u8>>,
+    current: fn(&Subscription) -> &[Vec<u8>],
+    remove: fn(&mut Subscription, &[u8]),
+) -> Vec<Reply> {
+    if names.is_empty() {
+        names = subscription.as_ref().map_or_else(Vec::new, |s| current(s).to_vec());
+    }
+    if names.is_empty() {
+        return vec![confirm(kind, None, subscription.as_ref())];
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            if let Some(sub) = subscription.as_mut() {
+                remove(sub, &name);
+            }
+            confirm(kind, Some(name), subscription.as_ref())
+        })
+        .collect()
+}
+
 fn confirm(kind: &str, name: Option<Vec<u8>>, subscription: Option<&Subscription>) -> Reply {
     Reply::Push(vec![
         Reply::text(kind),
@@ -106,42 +132,20 @@ pub async fn run(node: &Node, subscription: &mut Option<Subscription>, action: P
                 })
                 .collect()
         }
-        PubSubAction::Unsubscribe(mut channels) => {
-            if channels.is_empty() {
-                channels = subscription.as_ref().map_or_else(Vec::new, |s| s.channels().to_vec());
-            }
-            if channels.is_empty() {
-                vec![confirm("unsubscribe", None, subscription.as_ref())]
-            } else {
-                channels
-                    .into_iter()
-                    .map(|channel| {
-                        if let Some(sub) = subscription.as_mut() {
-                            sub.unsubscribe(&channel);
-                        }
-                        confirm("unsubscribe", Some(channel), subscription.as_ref())
-                    })
-                    .collect()
-            }
-        }
-        PubSubAction::PUnsubscribe(mut patterns) => {
-            if patterns.is_empty() {
-                patterns = subscription.as_ref().map_or_else(Vec::new, |s| s.patterns().to_vec());
-            }
-            if patterns.is_empty() {
-                vec![confirm("punsubscribe", None, subscription.as_ref())]
-            } else {
-                patterns
-                    .into_iter()
-                    .map(|pattern| {
-                        if let Some(sub) = subscription.as_mut() {
-                            sub.punsubscribe(&pattern);
-                        }
-                        confirm("punsubscribe", Some(pattern), subscription.as_ref())
-                    })
-                    .collect()
-            }
-        }
+        PubSubAction::Unsubscribe(channels) => unsubscribe(
+            subscription,
+            "unsubscribe",
+            channels,
+            Subscription::channels,
+            Subscription::unsubscribe,
+        ),
+        PubSubAction::PUnsubscribe(patterns) => unsubscribe(
+            subscription,
+            "punsubscribe",
+            patterns,
+            Subscription::patterns,
+            Subscription::punsubscribe,
+        ),
         PubSubAction::Publish { channel, message } => {
             let op = Op::Write {
                 command: Command::Publish {
