@@ -411,3 +411,73 @@ fn follower_reads_share_one_read_index_round_trip() {
     );
     assert!(sim.check().is_ok(), "{:?}", sim.check());
 }
+
+#[test]
+fn a_forwarded_write_whose_answer_is_lost_is_sent_again_and_applied_once() {
+    let mut sim = Simulation::new(SimOptions {
+        seed: 5,
+        nodes: 3,
+        ..SimOptions::default()
+    })
+    .unwrap();
+    let leader = settle(&mut sim);
+    let follower = (1..=3).find(|&n| n != leader).unwrap();
+    let others: Vec<u64> = (1..=3).filter(|&n| n != follower).collect();
+    // The first forward registers the follower's session.
+    let put = ClientCall::Put {
+        key: b"warm".to_vec(),
+        value: b"up".to_vec(),
+    };
+    assert_eq!(ret(finish(&mut sim, follower, put)), Ret::Put);
+
+    let from = sim.event_count();
+    let cas = sim
+        .submit(
+            follower,
+            ClientCall::Cas {
+                key: b"k".to_vec(),
+                expected: None,
+                new: Some(b"v1".to_vec()),
+            },
+        )
+        .unwrap();
+    // Cut the follower off as soon as the leader has the forwarded write: the write commits
+    // on the majority, and its answer is lost on the way back.
+    let mut forward = None;
+    'delivered: for _ in 0..100_000 {
+        assert!(sim.step(), "the simulation ran dry");
+        for event in sim.events_since(from) {
+            match &event.kind {
+                EventKind::Send { msg, from, to, kind }
+                    if *from == follower && *to == leader && kind.starts_with("forward") =>
+                {
+                    forward = Some(*msg)
+                }
+                EventKind::Deliver { msg } if Some(*msg) == forward => break 'delivered,
+                _ => {}
+            }
+        }
+    }
+    assert!(forward.is_some(), "the follower forwarded the write");
+    sim.partition(&[vec![follower], others]).unwrap();
+    sim.run_for(Duration::from_millis(300));
+    assert_eq!(
+        sim.op(cas).unwrap().state,
+        OpState::Pending,
+        "its answer is still awaited"
+    );
+    sim.heal();
+    sim.run_for(Duration::from_millis(1_500));
+    let resent = sim
+        .events_since(from)
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::Send { from, kind, .. } if *from == follower && kind.starts_with("forward")))
+        .count();
+    assert!(resent >= 2, "the write went again ({resent} forwards)");
+    // A blind second run would answer false (the key is already v1); the session answers
+    // what the first run did.
+    assert_eq!(ret(sim.op(cas).unwrap().state), Ret::Cas { swapped: true });
+    let get = ClientCall::Get { key: b"k".to_vec() };
+    assert_eq!(ret(finish(&mut sim, leader, get)), Ret::Get(Some(b"v1".to_vec())));
+    assert!(sim.check().is_ok(), "{:?}", sim.check());
+}

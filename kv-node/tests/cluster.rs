@@ -5,6 +5,10 @@
 
 mod cluster_support;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use std::time::Instant;
 
@@ -153,6 +157,97 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_write() {
             );
         }
     }
+}
+
+/// Plain INCRs (no client session) through one follower while the leader is killed twice: the
+/// follower tags what it forwards with its own session and sends a write whose answer died
+/// with the leader again, so every INCR gets its answer and none applies twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_resends_forwarded_writes_lost_with_the_leader_and_applies_them_once() {
+    let mut cluster = Cluster::start(ClusterOptions::default()).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let entry = (1..=3).find(|&id| id != leader).unwrap();
+    let acked = Arc::new(AtomicU64::new(0));
+    let unknown = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    // While the clients' node leads, its own proposals are not forwarded: the clients wait.
+    let paused = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let mut client = cluster.client(entry).await;
+        let (acked, unknown, stop, paused) = (acked.clone(), unknown.clone(), stop.clone(), paused.clone());
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if paused.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                match client.call(&["INCR", "counter"]).await.unwrap() {
+                    Reply::Integer(_) => acked.fetch_add(1, Ordering::Relaxed),
+                    Reply::Error(e) if e.contains("outcome unknown") => unknown.fetch_add(1, Ordering::Relaxed),
+                    // Refused before it was applied (no leader yet): try again.
+                    Reply::Error(e) if e.starts_with("TRYAGAIN") => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        0
+                    }
+                    other => panic!("INCR answered {other:?}"),
+                };
+            }
+        }));
+    }
+    let progress = |more: u64| {
+        let acked = acked.clone();
+        async move {
+            let target = acked.load(Ordering::Relaxed) + more;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while acked.load(Ordering::Relaxed) < target {
+                assert!(
+                    Instant::now() < deadline,
+                    "stuck at {} INCRs",
+                    acked.load(Ordering::Relaxed)
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    progress(200).await;
+    for _ in 0..2 {
+        let mut leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+        if leader == entry {
+            // Hand leadership away, so that the clients' node forwards again.
+            paused.store(true, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let to = (1..=3).find(|&id| id != entry).unwrap();
+            let mut admin = cluster.client(entry).await;
+            admin.call(&["RAFT", "TRANSFER-LEADER", &to.to_string()]).await.unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while leader == entry {
+                assert!(Instant::now() < deadline, "leadership stayed on node {entry}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+            }
+            paused.store(false, Ordering::Relaxed);
+        }
+        progress(100).await;
+        cluster.node_mut(leader).kill();
+        progress(200).await;
+        cluster.node_mut(leader).spawn();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let mut client = cluster.client(entry).await;
+    let Reply::Bulk(value) = client.call(&["GET", "counter"]).await.unwrap() else {
+        panic!("the counter is a string");
+    };
+    let value: u64 = String::from_utf8(value).unwrap().parse().unwrap();
+    let (acked, unknown) = (acked.load(Ordering::Relaxed), unknown.load(Ordering::Relaxed));
+    assert_eq!(
+        unknown, 0,
+        "INCRs of unknown outcome ({acked} acknowledged, final {value})"
+    );
+    assert_eq!(value, acked, "increments applied != acknowledged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

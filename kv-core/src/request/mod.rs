@@ -28,6 +28,10 @@
 //!    the new leader (together with the others refused alike). An operation that was proposed
 //!    and then lost its answer is reported as [`OpError::OutcomeUnknown`] and never re-run:
 //!    re-running could apply it twice.
+//! 6. A follower tags the plain writes it forwards with its own client session
+//!    ([`forwarding`]), so a forwarded write whose answer was lost is sent again, to whoever
+//!    leads by then, and applied once: the client gets its answer instead of an unknown
+//!    outcome (until the request timeout runs out).
 //!
 //! Results come back one per operation, in order.
 
@@ -53,6 +57,7 @@ use openraft_rt::AsyncRuntime;
 use tokio::sync::oneshot;
 
 use crate::command::Command;
+use crate::command::CommandError;
 use crate::command::Expiry;
 use crate::command::Limits;
 use crate::command::Query;
@@ -67,6 +72,12 @@ use crate::wire::Op;
 use crate::wire::OpError;
 use crate::wire::ReadMode;
 use crate::wire::Status;
+
+mod forwarding;
+
+use forwarding::ForwardSession;
+use forwarding::SESSION_TTL_MS;
+use forwarding::Tagged;
 
 /// One result per operation of a batch, in order.
 pub type Results = Vec<Result<Response, OpError>>;
@@ -97,14 +108,22 @@ where
     limits: Limits,
     timeout: Duration,
     env: E,
-    read_index: Arc<ReadIndexShare>,
+    shared: Arc<NodeShared>,
+}
+
+/// What every request path of one node shares (a node builds a path per request in the
+/// simulator).
+#[derive(Debug, Default)]
+pub struct NodeShared {
+    read_index: ReadIndexShare,
+    forwarding: ForwardSession,
 }
 
 /// Read-index requests of a follower, shared: reads that arrive while one is in flight wait
 /// for the next, which serves all of them with one round trip. (A read may not use a request
 /// sent before it arrived: the index could predate a write acknowledged before the read.)
 #[derive(Debug, Default)]
-pub struct ReadIndexShare {
+struct ReadIndexShare {
     state: Mutex<ShareState>,
 }
 
@@ -167,7 +186,7 @@ where
             limits: self.limits,
             timeout: self.timeout,
             env: self.env.clone(),
-            read_index: self.read_index.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -205,7 +224,7 @@ where
             limits,
             timeout,
             env,
-            read_index: Arc::default(),
+            shared: Arc::default(),
         }
     }
 
@@ -224,10 +243,10 @@ where
         &self.env
     }
 
-    /// Shares `share`'s read-index requests with every other path of the same node (a node
-    /// builds a path per request in the simulator).
-    pub fn sharing_read_index(mut self, share: Arc<ReadIndexShare>) -> Self {
-        self.read_index = share;
+    /// Shares `shared`'s read-index requests and forwarding session with every other path of
+    /// the same node.
+    pub fn sharing(mut self, shared: Arc<NodeShared>) -> Self {
+        self.shared = shared;
         self
     }
 
@@ -430,7 +449,7 @@ where
     /// The leader's read index, from a request sent after this call began, shared with every
     /// read that asked meanwhile (see [`ReadIndexShare`]).
     async fn shared_read_index(&self, leader: u64, node: KvNode) -> Result<u64, OpError> {
-        let share = &self.read_index;
+        let share = &self.shared.read_index;
         let (tx, rx) = oneshot::channel();
         let drive = {
             let mut state = share.state.lock().expect("read-index lock poisoned");
@@ -452,7 +471,7 @@ where
         // This read drives a request for itself and everyone queued so far.
         let _driving = Driving(share);
         let batch = std::mem::take(&mut share.state.lock().expect("read-index lock poisoned").queue);
-        let result = match self.forward(leader, node, vec![Op::ReadIndex]).await.pop() {
+        let result = match self.forward_once(leader, node, vec![Op::ReadIndex]).await.pop() {
             Some(Ok(Response::ReadIndex(index))) => Ok(index),
             Some(Err(e)) => Err(e),
             other => Err(OpError::Unavailable(format!(
@@ -476,8 +495,99 @@ where
         })
     }
 
-    /// Hands a run to the leader; a failed hand-off fails each operation, reads as "not run".
-    async fn forward(&self, leader: u64, node: KvNode, ops: Vec<Op>) -> Results {
+    /// Hands a run to the leader, its plain writes tagged with this node's forwarding session;
+    /// tagged writes whose answers are lost go again until answered or out of time.
+    async fn forward(&self, leader: u64, node: KvNode, mut ops: Vec<Op>) -> Results {
+        let forwarding = &self.shared.forwarding;
+        let now = self.env.now_ms();
+        if ops.iter().any(ForwardSession::can_tag) && forwarding.needs_registering(now) {
+            let register = Op::Write {
+                command: Command::RegisterSession { ttl_ms: SESSION_TTL_MS },
+                ttl_ms: None,
+            };
+            let id = match self.forward_once(leader, node.clone(), vec![register]).await.pop() {
+                Some(Ok(Response::Session(id))) => Some(id),
+                _ => None,
+            };
+            forwarding.registered(id, now);
+        }
+        let tagged = forwarding.tag(&mut ops, now);
+        let mut results = self.forward_once(leader, node, ops).await;
+        if !tagged.is_empty() {
+            self.settle(tagged, &mut results).await;
+        }
+        results
+    }
+
+    /// Settles the tagged writes of a forwarded run: their session errors become the caller's
+    /// errors, and the ones whose answers were lost are sent again (same session, same
+    /// sequence number, so applied at most once) until answered or out of time.
+    async fn settle(&self, tagged: Vec<Tagged>, results: &mut Results) {
+        let forwarding = &self.shared.forwarding;
+        let mut lost = Vec::new();
+        for t in tagged {
+            match &results[t.slot] {
+                Err(OpError::OutcomeUnknown(_)) => {
+                    lost.push(t);
+                    continue;
+                }
+                // Not applied: the session was gone before this write reached it.
+                Ok(Response::Error(CommandError::SessionExpired { id })) if *id == t.id => {
+                    forwarding.expired(t.id);
+                    results[t.slot] = Err(OpError::Unavailable(format!(
+                        "this node's forwarding session {id} had expired; it registers a new one"
+                    )));
+                }
+                _ => {}
+            }
+            forwarding.answered(t.seq);
+        }
+        let deadline = C::now() + self.timeout;
+        let mut pause = Duration::from_millis(20);
+        while !lost.is_empty() && C::now() + pause < deadline {
+            C::AsyncRuntime::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+            let again = self.resend(lost.iter().map(|t| t.op.clone()).collect()).await;
+            let mut still = Vec::new();
+            for (t, result) in lost.into_iter().zip(again) {
+                match result {
+                    Ok(Response::Error(
+                        CommandError::SessionExpired { id } | CommandError::SessionStale { id, .. },
+                    )) if id == t.id => {
+                        results[t.slot] = Err(OpError::OutcomeUnknown(format!(
+                            "the answer was lost and session {id} no longer holds it"
+                        )));
+                    }
+                    Ok(response) => results[t.slot] = Ok(response),
+                    // This attempt did not run, or its answer was lost too: an earlier one
+                    // still may have taken effect.
+                    Err(_) => {
+                        still.push(t);
+                        continue;
+                    }
+                }
+                forwarding.answered(t.seq);
+            }
+            lost = still;
+        }
+        for t in lost {
+            forwarding.answered(t.seq);
+        }
+    }
+
+    /// Sends tagged writes again, to whoever leads now (this node included).
+    async fn resend(&self, ops: Vec<Op>) -> Results {
+        let leader = self.raft.metrics().borrow_watched().current_leader;
+        match leader.map(|id| (id, self.member(id))) {
+            Some((id, _)) if id == self.id => self.execute_forwarded(ops).await,
+            Some((id, Some(node))) => self.forward_once(id, node, ops).await,
+            _ => ops.iter().map(|_| Err(OpError::NoLeader)).collect(),
+        }
+    }
+
+    /// Hands a run to the leader once; a failed hand-off fails each operation, reads as "not
+    /// run".
+    async fn forward_once(&self, leader: u64, node: KvNode, ops: Vec<Op>) -> Results {
         let reads: Vec<bool> = ops.iter().map(Op::is_read).collect();
         let expected = ops.len();
         match self.env.forward(leader, node, ops).await {

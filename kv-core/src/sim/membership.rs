@@ -245,7 +245,7 @@ impl Simulation {
                 world.removed.insert(node);
                 world.rafts.remove(&node);
                 world.stores.remove(&node);
-                world.read_index.remove(&node);
+                world.shared.remove(&node);
                 world.membership_event(format!("node {node} shut down"));
             });
             if let Some(group) = group {

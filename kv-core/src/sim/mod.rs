@@ -66,7 +66,7 @@ use crate::raft::state_machine::MemSnapshotStore;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::state_machine::StoreHandle;
 use crate::request::Environment;
-use crate::request::ReadIndexShare;
+use crate::request::NodeShared;
 use crate::request::RequestPath;
 use crate::request::Results;
 use crate::runtime::Executor;
@@ -108,7 +108,9 @@ impl Environment for SimEnv {
     }
 
     async fn forward(&self, leader: u64, _node: KvNode, ops: Vec<Op>) -> Result<Results, OpError> {
-        let budget = Duration::from_millis(self.world.lock().options.client_timeout_ms);
+        // A lost message is noticed after a quarter of the client's patience, so that a write
+        // whose answer was lost can still be sent again (see `crate::request`) in time.
+        let budget = Duration::from_millis(self.world.lock().options.client_timeout_ms / 4);
         network::forward(&self.world, self.node, leader, ops, budget).await
     }
 }
@@ -321,8 +323,8 @@ pub(crate) struct World {
     in_flight: BTreeMap<u64, InFlight>,
     rafts: BTreeMap<u64, SimRaft>,
     stores: BTreeMap<u64, StoreHandle>,
-    /// Each running node's shared read-index requests (new at each boot).
-    read_index: BTreeMap<u64, Arc<ReadIndexShare>>,
+    /// What each running node's request paths share (new at each boot).
+    shared: BTreeMap<u64, Arc<NodeShared>>,
     ops: Vec<ops::OpRecord>,
     election: ElectionSafety,
     completeness: LeaderCompleteness,
@@ -356,8 +358,8 @@ impl WorldRef {
             node,
             world: self.clone(),
         };
-        let share = world.read_index.get(&node)?.clone();
-        Some(RequestPath::new(node, raft, store, Limits::default(), timeout, env).sharing_read_index(share))
+        let shared = world.shared.get(&node)?.clone();
+        Some(RequestPath::new(node, raft, store, Limits::default(), timeout, env).sharing(shared))
     }
 }
 
@@ -472,7 +474,7 @@ impl Simulation {
             in_flight: BTreeMap::new(),
             rafts: BTreeMap::new(),
             stores: BTreeMap::new(),
-            read_index: BTreeMap::new(),
+            shared: BTreeMap::new(),
             ops: Vec::new(),
             election: ElectionSafety::default(),
             completeness: LeaderCompleteness::default(),
@@ -535,7 +537,7 @@ impl Simulation {
             let mut world = world.lock();
             world.rafts.insert(id, raft);
             world.stores.insert(id, store);
-            world.read_index.insert(id, Arc::default());
+            world.shared.insert(id, Arc::default());
         });
         self.exec.run_until_idle();
     }
@@ -593,7 +595,7 @@ impl Simulation {
             let mut world = self.world.lock();
             world.rafts.remove(&node);
             world.stores.remove(&node);
-            world.read_index.remove(&node);
+            world.shared.remove(&node);
             world.event(EventKind::Fault {
                 action: format!("crash node {node}"),
             });
