@@ -4,10 +4,10 @@
 # figure can be read as a ratio to Redis on the machine as it was at that moment.
 #
 #   scripts/bench-ab.sh [--rounds R] [--requests N] [--nodes "1 3"] [--pipelines "1 16"]
-#                       [--tests set] [--port BASE] A/kv-node B/kv-node
+#                       [--tests set] [--via leader|follower] [--port BASE] A/kv-node B/kv-node
 #
 # Per round, per pipeline depth: redis, then A, then B (fresh servers, --fsync always; a
-# 3-node cluster is driven through its leader), each with
+# 3-node cluster is driven through its leader, or a follower with --via follower), each with
 # `redis-benchmark -t TESTS -n N -c 50 -r 100000 -d 64 -P P --csv`. Prints one line per run and,
 # at the end, the median ops/s and p99 per server, test, nodes and pipeline with the ratio to
 # Redis's median, and the servers' CPU time per operation (user + system, summed over every
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=3 requests=200000 nodes_list="1 3" pipelines="1 16" tests=set base=26300
+rounds=3 requests=200000 nodes_list="1 3" pipelines="1 16" tests=set base=26300 via=leader
 while (($#)); do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
@@ -24,6 +24,7 @@ while (($#)); do
     --pipelines) pipelines="$2"; shift 2 ;;
     --tests) tests="$2"; shift 2 ;;
     --port) base="$2"; shift 2 ;;
+    --via) via="$2"; shift 2 ;;
     -*) echo "unknown argument $1" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -61,7 +62,7 @@ start_redis() { # → port
   echo "$base"
 }
 
-start_cluster() { # bin nodes → the leader's port
+start_cluster() { # bin nodes → the port of the leader (or of a follower, --via follower)
   local bin=$1 n=$2 peers="" i
   for i in $(seq "$n"); do
     peers+="${peers:+,}$i=127.0.0.1:$((base + 10 * i + 1))/127.0.0.1:$((base + 10 * i))"
@@ -75,7 +76,12 @@ start_cluster() { # bin nodes → the leader's port
   wait_ready $((base + 10))
   local leader
   leader=$(redis-cli -p $((base + 10)) RAFT LEADER | tail -1)
-  echo "${leader##*:}"
+  leader=${leader##*:}
+  if [[ $via == follower && $n -gt 1 ]]; then
+    echo $(((leader - base) / 10 % n * 10 + base + 10))
+  else
+    echo "$leader"
+  fi
 }
 
 results="$work/results"
@@ -117,7 +123,7 @@ done
 echo
 echo "A = $bin_a"
 echo "B = $bin_b"
-echo "medians of $rounds rounds ($requests requests each), load average $(cut -d' ' -f1-3 /proc/loadavg):"
+echo "through the $via; medians of $rounds rounds ($requests requests each), load average $(cut -d' ' -f1-3 /proc/loadavg):"
 python3 - "$results" <<'EOF'
 import sys, statistics, collections
 rows = collections.defaultdict(list)

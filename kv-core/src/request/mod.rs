@@ -73,8 +73,12 @@ use crate::wire::OpError;
 use crate::wire::ReadMode;
 use crate::wire::Status;
 
+mod batching;
 mod forwarding;
 
+use batching::Answer;
+use batching::Entry;
+use batching::ForwardQueue;
 use forwarding::ForwardSession;
 use forwarding::SESSION_TTL_MS;
 use forwarding::Tagged;
@@ -117,6 +121,7 @@ where
 pub struct NodeShared {
     read_index: ReadIndexShare,
     forwarding: ForwardSession,
+    forwards: ForwardQueue,
 }
 
 /// Read-index requests of a follower, shared: reads that arrive while one is in flight wait
@@ -512,7 +517,7 @@ where
             forwarding.registered(id, now);
         }
         let tagged = forwarding.tag(&mut ops, now);
-        let mut results = self.forward_once(leader, node, ops).await;
+        let mut results = self.forward_shared(leader, node, ops).await;
         if !tagged.is_empty() {
             self.settle(tagged, &mut results).await;
         }
@@ -580,9 +585,36 @@ where
         let leader = self.raft.metrics().borrow_watched().current_leader;
         match leader.map(|id| (id, self.member(id))) {
             Some((id, _)) if id == self.id => self.execute_forwarded(ops).await,
-            Some((id, Some(node))) => self.forward_once(id, node, ops).await,
+            Some((id, Some(node))) => self.forward_shared(id, node, ops).await,
             _ => ops.iter().map(|_| Err(OpError::NoLeader)).collect(),
         }
+    }
+
+    /// Hands a run to the leader in a message it may share with other connections' runs (see
+    /// [`batching`]).
+    async fn forward_shared(&self, leader: u64, node: KvNode, ops: Vec<Op>) -> Results {
+        let queue = &self.shared.forwards;
+        let reads: Vec<bool> = ops.iter().map(Op::is_read).collect();
+        let (_slot, parts) = match queue.enter(leader, node, ops) {
+            Entry::Send(slot, parts) => (slot, parts),
+            Entry::Wait(turn) => match turn.await {
+                Ok(Answer::Results(results)) => return results,
+                Ok(Answer::Drive(parts)) => (queue.inherit(), parts),
+                // The task sending the message that carried this run was cancelled.
+                Err(_) => {
+                    let lost = "the forward carrying it was abandoned".to_string();
+                    return reads
+                        .into_iter()
+                        .map(|read| match read {
+                            true => Err(OpError::Unavailable(lost.clone())),
+                            false => Err(OpError::OutcomeUnknown(lost.clone())),
+                        })
+                        .collect();
+                }
+            },
+        };
+        // Dropping `_slot` hands the queue on to the next waiting run.
+        batching::send_combined(parts, |leader, node, ops| self.forward_once(leader, node, ops)).await
     }
 
     /// Hands a run to the leader once; a failed hand-off fails each operation, reads as "not

@@ -249,17 +249,14 @@ pub struct Cluster {
 }
 
 fn flags(extra: &[String]) -> Vec<String> {
-    let mut flags: Vec<String> = [
-        "--fsync",
-        "never",
-        "--election-timeout-ms",
-        &ELECTION_MS.to_string(),
-        "--request-timeout-ms",
-        "3000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut flags: Vec<String> = ["--fsync", "never", "--election-timeout-ms", &ELECTION_MS.to_string()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    // 3 s, unless the test asks for another request timeout.
+    if !extra.iter().any(|flag| flag == "--request-timeout-ms") {
+        flags.extend(["--request-timeout-ms".to_string(), "3000".to_string()]);
+    }
     flags.extend(extra.iter().cloned());
     flags
 }
