@@ -122,5 +122,5 @@ async fn a_key_expires_and_is_announced_without_another_write() {
         watch_plain.call_ok(&["EXEC"]).await.unwrap(),
         Reply::Array(vec![Reply::ok()])
     );
-    assert_eq!(watch_k.call(&["EXEC"]).await.unwrap(), Reply::NilArray);
+    assert_eq!(watch_k.call(&["EXEC"]).await.unwrap(), Reply::Nil, "a nil array");
 }
