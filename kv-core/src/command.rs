@@ -306,6 +306,12 @@ pub enum Command {
         /// The condition on the current expiry.
         condition: ExpiryCondition,
     },
+    /// Change nothing but the store's clock: like every write, it first removes the keys whose
+    /// expiry is at or before its `at_ms` (each an `expired` event). The leader proposes it
+    /// when the earliest expiry in its store is due, so that keys expire, and their events are
+    /// raised on every replica, without waiting for a client's write (kv-node's active
+    /// expiry). Answers [`Response::Ok`].
+    ExpireDue,
 }
 
 /// The optimistic lock of a [`Command::Transaction`].
@@ -394,6 +400,7 @@ impl fmt::Display for Write {
                 source, destination, ..
             } => write!(f, "COPY {} {}", key(source), key(destination)),
             Command::ExpireIf { key: k, at, condition } => write!(f, "EXPIRE {} {at:?} {condition:?}", key(k)),
+            Command::ExpireDue => write!(f, "EXPIRE-DUE"),
         }?;
         write!(f, " @{}ms", self.at_ms)
     }
@@ -671,7 +678,9 @@ impl Command {
             Command::GetDelete { key: k } | Command::Increment { key: k, .. } | Command::SetExpiry { key: k, .. } => {
                 key(k)
             }
-            Command::Clear | Command::RegisterSession { .. } | Command::EndSession { .. } => Ok(()),
+            Command::Clear | Command::RegisterSession { .. } | Command::EndSession { .. } | Command::ExpireDue => {
+                Ok(())
+            }
             Command::Session { command, .. } => {
                 command.refuse_nesting("a session write")?;
                 command.validate(limits)
@@ -863,6 +872,7 @@ mod tests {
                 at: ExpiryTime::At(99),
                 condition: ExpiryCondition::Later,
             },
+            Command::ExpireDue,
         ]
     }
 

@@ -143,6 +143,12 @@ impl Store {
         self.clock_ms
     }
 
+    /// The earliest expiry time of a key held, if any has one: a write whose `at_ms` reaches
+    /// it removes that key.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.expiries.first().map(|(t, _)| *t)
+    }
+
     /// The revision of the last write applied (0 before any).
     pub fn revision(&self) -> u64 {
         self.revision
@@ -282,6 +288,8 @@ impl Store {
                 replace,
             } => self.copy(source, destination, *replace),
             Command::ExpireIf { key, at, condition } => self.expire_if(key, *at, *condition),
+            // `apply` advanced the clock, removing what was due: nothing else to do.
+            Command::ExpireDue => Response::Ok,
         }
     }
 

@@ -282,6 +282,12 @@ fn command_records() {
             entry(Command::Clear),
             "0b000000 7d928215 00020a0180d095ffbc3108",
         ),
+        (
+            "expire due",
+            entry(Command::ExpireDue),
+            // Record::Entry, log id (2, 10), EntryPayload::Normal, at_ms, Command::ExpireDue
+            "0b000000 c119f4ba 00020a0180d095ffbc3115",
+        ),
     ]);
 }
 

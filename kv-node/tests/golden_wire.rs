@@ -23,7 +23,8 @@
 //! - `forwarded_ops`: a [`RaftRequest::Forward`] of each [`Op`] variant, with `Op::Read` of every
 //!   [`Query`] variant (`Range` with each `Bound` variant), and `Op::Write` of the read-modify-write
 //!   string commands (`MultiSetIfAbsent`, `GetAndExpire` with each `ExpiryChange`, `SetRange`,
-//!   `IncrementFloat`, `Rename`, `Copy`, `ExpireIf` with both `ExpiryTime` variants).
+//!   `IncrementFloat`, `Rename`, `Copy`, `ExpireIf` with both `ExpiryTime` variants,
+//!   `ExpireDue`).
 //! - `forwarded_results`: a [`RaftReply::Forwarded`] of `Ok` of every [`Response`] variant (with
 //!   every [`TtlState`] and [`CommandError`] variant) and of `Err` of every [`OpError`] variant.
 //! - `raft_requests`: every [`RaftRequest`] variant: AppendEntries with one normal entry and as a
@@ -638,6 +639,12 @@ fn forwarded_ops() {
                 condition: ExpiryCondition::Later,
             }),
             "514b5652 0300 0a000000 05 01 00 14 016b 00 64 03 00",
+        ),
+        (
+            "write expire due",
+            write(Command::ExpireDue),
+            // Command::ExpireDue (the leader's active-expiry tick; no fields); no ttl
+            "514b5652 0300 05000000 05 01 00 15 00",
         ),
         (
             "read expire time",

@@ -55,6 +55,9 @@ export function readCheck(report, ops) {
   return result;
 }
 
+/** Operation kinds (as the wasm binding names them) that only read: never a write to order. */
+const READ_KINDS = new Set(['get', 'local-get', 'get-revision']);
+
 /**
  * Why `bad` cannot be ordered among `blamed` (the checker's culprits), in words: the writes
  * of the key that had returned before `bad` was sent must come before it in any order, and
@@ -62,7 +65,7 @@ export function readCheck(report, ops) {
  */
 export function whyNot(bad, blamed) {
   if (bad.invokedMs === undefined) return '';
-  const before = blamed.filter((o) => o.id !== bad.id && o.kind !== 'get' && o.kind !== 'local-get'
+  const before = blamed.filter((o) => o.id !== bad.id && !READ_KINDS.has(o.kind)
     && o.state === 'ok' && o.returnedMs < bad.invokedMs);
   const s = (ms) => `${(ms / 1000).toFixed(3)} s`;
   let text = `#${bad.id} ${bad.call} on N${bad.node} was sent at ${s(bad.invokedMs)} and answered "${bad.result}".`;

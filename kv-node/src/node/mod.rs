@@ -5,14 +5,15 @@
 //!
 //! [`Node::open`] opens the data directory ([`data_dir`](crate::storage::data_dir)), starts
 //! openraft over it and the Raft network ([`transport`](crate::transport)), and starts the
-//! snapshot policy, and an [event hub](events) for what clients listen to. Operations go
-//! through [`Node::path`]: writes through the Raft log, reads
-//! behind openraft's read-index barrier, followers forwarding to the leader (see
-//! [`kv_core::request`]).
+//! snapshot policy, [active expiry](expiry) (the leader has due keys removed through the log)
+//! and an [event hub](events) for what clients listen to. Operations go through
+//! [`Node::path`]: writes through the Raft log, reads behind openraft's read-index barrier,
+//! followers forwarding to the leader (see [`kv_core::request`]).
 
 mod compaction;
 mod env;
 pub mod events;
+pub mod expiry;
 mod health;
 mod metrics_text;
 mod timed_fs;
@@ -329,6 +330,7 @@ impl Node {
             events,
         }));
         tokio::spawn(health::watch_replication(node.clone()));
+        tokio::spawn(expiry::expire_due_keys(node.clone()));
         if let Some(every) = node.0.options.snapshot_every {
             tokio::spawn(compaction::compact_by_policy(node.clone(), every));
         }

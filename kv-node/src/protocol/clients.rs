@@ -1,10 +1,17 @@
-//! The open connections of a client port, for `CLIENT LIST`, `CLIENT INFO` and `CLIENT KILL`.
+//! The open connections of a client port, for `CLIENT LIST`, `CLIENT INFO` and `CLIENT KILL`,
+//! and the port's `CLIENT PAUSE` state.
 //!
 //! Each connection registers a [`Client`] for as long as it runs (the [`Registration`] removes
 //! it when dropped). A session updates its own entry once per pipeline it executes (the last
 //! command's name and the time), not once per command, so the registry costs the request path
 //! one uncontended lock per read from the socket. `CLIENT KILL` marks an entry and wakes its
 //! session, which closes the connection after writing the replies it has.
+//!
+//! [`Pause`] is Redis's `CLIENT PAUSE timeout [WRITE|ALL]` / `CLIENT UNPAUSE` for the
+//! connections of this node: while it holds, a session waits before each command it covers
+//! (every command under `ALL`, those that may write under `WRITE`) and runs it when the pause
+//! ends or is lifted; nothing fails. A second pause keeps the later end and the stricter mode,
+//! as Redis does. Outside a pause the check is one atomic load per command.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,9 +19,11 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use std::time::Instant;
 
 use tokio::sync::Notify;
+use tokio::sync::watch;
 
 use super::command::KillFilter;
 
@@ -125,6 +134,106 @@ impl Clients {
     }
 }
 
+/// `CLIENT PAUSE` of a port (see the module docs).
+#[derive(Debug)]
+pub(super) struct Pause {
+    /// Whether a pause may hold (set and cleared under `state`'s lock): the whole check of a
+    /// command while there is none.
+    on: AtomicBool,
+    /// The pause in force, if any (it may have run out: `until` tells).
+    state: watch::Sender<Option<Paused>>,
+}
+
+/// A pause: until when, and whether it holds every command or only those that may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Paused {
+    until: tokio::time::Instant,
+    all: bool,
+}
+
+/// The longest a pause lasts, however long it was asked for (a longer one could not be
+/// timed): about 30 years.
+const LONGEST_PAUSE: Duration = Duration::from_secs(30 * 365 * 86_400);
+
+impl Default for Pause {
+    fn default() -> Self {
+        Pause {
+            on: AtomicBool::new(false),
+            state: watch::Sender::new(None),
+        }
+    }
+}
+
+impl Pause {
+    /// `CLIENT PAUSE`: holds the commands `all` says for `timeout`, or as long as a pause
+    /// already in force lasts if that is longer; under `ALL` if either pause says so.
+    pub(super) fn pause(&self, timeout: Duration, all: bool) {
+        let now = tokio::time::Instant::now();
+        let until = now + timeout.min(LONGEST_PAUSE);
+        self.state.send_modify(|state| {
+            let current = state.filter(|p| p.until > now);
+            *state = Some(match current {
+                Some(p) => Paused {
+                    until: p.until.max(until),
+                    all: p.all || all,
+                },
+                None => Paused { until, all },
+            });
+            self.on.store(true, Ordering::Release);
+        });
+    }
+
+    /// `CLIENT UNPAUSE`: ends the pause; the commands it held run.
+    pub(super) fn unpause(&self) {
+        self.state.send_modify(|state| {
+            *state = None;
+            self.on.store(false, Ordering::Release);
+        });
+    }
+
+    /// Until when a command that `writes` (or not) is held now, if it is.
+    fn held_until(&self, writes: bool) -> Option<tokio::time::Instant> {
+        if !self.on.load(Ordering::Acquire) {
+            return None;
+        }
+        let now = tokio::time::Instant::now();
+        let paused = (*self.state.borrow())?;
+        if paused.until <= now {
+            // Over: clear it, unless a new pause came meanwhile, so checks are free again.
+            self.state.send_if_modified(|state| {
+                let over = state.is_some_and(|p| p.until <= now);
+                if over {
+                    *state = None;
+                    self.on.store(false, Ordering::Release);
+                }
+                over
+            });
+            return None;
+        }
+        (paused.all || writes).then_some(paused.until)
+    }
+
+    /// Whether a command that `writes` (or not) would wait now.
+    pub(super) fn holds(&self, writes: bool) -> bool {
+        self.held_until(writes).is_some()
+    }
+
+    /// Waits while the pause holds a command that `writes` (or not): until it runs out, is
+    /// lifted, or is changed so that it no longer holds it.
+    pub(super) async fn wait(&self, writes: bool) {
+        if !self.on.load(Ordering::Acquire) {
+            return;
+        }
+        let mut changes = self.state.subscribe();
+        while let Some(until) = self.held_until(writes) {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = changes.changed() => {}
+            }
+        }
+    }
+}
+
 impl Client {
     /// Records the end of a pipeline whose last command was `command`.
     pub(super) fn touched(&self, command: &'static str) {
@@ -212,5 +321,42 @@ mod tests {
         assert!(!a.client().is_killed());
         drop(b);
         assert_eq!(clients.list(None).lines().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_pause_holds_what_its_mode_says_keeps_the_later_end_and_the_stricter_mode() {
+        let pause = std::sync::Arc::new(Pause::default());
+        assert!(!pause.holds(true));
+        pause.pause(Duration::from_millis(300), false);
+        assert!(pause.holds(true) && !pause.holds(false), "WRITE holds writes only");
+        // A shorter pause does not shorten it; ALL makes it hold everything.
+        let started = Instant::now();
+        pause.pause(Duration::from_millis(10), true);
+        assert!(pause.holds(false));
+        pause.wait(false).await;
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(250), "{waited:?}");
+        assert!(
+            !pause.holds(true) && !pause.on.load(Ordering::Acquire),
+            "over, and cleared"
+        );
+        // A pause that ran out is replaced, not extended: its mode is gone with it.
+        pause.pause(Duration::from_millis(50), false);
+        assert!(!pause.holds(false));
+        // UNPAUSE releases a waiting command at once.
+        pause.pause(Duration::from_secs(3600), true);
+        let waiting = tokio::spawn({
+            let pause = pause.clone();
+            async move { pause.wait(false).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        let lifted = Instant::now();
+        pause.unpause();
+        waiting.await.unwrap();
+        assert!(lifted.elapsed() < Duration::from_millis(100));
+        // A pause asked for longer than can be timed lasts as long as it can.
+        pause.pause(Duration::from_millis(u64::MAX), false);
+        assert!(pause.holds(true));
     }
 }

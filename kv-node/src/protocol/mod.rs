@@ -59,6 +59,8 @@ pub struct ClientPort {
     slots: Arc<Semaphore>,
     /// The open connections (`CLIENT LIST`, `CLIENT KILL`).
     clients: clients::Clients,
+    /// `CLIENT PAUSE` of this node's connections.
+    pause: clients::Pause,
 }
 
 impl ClientPort {
@@ -75,6 +77,7 @@ impl ClientPort {
             slots,
             next_client_id: AtomicU64::new(1),
             clients: clients::Clients::default(),
+            pause: clients::Pause::default(),
         }
     }
 

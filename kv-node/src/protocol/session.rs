@@ -145,12 +145,7 @@ pub(super) async fn run(mut stream: Stream, shared: &ClientPort) -> std::io::Res
                 let read = tokio::select! {
                     read = stream.read_buf(&mut buf) => read?,
                     push = next_push(&mut session.subscription) => {
-                        let overflowed = session.subscription.as_ref().is_none_or(Subscription::overflowed);
                         if !write_pushes(&mut stream, &mut session, push, &mut out).await? {
-                            if overflowed {
-                                pubsub::overflow_error().encode_as(&mut out, session.resp3);
-                                stream.write_all(&out).await?;
-                            }
                             return stream.shutdown().await;
                         }
                         continue;
@@ -168,7 +163,7 @@ pub(super) async fn run(mut stream: Stream, shared: &ClientPort) -> std::io::Res
                 continue;
             }
         }
-        execute(shared, &mut session, &cursors, &mut pending, &mut out).await;
+        let held = execute(shared, &mut session, &cursors, &mut pending, &mut out).await;
         if pending.is_empty()
             && let Some(error) = &failure
         {
@@ -179,20 +174,42 @@ pub(super) async fn run(mut stream: Stream, shared: &ClientPort) -> std::io::Res
         if (failure.is_some() && pending.is_empty()) || session.quit || session.client.is_killed() {
             return stream.shutdown().await;
         }
+        // CLIENT PAUSE holds the next command: wait for the pause to end, still reading (a
+        // client that disconnects meanwhile never has it run, as in Redis) and delivering.
+        if let Some(writes) = held {
+            loop {
+                buf.reserve(READ_CHUNK);
+                tokio::select! {
+                    () = shared.pause.wait(writes) => break,
+                    read = stream.read_buf(&mut buf), if buf.len() <= max_buffer => if read? == 0 {
+                        return Ok(());
+                    },
+                    push = next_push(&mut session.subscription) => {
+                        if !write_pushes(&mut stream, &mut session, push, &mut out).await? {
+                            return stream.shutdown().await;
+                        }
+                    }
+                    _ = shutdown.changed() => return Ok(()),
+                    _ = session.client.killed() => return stream.shutdown().await,
+                }
+            }
+        }
         // With commands still pending, the next round runs them (the malformed request is
         // still at the front of the buffer, and fails again once they are answered).
     }
 }
 
 /// Executes commands from the front of `pending` in order, appending their replies to `out`,
-/// until none is left or the replies reach the output limit.
+/// until none is left, the replies reach the output limit, or `CLIENT PAUSE` holds the next
+/// one: then it stays at the front of `pending`, and the answer is `Some(whether it may
+/// write)`.
 async fn execute(
     shared: &ClientPort,
     session: &mut Session,
     cursors: &CursorTable,
     pending: &mut VecDeque<Vec<Vec<u8>>>,
     out: &mut Vec<u8>,
-) {
+) -> Option<bool> {
     let metrics = shared.node.metrics().clone();
     let output_limit = shared.node.options().output_limit;
     let cursor_key = |cursor: &[u8]| cursors.cursor_key(cursor);
@@ -202,12 +219,11 @@ async fn execute(
         command::parse(args, &cursor_key).map(|action| (action, before_auth))
     };
     let mut last_command = Vec::new();
+    let mut held = None;
     while out.len() < output_limit && !session.quit {
         let Some(args) = pending.pop_front() else {
             break;
         };
-        last_command.clear();
-        last_command.extend_from_slice(&args[0]);
         let started = Instant::now();
         let action = match parse(&args) {
             Ok((_, false)) if !session.authenticated => {
@@ -216,6 +232,17 @@ async fn execute(
             Ok((action, _)) => subscribed_mode(session, &args).map_or(Ok(action), Err),
             Err(e) => Err(Reply::Error(format!("ERR {e}"))),
         };
+        // CLIENT PAUSE: a command it holds goes back to wait (errors above are answered at once).
+        if let Ok(action) = &action {
+            let writes = may_write(action, &session.transaction);
+            if shared.pause.holds(writes) {
+                pending.push_front(args);
+                held = Some(writes);
+                break;
+            }
+        }
+        last_command.clear();
+        last_command.extend_from_slice(&args[0]);
         let replies = match action {
             Ok(Action::Multi) => vec![session.transaction.multi()],
             Ok(Action::Exec) => vec![exec(shared, session, cursors).await],
@@ -239,11 +266,12 @@ async fn execute(
                         .is_some_and(|spec| spec.has(Flag::Write) || spec.has(Flag::ReadOnly))
                 {
                     match parse(pending.front().expect("checked above")) {
-                        Ok((Action::Data { op, shape }, _)) => {
+                        Ok((Action::Data { op, shape }, _)) if !shared.pause.holds(!op.is_read()) => {
                             pending.pop_front();
                             batch.push((op, shape));
                         }
-                        // Not a data command after all (an error): it runs on its own.
+                        // Not a data command after all (an error), or one a pause holds: it
+                        // runs on its own.
                         _ => break,
                     }
                 }
@@ -276,6 +304,18 @@ async fn execute(
         session
             .client
             .touched(command::lookup(&last_command).map_or("NULL", |spec| spec.name));
+    }
+    held
+}
+
+/// Whether a command may change data, for `CLIENT PAUSE WRITE` (Redis's "may replicate"):
+/// writes (sessions' included), `PUBLISH`, and `EXEC` of a transaction that queued either.
+fn may_write(action: &Action, transaction: &Transaction) -> bool {
+    match action {
+        Action::Data { op, .. } => !op.is_read(),
+        Action::PubSub(PubSubAction::Publish { .. }) => true,
+        Action::Exec => transaction.may_write(),
+        _ => false,
     }
 }
 
@@ -312,7 +352,7 @@ async fn next_push(subscription: &mut Option<Subscription>) -> Option<Push> {
 }
 
 /// Writes `push` and whatever else is queued (up to a batch); `false` if the hub dropped the
-/// subscriber (`push` is `None`).
+/// subscriber (`push` is `None`): the connection is to close, told why if it fell behind.
 async fn write_pushes(
     stream: &mut Stream,
     session: &mut Session,
@@ -320,6 +360,10 @@ async fn write_pushes(
     out: &mut Vec<u8>,
 ) -> std::io::Result<bool> {
     let Some(push) = push else {
+        if session.subscription.as_ref().is_none_or(Subscription::overflowed) {
+            pubsub::overflow_error().encode_as(out, session.resp3);
+            stream.write_all(out).await?;
+        }
         return Ok(false);
     };
     pubsub::push_reply(push).encode_as(out, session.resp3);
@@ -470,6 +514,14 @@ async fn session_action(shared: &ClientPort, session: &mut Session, action: Acti
                 (true, _) => Reply::ok(),
                 (false, n) => integer(n as u64),
             }
+        }
+        Action::ClientPause { timeout_ms, all } => {
+            shared.pause.pause(Duration::from_millis(timeout_ms), all);
+            Reply::ok()
+        }
+        Action::ClientUnpause => {
+            shared.pause.unpause();
+            Reply::ok()
         }
         Action::GetName => Reply::bulk_or_nil(session.name.clone()),
         Action::ClientId => Reply::Integer(i64::try_from(session.id).unwrap_or(i64::MAX)),

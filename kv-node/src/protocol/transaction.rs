@@ -15,8 +15,10 @@
 //! store applies nothing and answers nil if one of the keys changed after `since`: written,
 //! deleted, expired, flushed, or changed by another client's transaction. Two cases abort
 //! needlessly, never commit wrongly: a key deleted so long ago that its tombstone is gone, and
-//! a key whose time had run out when it was watched but that no write had removed yet (its
-//! removal is a change after `since`; Redis lets that one through).
+//! a key whose time had run out when it was watched but that the leader's active expiry had
+//! not yet removed, at most about 100 ms (its removal is a change after `since`; Redis lets
+//! that one through). The active-expiry entry itself changes no other key, so it aborts no
+//! `WATCH` on its own.
 //!
 //! # Why this design
 //!
@@ -51,6 +53,7 @@ use kv_core::wire::Op;
 use kv_core::wire::OpError;
 
 use super::command::Action;
+use super::command::PubSubAction;
 use super::op_error;
 use super::render;
 use super::render::Shape;
@@ -180,6 +183,19 @@ impl Transaction {
                 reply
             }
         }
+    }
+
+    /// Whether the queued transaction may change data (a write or a `PUBLISH` queued), for
+    /// `CLIENT PAUSE WRITE`; `false` outside `MULTI`.
+    pub(super) fn may_write(&self) -> bool {
+        self.queue.as_ref().is_some_and(|queue| {
+            queue.iter().any(|queued| {
+                matches!(
+                    queued,
+                    Queued::Data(TxOp::Write { .. }, _) | Queued::Local(Action::PubSub(PubSubAction::Publish { .. }))
+                )
+            })
+        })
     }
 
     /// Whether `WATCH` may run now; the error if not.

@@ -36,13 +36,21 @@ use tokio_rustls::TlsConnector;
 /// Ports come from below Linux's ephemeral range (32768 and up), where port-0 binds and
 /// outgoing connections take theirs, so none of those can grab the port before the node binds
 /// it; a counter keeps the tests of one process apart, and the process id spreads processes.
+/// `QUORUMKV_TEST_PORTS=first-last` confines them to a range (a machine shared by several
+/// runs); the default is 20000-31999.
 pub fn free_port() -> u16 {
-    const FIRST: u32 = 20_000;
-    const SPAN: u32 = 12_000;
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (first, span) = std::env::var("QUORUMKV_TEST_PORTS")
+        .ok()
+        .and_then(|range| {
+            let (first, last) = range.split_once('-')?;
+            let (first, last): (u32, u32) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
+            (first <= last && last < 32_768).then_some((first, last - first + 1))
+        })
+        .unwrap_or((20_000, 12_000));
     let offset = std::process::id() % 1_000 * 12;
     loop {
-        let port = FIRST + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = first + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
         let port = u16::try_from(port).expect("ports stay below 32768");
         if StdListener::bind(("127.0.0.1", port)).is_ok() {
             return port;

@@ -74,6 +74,15 @@ pub enum Action {
     ClientInfo,
     /// `CLIENT KILL addr` or `CLIENT KILL filter value ...`.
     ClientKill(KillFilter),
+    /// `CLIENT PAUSE timeout [WRITE|ALL]`.
+    ClientPause {
+        /// How long, in milliseconds.
+        timeout_ms: u64,
+        /// Every command (`ALL`, the default), or only those that may write (`WRITE`).
+        all: bool,
+    },
+    /// `CLIENT UNPAUSE`.
+    ClientUnpause,
     /// Pub/sub, keyspace notifications, watches (see [`crate::protocol::pubsub`]).
     PubSub(PubSubAction),
     /// `MULTI`: start queueing a transaction.

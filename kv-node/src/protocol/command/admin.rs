@@ -319,6 +319,42 @@ pub(super) fn client_kill(args: &Args, _: &CursorLookup) -> Result<Action, Comma
     Ok(Action::ClientKill(filter))
 }
 
+/// `CLIENT PAUSE timeout [WRITE|ALL]`, checked in Redis 7.0's order and words: the number of
+/// arguments, the mode, then the timeout (milliseconds, not negative, and not past Redis's
+/// clock range).
+pub(super) fn client_pause(args: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    if args.len() > 4 {
+        return Err(CommandError::Invalid(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            lossy(&args[1])
+        )));
+    }
+    let all = match args.get(3).map(|mode| mode.to_ascii_lowercase()).as_deref() {
+        None | Some(b"all") => true,
+        Some(b"write") => false,
+        Some(_) => {
+            return Err(CommandError::Invalid(
+                "CLIENT PAUSE mode must be WRITE or ALL".to_string(),
+            ));
+        }
+    };
+    let timeout = integer(&args[2])
+        .map_err(|_| CommandError::Invalid("timeout is not an integer or out of range".to_string()))?;
+    let Ok(timeout_ms) = u64::try_from(timeout) else {
+        return Err(CommandError::Invalid("timeout is negative".to_string()));
+    };
+    // Redis adds the timeout to its clock in milliseconds. Redis 7.0 overflows there (and
+    // pauses nothing); later versions refuse it with these words, and so does this node.
+    if timeout_ms > i64::MAX.unsigned_abs() - crate::clock::now_ms() {
+        return Err(CommandError::Invalid("timeout is out of range".to_string()));
+    }
+    Ok(Action::ClientPause { timeout_ms, all })
+}
+
+pub(super) fn client_unpause(_: &Args, _: &CursorLookup) -> Result<Action, CommandError> {
+    Ok(Action::ClientUnpause)
+}
+
 /// `CLIENT NO-EVICT on|off` / `CLIENT NO-TOUCH on|off`: nothing is evicted and no access
 /// times are kept here, so both are accepted and change nothing.
 fn on_off(args: &Args) -> Result<Action, CommandError> {

@@ -82,6 +82,16 @@ const CLIENT: &[Spec] = &[
         subcommands: &[],
     },
     Spec {
+        name: "client|pause",
+        arity: -3,
+        flags: &[Flag::Admin, Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "connection",
+        summary: "Suspends commands of this node's clients for a time in milliseconds: all of them (ALL, the default) or those that may write (WRITE). They wait, then run.",
+        parse: Some(admin::client_pause),
+        subcommands: &[],
+    },
+    Spec {
         name: "client|setinfo",
         arity: 4,
         flags: &[Flag::Fast, Flag::Loading, Flag::Stale],
@@ -99,6 +109,16 @@ const CLIENT: &[Spec] = &[
         group: "connection",
         summary: "Sets the connection name.",
         parse: Some(admin::client_setname),
+        subcommands: &[],
+    },
+    Spec {
+        name: "client|unpause",
+        arity: 2,
+        flags: &[Flag::Admin, Flag::Loading, Flag::Stale],
+        keys: (0, 0, 0),
+        group: "connection",
+        summary: "Resumes processing of clients that were paused by CLIENT PAUSE.",
+        parse: Some(admin::client_unpause),
         subcommands: &[],
     },
 ];
