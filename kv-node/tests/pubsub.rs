@@ -132,8 +132,16 @@ async fn publish_reaches_every_node_and_a_watch_resumes_after_kill() {
         on_listener.call_ok(&["PUBLISH", "news", "again"]).await.unwrap(),
         Reply::Integer(2)
     );
+    // PUBLISH inside MULTI is a step of the transaction's entry, answered with its receivers.
+    on_listener.call_ok(&["MULTI"]).await.unwrap();
+    on_listener.call_ok(&["SET", "tx:k", "v"]).await.unwrap();
+    on_listener.call_ok(&["PUBLISH", "news", "in-tx"]).await.unwrap();
+    assert_eq!(
+        on_listener.call_ok(&["EXEC"]).await.unwrap(),
+        Reply::Array(vec![Reply::ok(), Reply::Integer(2)])
+    );
     for client in &mut subscribers {
-        for payload in ["hello", "again"] {
+        for payload in ["hello", "again", "in-tx"] {
             assert_eq!(
                 next(client).await,
                 Reply::Array(vec![bulk("message"), bulk("news"), bulk(payload)])

@@ -433,6 +433,7 @@ async fn exec(shared: &ClientPort, session: &mut Session, cursors: &CursorTable)
         replies.push(match answer {
             Answer::Reply(reply) => reply,
             Answer::Local(action) => session_action(shared, session, action).await,
+            Answer::Published(channel) => Reply::Integer(shared.node.events().receivers(&channel) as i64),
         });
     }
     Reply::Array(replies)

@@ -26,7 +26,8 @@
 //! lock across nodes cheaply, and a lock held by a client that vanished would stall the
 //! cluster. Shipping the whole transaction as one log entry needs no lock at all: the log
 //! already orders it against every other write, and the guard is checked at apply time, on
-//! the same state on every replica. The price is that commands inside a transaction cannot
+//! the same state on every replica. A queued `PUBLISH` is a step of the entry too (its message
+//! goes out, on every node, when the entry applies), answered with this node's receivers. The price is that commands inside a transaction cannot
 //! depend on values read inside it (neither can Redis's); `WATCH` + read + `MULTI` is the way.
 //!
 //! # Where it differs from Redis
@@ -80,6 +81,8 @@ enum Queued {
     Data(TxOp, Shape),
     /// A command about the connection or the node, run during `EXEC`.
     Local(Action),
+    /// `PUBLISH channel message`: a step of the log entry, answered with the receivers.
+    Publish(Vec<u8>, Vec<u8>),
 }
 
 /// A transaction `EXEC` runs: the write to send (if any), then [`Exec::answers`].
@@ -93,6 +96,7 @@ pub(super) struct Exec {
 enum Step {
     Data(Shape),
     Local(Action),
+    Published(Vec<u8>),
 }
 
 /// One element of `EXEC`'s reply: a rendered answer, or a local command still to run.
@@ -102,6 +106,8 @@ pub(super) enum Answer {
     Reply(Reply),
     /// A command about the connection or the node, to run now.
     Local(Action),
+    /// A `PUBLISH` on this channel took effect: answer how many receive it here.
+    Published(Vec<u8>),
 }
 
 fn error(text: &str) -> Reply {
@@ -167,6 +173,7 @@ impl Transaction {
                 op: Op::Read(query),
                 shape,
             }) => Ok(Queued::Data(TxOp::Read(query), shape)),
+            Ok(Action::PubSub(PubSubAction::Publish { channel, message })) => Ok(Queued::Publish(channel, message)),
             Ok(Action::Unwatch) => Ok(Queued::Local(Action::Reply(Reply::ok()))),
             Ok(Action::Data { .. } | Action::Admin(_) | Action::Snapshot) => {
                 Err(error("ERR Command not allowed inside a transaction"))
@@ -189,12 +196,9 @@ impl Transaction {
     /// `CLIENT PAUSE WRITE`; `false` outside `MULTI`.
     pub(super) fn may_write(&self) -> bool {
         self.queue.as_ref().is_some_and(|queue| {
-            queue.iter().any(|queued| {
-                matches!(
-                    queued,
-                    Queued::Data(TxOp::Write { .. }, _) | Queued::Local(Action::PubSub(PubSubAction::Publish { .. }))
-                )
-            })
+            queue
+                .iter()
+                .any(|queued| matches!(queued, Queued::Data(TxOp::Write { .. }, _) | Queued::Publish(..)))
         })
     }
 
@@ -257,6 +261,16 @@ impl Transaction {
                     steps.push(Step::Data(shape));
                 }
                 Queued::Local(action) => steps.push(Step::Local(action)),
+                Queued::Publish(channel, message) => {
+                    ops.push(TxOp::Write {
+                        command: Command::Publish {
+                            channel: channel.clone(),
+                            message,
+                        },
+                        ttl_ms: None,
+                    });
+                    steps.push(Step::Published(channel));
+                }
             }
         }
         // Without data commands or a guard, there is nothing for the log to decide.
@@ -301,6 +315,11 @@ impl Exec {
                 Step::Local(action) => Ok(Answer::Local(action)),
                 Step::Data(shape) => match responses.next() {
                     Some(response) => Ok(Answer::Reply(render::render(shape, response, next_cursor))),
+                    None => Err(error("ERR internal: EXEC answered fewer responses than it sent")),
+                },
+                Step::Published(channel) => match responses.next() {
+                    Some(Response::Error(e)) => Ok(Answer::Reply(render::store_error(&e))),
+                    Some(_) => Ok(Answer::Published(channel)),
                     None => Err(error("ERR internal: EXEC answered fewer responses than it sent")),
                 },
             })
@@ -372,6 +391,41 @@ mod tests {
         assert!(matches!(&answers[0], Answer::Reply(r) if *r == Reply::ok()));
         assert!(matches!(&answers[1], Answer::Local(Action::Reply(Reply::Simple(pong))) if pong == "PONG"));
         assert!(matches!(&answers[2], Answer::Reply(Reply::Bulk(v)) if v == b"v"));
+    }
+
+    #[test]
+    fn publish_is_a_step_of_the_entry_answered_with_its_receivers() {
+        let mut tx = Transaction::new(100);
+        tx.multi();
+        queued(&mut tx, "SET k v");
+        queued(&mut tx, "PUBLISH ch hello");
+        assert!(tx.may_write());
+        let mut exec = tx.exec().unwrap();
+        let Some(Op::Write {
+            command: Command::Transaction { ops, .. },
+            ..
+        }) = exec.take_write()
+        else {
+            panic!("EXEC sends one transaction write");
+        };
+        assert!(matches!(
+            &ops[1],
+            TxOp::Write { command: Command::Publish { channel, message }, ttl_ms: None }
+                if channel == b"ch" && message == b"hello"
+        ));
+        let answers = exec
+            .answers(
+                Some(Ok(Response::Transaction(Some(vec![
+                    Response::Set {
+                        written: true,
+                        previous: None,
+                    },
+                    Response::Ok,
+                ])))),
+                &no_cursor,
+            )
+            .unwrap();
+        assert!(matches!(&answers[1], Answer::Published(channel) if channel == b"ch"));
     }
 
     #[test]
