@@ -15,8 +15,10 @@
 //!
 //! What is pinned:
 //! - `segment_header`: a segment header, field by field.
-//! - `command_records`: a log record holding a normal entry for every [`Command`] variant (each
-//!   [`SetCondition`] and [`Expiry`] variant, both `Option` states where a command has them).
+//! - `command_records`: a log record holding a normal entry for each [`Command`] variant from
+//!   `Set` to `Clear` and for `ExpireDue` (each [`SetCondition`] and [`Expiry`] variant, both
+//!   `Option` states where a command has them). A record carries the command in the postcard
+//!   encoding `golden_wire.rs` pins for every variant.
 //! - `raft_records`: a blank entry, a membership entry, and every other [`Record`] variant.
 //! - `snapshot_file`: a snapshot file with a fixed meta and a small kv-core [`Store`] image.
 //! - `fixture_*`: `fixtures/datadir-v1`, a whole data directory a [`BlockingEmbedded`] store wrote
