@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 _Q = TypeVar("_Q", bound="_Queue")
 
 PipelineReply = Union[None, int, bytes, str, List[Any], ReplyError]
@@ -339,7 +340,7 @@ async def run_async_transaction(
     """:func:`run_transaction` with an async ``func``; the blocking calls run in ``executor``."""
     loop = asyncio.get_running_loop()
 
-    def call(fn: Callable[..., _T], *args: Any) -> Awaitable[_T]:
+    def call(fn: Callable[..., _R], *args: Any) -> Awaitable[_R]:
         return loop.run_in_executor(executor, functools.partial(fn, *args))
 
     deadline = time.monotonic() + retry_for
