@@ -379,7 +379,7 @@ impl Watch {
         // (and the others no better): the history is gone.
         self.round.0 += 1;
         if self.round.0 >= self.addresses.len() {
-            let (_, compacted) = std::mem::replace(&mut self.round, (0, None));
+            let (_, compacted) = std::mem::take(&mut self.round);
             if let Some(oldest) = compacted {
                 self.failing_since = None;
                 return Err(WatchError::Compacted {
