@@ -634,3 +634,35 @@ async fn a_watch_whose_history_is_gone_everywhere_is_compacted() {
         Err(WatchError::Failed(Failure::Reply("ERR syntax error".to_string())))
     );
 }
+
+#[tokio::test]
+async fn a_silent_watch_is_pinged_and_left_when_the_ping_goes_unanswered() {
+    let pong = || Answer::Reply(Reply::Array(vec![Reply::text("pong"), Reply::text("")]));
+    let alive = FakeNode::start(move |args| match args[0].as_str() {
+        "WATCHKEYS" => Answer::Reply(started(10)),
+        "PING" => pong(),
+        _ => error_reply("ERR unexpected"),
+    })
+    .await;
+    let quick = ClusterOptions {
+        request_timeout: Duration::from_millis(100),
+        ..options()
+    };
+    let mut watch = Watch::new([alive.address.clone()], quick.clone(), b"p", None).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(700);
+    assert_eq!(watch.next_until(deadline).await, Ok(None));
+    assert!(alive.count("PING") >= 2, "{:?}", alive.calls());
+    assert_eq!(alive.count("WATCHKEYS"), 1, "an answered PING keeps the connection");
+
+    let mute = FakeNode::start(|args| match args[0].as_str() {
+        "WATCHKEYS" => Answer::Reply(started(10)),
+        _ => Answer::Hang,
+    })
+    .await;
+    let mut watch = Watch::new([mute.address.clone()], quick, b"p", None).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(700);
+    assert_eq!(watch.next_until(deadline).await, Ok(None));
+    assert!(mute.count("WATCHKEYS") >= 2, "an unanswered PING loses the connection");
+    let watches: Vec<Vec<String>> = mute.calls().into_iter().filter(|c| c[0] == "WATCHKEYS").collect();
+    assert_eq!(watches[1], ["WATCHKEYS", "p", "SINCE", "10"], "resumed where it stood");
+}

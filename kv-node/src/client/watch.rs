@@ -313,6 +313,8 @@ impl Watch {
     fn change(&mut self, reply: Reply) -> Result<Option<Change>, String> {
         let items = match reply {
             Reply::Array(items) | Reply::Push(items) => items,
+            // PING's answer outside subscribed mode (RESP3).
+            Reply::Simple(text) if text.eq_ignore_ascii_case("PONG") => return Ok(None),
             Reply::Error(text) => return Err(format!("{}: {text}", self.address())),
             other => return Err(format!("{}: unexpected {other:?}", self.address())),
         };
