@@ -9,6 +9,7 @@
 //! kv get greeting
 //! kv cas greeting --expected hello --new bonjour
 //! kv scan --match 'user:*'
+//! kv watch user: --since 42     # every change after revision 42, across node failures
 //! kv cluster status
 //! kv cluster add 4 127.0.0.1:7410 127.0.0.1:7409
 //! kv bench --clients 50 --requests 100000 --read-ratio 0.9
