@@ -1,7 +1,9 @@
 //! `ClusterClient` against scripted fake nodes: leader discovery, failover, backoff, the
 //! request timeout, the split between "not applied" and "outcome unknown", and session retries
-//! that resend the same `(id, seq)`; and against a real 3-node cluster whose leader is killed
-//! twice while clients `INCR` through sessions (the "done when").
+//! that resend the same `(id, seq)`, transactions (an `EXEC` whose answer is lost is never
+//! resent) and watches (resumed in the middle of an entry's changes, exactly once); and
+//! against a real 3-node cluster whose leader is killed twice while clients `INCR` through
+//! sessions (the "done when").
 
 mod cluster_support;
 
@@ -13,10 +15,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use std::time::Instant;
 
+use kv_node::client::Change;
 use kv_node::client::ClusterClient;
 use kv_node::client::ClusterError;
 use kv_node::client::ClusterOptions;
 use kv_node::client::Failure;
+use kv_node::client::Watch;
+use kv_node::client::WatchError;
 use kv_node::protocol::ParseLimits;
 use kv_node::protocol::Reply;
 use kv_node::protocol::parser;
@@ -31,6 +36,8 @@ enum Answer {
     Drop,
     /// Never answer.
     Hang,
+    /// Several replies (a reply and the pushes after it), then close the connection.
+    Stream(Vec<Reply>),
 }
 
 type Calls = Arc<Mutex<Vec<Vec<String>>>>;
@@ -69,6 +76,14 @@ impl FakeNode {
                                 }
                                 Answer::Drop => return,
                                 Answer::Hang => std::future::pending::<()>().await,
+                                Answer::Stream(replies) => {
+                                    let mut out = Vec::new();
+                                    for reply in replies {
+                                        reply.encode(&mut out);
+                                    }
+                                    let _ = stream.write_all(&out).await;
+                                    return;
+                                }
                             }
                         }
                         let mut chunk = [0u8; 4096];
@@ -450,4 +465,204 @@ async fn session_increments_apply_exactly_once_across_leader_kills() {
         acked.load(Ordering::Relaxed),
         "increments applied != acknowledged"
     );
+}
+
+/// A fake node's `RAFT LEADER`: itself, without a client address (so nobody is redirected).
+fn leader_itself() -> Answer {
+    Answer::Reply(Reply::Array(vec![
+        Reply::Integer(1),
+        Reply::text("raft"),
+        Reply::text(""),
+    ]))
+}
+
+/// A node that runs transactions: `MULTI`, `+QUEUED` for each command, and `exec` for `EXEC`.
+fn transactions(
+    exec: impl Fn() -> Answer + Send + Sync + 'static,
+) -> impl Fn(&[String]) -> Answer + Send + Sync + 'static {
+    move |args: &[String]| match args[0].as_str() {
+        "RAFT" => leader_itself(),
+        "MULTI" => Answer::Reply(Reply::ok()),
+        "EXEC" => exec(),
+        _ => Answer::Reply(Reply::Simple("QUEUED".to_string())),
+    }
+}
+
+#[tokio::test]
+async fn an_exec_whose_answer_is_lost_is_outcome_unknown_and_never_resent() {
+    let lost = FakeNode::start(transactions(|| Answer::Drop)).await;
+    let other = FakeNode::start(transactions(|| Answer::Reply(Reply::Array(vec![Reply::ok()])))).await;
+    let mut client = ClusterClient::new([lost.address.clone(), other.address.clone()], options()).unwrap();
+    let error = client.transact(&[vec!["SET", "k", "v"]]).await.unwrap_err();
+    assert!(matches!(error, ClusterError::OutcomeUnknown(_)), "{error:?}");
+    assert_eq!((lost.count("EXEC"), other.count("EXEC")), (1, 0));
+    // MULTI went alone, before the queued command and EXEC.
+    let names: Vec<String> = lost.calls().into_iter().map(|c| c[0].clone()).collect();
+    assert_eq!(names[names.len() - 3..], ["MULTI", "SET", "EXEC"]);
+
+    // A transaction of reads only has no effect to lose: interrupted, not unknown.
+    let mut pinned = client.transaction().await.unwrap();
+    assert_eq!(pinned.address(), lost.address);
+    let error = pinned.exec(&[vec!["GET", "k"]]).await.unwrap_err();
+    assert!(
+        matches!(error, ClusterError::NotApplied(Failure::Interrupted(_))),
+        "{error:?}"
+    );
+    assert!(!pinned.is_open());
+}
+
+#[tokio::test]
+async fn a_transaction_refused_before_it_applied_starts_over_on_the_next_node() {
+    let refusing = FakeNode::start(transactions(|| error_reply(NO_LEADER))).await;
+    let working = FakeNode::start(transactions(|| {
+        Answer::Reply(Reply::Array(vec![Reply::ok(), Reply::Integer(2)]))
+    }))
+    .await;
+    let mut client = ClusterClient::new([refusing.address.clone(), working.address.clone()], options()).unwrap();
+    let replies = client
+        .transact(&[vec!["SET", "k", "1"], vec!["INCR", "k"]])
+        .await
+        .unwrap();
+    assert_eq!(replies, [Reply::ok(), Reply::Integer(2)]);
+    assert_eq!((refusing.count("EXEC"), working.count("EXEC")), (1, 1));
+
+    // Nil: a watched key changed. EXECABORT carries the refusal that caused it.
+    let aborting = FakeNode::start(|args| match args[0].as_str() {
+        "RAFT" => leader_itself(),
+        "MULTI" | "WATCH" => Answer::Reply(Reply::ok()),
+        "NOSUCH" => error_reply("ERR unknown command 'NOSUCH'"),
+        "EXEC" if args.len() == 1 => error_reply("EXECABORT Transaction discarded because of previous errors."),
+        _ => Answer::Reply(Reply::Simple("QUEUED".to_string())),
+    })
+    .await;
+    let mut pinned = ClusterClient::new([aborting.address.clone()], options())
+        .unwrap()
+        .transaction()
+        .await
+        .unwrap();
+    pinned.watch(&["k"]).await.unwrap();
+    let error = pinned.exec(&[vec!["SET", "k", "v"], vec!["NOSUCH"]]).await.unwrap_err();
+    assert_eq!(
+        error,
+        ClusterError::NotApplied(Failure::Reply(
+            "EXECABORT Transaction discarded because of previous errors. (ERR unknown command 'NOSUCH')".to_string()
+        ))
+    );
+    let watched = FakeNode::start(transactions(|| Answer::Reply(Reply::Nil))).await;
+    let mut pinned = ClusterClient::new([watched.address.clone()], options())
+        .unwrap()
+        .transaction()
+        .await
+        .unwrap();
+    assert_eq!(pinned.exec(&[vec!["SET", "k", "v"]]).await, Ok(None));
+}
+
+fn change(revision: i64, key: &str) -> Reply {
+    Reply::Array(vec![
+        Reply::text("change"),
+        Reply::text("p"),
+        Reply::Integer(revision),
+        Reply::text(key),
+        Reply::text("set"),
+        Reply::text("v"),
+    ])
+}
+
+fn started(revision: i64) -> Reply {
+    Reply::Array(vec![
+        Reply::text("watchkeys"),
+        Reply::text("p"),
+        Reply::Integer(revision),
+    ])
+}
+
+#[tokio::test]
+async fn a_watch_resumed_in_the_middle_of_an_entry_yields_each_change_once() {
+    // The first node dies after two of revision 12's three changes.
+    let first =
+        FakeNode::start(|_| Answer::Stream(vec![started(10), change(11, "a"), change(12, "b"), change(12, "c")])).await;
+    let second = FakeNode::start(|args| {
+        if args.len() == 4 && args[3] == "11" {
+            Answer::Stream(vec![
+                started(11),
+                change(12, "b"),
+                change(12, "c"),
+                change(12, "d"),
+                change(13, "e"),
+            ])
+        } else {
+            error_reply("ERR unexpected")
+        }
+    })
+    .await;
+    let mut watch = Watch::new([first.address.clone(), second.address.clone()], options(), b"p", None).unwrap();
+    let mut keys = Vec::new();
+    for _ in 0..5 {
+        let Change { revision, key, .. } = watch.next().await.unwrap();
+        keys.push((revision, String::from_utf8(key).unwrap()));
+    }
+    let expected = [(11, "a"), (12, "b"), (12, "c"), (12, "d"), (13, "e")];
+    assert_eq!(keys, expected.map(|(r, k)| (r, k.to_string())));
+    assert_eq!(first.calls(), [vec!["WATCHKEYS".to_string(), "p".to_string()]]);
+    assert_eq!(second.calls()[0], ["WATCHKEYS", "p", "SINCE", "11"]);
+    assert_eq!(watch.revision(), Some(13));
+}
+
+#[tokio::test]
+async fn a_watch_whose_history_is_gone_everywhere_is_compacted() {
+    let compacted = |oldest: u64| {
+        move |_: &[String]| {
+            error_reply(&format!(
+                "COMPACTED revision 5 is compacted; the oldest available is {oldest}"
+            ))
+        }
+    };
+    let (a, b) = (FakeNode::start(compacted(7)).await, FakeNode::start(compacted(9)).await);
+    let mut watch = Watch::new(
+        [a.address.clone(), dead_address(), b.address.clone()],
+        options(),
+        b"p",
+        Some(5),
+    )
+    .unwrap();
+    assert_eq!(watch.next().await, Err(WatchError::Compacted { since: 5, oldest: 9 }));
+    // Any other error reply is final too.
+    let refusing = FakeNode::start(|_| error_reply("ERR syntax error")).await;
+    let mut watch = Watch::new([refusing.address.clone()], options(), b"p", Some(5)).unwrap();
+    assert_eq!(
+        watch.next().await,
+        Err(WatchError::Failed(Failure::Reply("ERR syntax error".to_string())))
+    );
+}
+
+#[tokio::test]
+async fn a_silent_watch_is_pinged_and_left_when_the_ping_goes_unanswered() {
+    let pong = || Answer::Reply(Reply::Array(vec![Reply::text("pong"), Reply::text("")]));
+    let alive = FakeNode::start(move |args| match args[0].as_str() {
+        "WATCHKEYS" => Answer::Reply(started(10)),
+        "PING" => pong(),
+        _ => error_reply("ERR unexpected"),
+    })
+    .await;
+    let quick = ClusterOptions {
+        request_timeout: Duration::from_millis(100),
+        ..options()
+    };
+    let mut watch = Watch::new([alive.address.clone()], quick.clone(), b"p", None).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(700);
+    assert_eq!(watch.next_until(deadline).await, Ok(None));
+    assert!(alive.count("PING") >= 2, "{:?}", alive.calls());
+    assert_eq!(alive.count("WATCHKEYS"), 1, "an answered PING keeps the connection");
+
+    let mute = FakeNode::start(|args| match args[0].as_str() {
+        "WATCHKEYS" => Answer::Reply(started(10)),
+        _ => Answer::Hang,
+    })
+    .await;
+    let mut watch = Watch::new([mute.address.clone()], quick, b"p", None).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(700);
+    assert_eq!(watch.next_until(deadline).await, Ok(None));
+    assert!(mute.count("WATCHKEYS") >= 2, "an unanswered PING loses the connection");
+    let watches: Vec<Vec<String>> = mute.calls().into_iter().filter(|c| c[0] == "WATCHKEYS").collect();
+    assert_eq!(watches[1], ["WATCHKEYS", "p", "SINCE", "10"], "resumed where it stood");
 }

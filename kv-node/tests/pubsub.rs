@@ -391,3 +391,80 @@ async fn compacted_history_and_malformed_commands_answer_errors() {
     );
     assert_eq!(client.call_ok(&["PING"]).await.unwrap(), Reply::Simple("PONG".into()));
 }
+
+/// `kv watch` (kv-node's `client::Watch`): its node is killed with SIGKILL mid-stream; it goes
+/// on at the next address and prints every write exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_watch_goes_on_at_the_next_address_after_its_node_is_killed() {
+    use tokio::io::AsyncBufReadExt;
+
+    let mut cluster = Cluster::start(ClusterOptions::default()).await;
+    let leader = cluster.wait_for_leader(WAIT).await;
+    // It watches on the first address: a follower, so the writes go on meanwhile.
+    let watched = (1..=3).find(|&id| id != leader).unwrap();
+    let order = std::iter::once(watched).chain((1..=3).filter(|&id| id != watched));
+    let addrs: Vec<String> = order.map(|id| cluster.node(id).client_addr.clone()).collect();
+    let mut writer = cluster.client(leader).await;
+    let Reply::Array(items) = writer.call_ok(&["GETREV", "cli:"]).await.unwrap() else {
+        panic!("GETREV is an array");
+    };
+    let since = integer(&items[2]);
+    let mut kv = tokio::process::Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args([
+            "--addr",
+            &addrs.join(","),
+            "watch",
+            "cli:",
+            "--since",
+            &since.to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(kv.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("a line within the wait")
+            .unwrap()
+            .expect("kv watch still running")
+    };
+    let writes = 200;
+    for i in 0..100 {
+        writer
+            .call_ok(&["SET", &format!("cli:{i}"), &i.to_string()])
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen.push(next_line().await);
+    }
+    cluster.node_mut(watched).kill();
+    for i in 100..writes {
+        writer
+            .call_ok(&["SET", &format!("cli:{i}"), &i.to_string()])
+            .await
+            .unwrap();
+    }
+    while seen.len() < writes {
+        seen.push(next_line().await);
+    }
+    let parsed: Vec<(u64, String)> = seen
+        .iter()
+        .map(|line| {
+            let (revision, rest) = line.split_once(' ').unwrap();
+            (revision.parse().unwrap(), rest.to_string())
+        })
+        .collect();
+    assert!(
+        parsed.windows(2).all(|w| w[0].0 < w[1].0),
+        "out of order or repeated: {seen:?}"
+    );
+    let expected: Vec<String> = (0..writes).map(|i| format!("set cli:{i} {i}")).collect();
+    let got: Vec<String> = parsed.into_iter().map(|(_, rest)| rest).collect();
+    assert_eq!(got, expected);
+    kv.kill().await.unwrap();
+}

@@ -7,6 +7,7 @@
 //! serialized by a lock. Replies cross as `str` (status), `bytes`, `int`, `None` or `list`;
 //! failures as the exception classes of `quorumkv._errors` (see [`crate::error::cluster`]).
 
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::PoisonError;
 use std::time::Duration;
@@ -22,11 +23,15 @@ use pyo3::types::PyString;
 use crate::error;
 use crate::error::Kind;
 use crate::error::guard;
+use crate::transaction::Transaction;
+use crate::transaction::exec_replies_to_py;
+use crate::watch::Watch;
 
 /// A client of a QuorumKV cluster (see the module docs).
 #[pyclass(module = "quorumkv._native", name = "ClusterClient", frozen)]
 pub struct ClusterClient {
-    runtime: tokio::runtime::Runtime,
+    /// Shared with the transactions it pins: their connections were opened on it.
+    runtime: Arc<tokio::runtime::Runtime>,
     inner: Mutex<Option<kv_node::client::ClusterClient>>,
 }
 
@@ -60,12 +65,12 @@ impl ClusterClient {
     }
 }
 
-fn arguments(args: &[Bound<'_, PyBytes>]) -> Vec<Vec<u8>> {
+pub(crate) fn arguments(args: &[Bound<'_, PyBytes>]) -> Vec<Vec<u8>> {
     args.iter().map(|a| a.as_bytes().to_vec()).collect()
 }
 
 /// A reply as Python sees it.
-fn reply_to_py(py: Python<'_>, reply: Reply) -> PyResult<Py<PyAny>> {
+pub(crate) fn reply_to_py(py: Python<'_>, reply: Reply) -> PyResult<Py<PyAny>> {
     Ok(match reply {
         Reply::Simple(text) => PyString::new(py, &text).into_any().unbind(),
         // An error reply is raised, never returned; inside an array it stays text.
@@ -147,7 +152,7 @@ impl ClusterClient {
                 .build()
                 .map_err(|e| error::error(Kind::Error, format!("cannot start the client's runtime: {e}")))?;
             Ok(ClusterClient {
-                runtime,
+                runtime: Arc::new(runtime),
                 inner: Mutex::new(Some(client)),
             })
         })
@@ -170,6 +175,39 @@ impl ClusterClient {
             let args = arguments(&args);
             let reply = self.with(py, async |client| client.call_node(&address, &args).await)?;
             reply_to_py(py, reply)
+        })
+    }
+
+    /// Runs `commands` as one transaction (`MULTI` .. `EXEC`, see
+    /// [`kv_node::client::ClusterClient::transact`]): a list of replies, an error reply among
+    /// them as a `ReplyError` instance (that command failed, the others took effect).
+    fn transact(&self, py: Python<'_>, commands: Vec<Vec<Bound<'_, PyBytes>>>) -> PyResult<Py<PyList>> {
+        guard(|| {
+            let commands: Vec<Vec<Vec<u8>>> = commands.iter().map(|c| arguments(c)).collect();
+            let replies = self.with(py, async |client| client.transact(&commands).await)?;
+            exec_replies_to_py(py, replies)
+        })
+    }
+
+    /// A connection pinned to the leader for `WATCH`, reads and `MULTI` .. `EXEC`.
+    fn transaction(&self, py: Python<'_>) -> PyResult<Transaction> {
+        guard(|| {
+            let pinned = self.with(py, async |client| client.transaction().await)?;
+            Ok(Transaction::new(self.runtime.clone(), pinned))
+        })
+    }
+
+    /// A resumable watch of keys starting with `prefix` after revision `since` (`None`: the
+    /// current one), over this client's nodes.
+    #[pyo3(signature = (prefix, since = None))]
+    fn watch(&self, prefix: &[u8], since: Option<u64>) -> PyResult<Watch> {
+        guard(|| {
+            let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            let client = inner
+                .as_ref()
+                .ok_or_else(|| error::error(Kind::Closed, "the client is closed"))?;
+            let watch = client.watch(prefix, since).map_err(error::watch)?;
+            Watch::new(watch)
         })
     }
 

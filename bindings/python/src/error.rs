@@ -13,6 +13,10 @@
 //! EmbeddedError::Runtime                       Error
 //! ClusterError::OutcomeUnknown                 OutcomeUnknown   (the write may have taken effect)
 //! ClusterError::NotApplied(Failure::Reply)     ReplyError       (.code: the reply's first word)
+//!   ... whose code is EXECABORT                ExecAbortError   (ReplyError)
+//! Failure::Interrupted                         TransactionInterrupted (nothing applied; start over)
+//! WatchError::Compacted                        Compacted        (.revision, .oldest)
+//! WatchError::Failed(failure)                  as the failure above
 //! Failure::NoLeader with a leader id           NotLeaderError   (.leader: that id)
 //! Failure::NoLeader without one, Unreachable   TimeoutError
 //! Failure::Invalid                             InvalidArgumentError
@@ -26,6 +30,7 @@ use std::panic::AssertUnwindSafe;
 use kv_core::sim::SimError;
 use kv_node::client::ClusterError;
 use kv_node::client::Failure;
+use kv_node::client::WatchError;
 use kv_node::storage::EmbeddedError;
 use kv_node::storage::StorageError;
 use pyo3::exceptions::PyRuntimeError;
@@ -57,6 +62,12 @@ pub enum Kind {
     Reply,
     /// `NotLeaderError`.
     NotLeader,
+    /// `ExecAbortError`.
+    ExecAbort,
+    /// `TransactionInterrupted`.
+    Interrupted,
+    /// `Compacted`.
+    Compacted,
 }
 
 impl Kind {
@@ -73,28 +84,31 @@ impl Kind {
             Kind::OutcomeUnknown => "OutcomeUnknown",
             Kind::Reply => "ReplyError",
             Kind::NotLeader => "NotLeaderError",
+            Kind::ExecAbort => "ExecAbortError",
+            Kind::Interrupted => "TransactionInterrupted",
+            Kind::Compacted => "Compacted",
         }
     }
 }
 
 /// An exception of class `kind` with `message`.
 pub fn error(kind: Kind, message: impl Into<String>) -> PyErr {
-    error_with(kind, message.into(), None)
+    let message = message.into();
+    error_with(kind, message.clone(), move |class| PyErr::from_type(class, message))
 }
 
-/// An exception of class `kind` constructed as `class(message)`, or `class(message, leader)`
-/// when `leader` is given (`NotLeaderError`).
-fn error_with(kind: Kind, message: String, leader: Option<u64>) -> PyErr {
+/// An exception of class `kind`, constructed by `build` (with the constructor arguments that
+/// class takes); `message` tells what happened if the class cannot be found.
+fn error_with(kind: Kind, message: String, build: impl FnOnce(Bound<'_, PyType>) -> PyErr) -> PyErr {
     Python::attach(|py| {
         let class = py
             .import("quorumkv._errors")
             .and_then(|module| module.getattr(kind.class_name()))
             .and_then(|class| class.cast_into::<PyType>().map_err(PyErr::from));
-        match (class, leader) {
-            (Ok(class), None) => PyErr::from_type(class, message),
-            (Ok(class), Some(leader)) => PyErr::from_type(class, (message, leader)),
+        match class {
+            Ok(class) => build(class),
             // The package is broken (the module imported without its Python half): say so.
-            (Err(e), _) => PyRuntimeError::new_err(format!("{message} (and quorumkv._errors is unusable: {e})")),
+            Err(e) => PyRuntimeError::new_err(format!("{message} (and quorumkv._errors is unusable: {e})")),
         }
     })
 }
@@ -142,17 +156,41 @@ pub fn sim(e: SimError) -> PyErr {
 
 /// Maps a cluster client error.
 pub fn cluster(e: ClusterError) -> PyErr {
-    let message = e.to_string();
     match e {
-        ClusterError::OutcomeUnknown(_) => error(Kind::OutcomeUnknown, message),
-        ClusterError::NotApplied(Failure::Reply(text)) => error(Kind::Reply, text),
-        ClusterError::NotApplied(Failure::NoLeader { leader: Some(id), .. }) => {
-            error_with(Kind::NotLeader, message, Some(id))
+        ClusterError::OutcomeUnknown(_) => error(Kind::OutcomeUnknown, e.to_string()),
+        ClusterError::NotApplied(failure) => not_applied(failure),
+    }
+}
+
+/// Maps a failure after which nothing took effect.
+fn not_applied(failure: Failure) -> PyErr {
+    let message = failure.to_string();
+    match failure {
+        Failure::Reply(text) if failure_code(&text) == "EXECABORT" => error(Kind::ExecAbort, text),
+        Failure::Reply(text) => error(Kind::Reply, text),
+        Failure::NoLeader { leader: Some(id), .. } => error_with(Kind::NotLeader, message.clone(), |class| {
+            PyErr::from_type(class, (message, id))
+        }),
+        Failure::NoLeader { leader: None, .. } | Failure::Unreachable { .. } => error(Kind::Timeout, message),
+        Failure::Invalid(_) => error(Kind::InvalidArgument, message),
+        Failure::Interrupted(_) => error(Kind::Interrupted, message),
+    }
+}
+
+fn failure_code(text: &str) -> &str {
+    text.split(' ').next().unwrap_or("")
+}
+
+/// Maps a watch error.
+pub fn watch(e: WatchError) -> PyErr {
+    match e {
+        WatchError::Compacted { since, oldest } => {
+            let message = e.to_string();
+            error_with(Kind::Compacted, message.clone(), |class| {
+                PyErr::from_type(class, (message, since, oldest))
+            })
         }
-        ClusterError::NotApplied(Failure::NoLeader { leader: None, .. } | Failure::Unreachable { .. }) => {
-            error(Kind::Timeout, message)
-        }
-        ClusterError::NotApplied(Failure::Invalid(_)) => error(Kind::InvalidArgument, message),
+        WatchError::Failed(failure) => not_applied(failure),
     }
 }
 

@@ -28,7 +28,30 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+_next_port = 0
+
+
 def free_ports(n: int) -> List[int]:
+    """``n`` ports nobody listens on: from ``$QUORUMKV_TEST_PORTS`` (``first-last``, below the
+    ephemeral range, so no outgoing connection takes one before its node binds it) if set,
+    else ones the OS picks."""
+    global _next_port
+    span = os.environ.get("QUORUMKV_TEST_PORTS")
+    if span:
+        first, last = (int(p) for p in span.split("-"))
+        ports: List[int] = []
+        for _ in range(last - first + 1):
+            port = first + (os.getpid() * 7 + _next_port) % (last - first + 1)
+            _next_port += 1
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            ports.append(port)
+            if len(ports) == n:
+                return ports
+        raise RuntimeError(f"not {n} free ports in {span}")
     socks = [socket.socket() for _ in range(n)]
     try:
         for s in socks:

@@ -9,6 +9,7 @@
 //! kv get greeting
 //! kv cas greeting --expected hello --new bonjour
 //! kv scan --match 'user:*'
+//! kv watch user: --since 42     # every change after revision 42, across node failures
 //! kv cluster status
 //! kv cluster add 4 127.0.0.1:7410 127.0.0.1:7409
 //! kv bench --clients 50 --requests 100000 --read-ratio 0.9
@@ -32,6 +33,8 @@ use kv_node::client::ClusterClient;
 use kv_node::client::ClusterError;
 use kv_node::client::ClusterOptions;
 use kv_node::client::Failure;
+use kv_node::client::Watch;
+use kv_node::client::WatchError;
 use kv_node::protocol::Reply;
 
 /// QuorumKV command-line client.
@@ -244,6 +247,9 @@ enum CliError {
     /// From one node (`kv bench`).
     #[error("{0}")]
     Node(#[from] ClientError),
+    /// A watch ended (`kv watch`).
+    #[error("{0}")]
+    Watch(#[from] WatchError),
     /// Before any command ran.
     #[error("{0}")]
     Setup(String),
@@ -267,23 +273,15 @@ async fn run(mut cli: Cli) -> Result<(), CliError> {
     }
     let retry_for = Duration::try_from_secs_f64(cli.retry_for)
         .map_err(|e| CliError::Setup(format!("--retry-for {}: {e}", cli.retry_for)))?;
-    if let Command::Watch { prefix, since } = &cli.command {
-        return watch(
-            &cli.addr,
-            cli.password.as_deref(),
-            tls.as_ref(),
-            retry_for,
-            prefix,
-            *since,
-        )
-        .await;
-    }
     let options = ClusterOptions {
         password: cli.password.clone(),
         tls,
         retry_for,
         ..ClusterOptions::default()
     };
+    if let Command::Watch { prefix, since } = &cli.command {
+        return watch(&cli.addr, options, prefix, *since).await;
+    }
     let mut client = ClusterClient::new(&cli.addr, options)?;
     let result = command(&mut client, cli.command).await;
     client.close().await;
@@ -367,75 +365,29 @@ fn unexpected(reply: &Reply) -> CliError {
 }
 
 /// Prints every change under `prefix` after `since`, one `revision event key value` line each
-/// (`(nil)` for a key that is gone). When a node fails it goes on at the next address from the
-/// last revision printed (`WATCHKEYS ... SINCE`), so no change is missed or printed twice; it
-/// gives up after `retry_for` without a node to watch on, or on an error reply.
-async fn watch(
-    addrs: &[String],
-    password: Option<&str>,
-    tls: Option<&tokio_rustls::TlsConnector>,
-    retry_for: Duration,
-    prefix: &str,
-    mut since: Option<u64>,
-) -> Result<(), CliError> {
-    let mut last_progress = tokio::time::Instant::now();
-    for addr in addrs.iter().cycle() {
-        let before = since;
-        let e = watch_on(addr, password, tls, prefix, &mut since)
-            .await
-            .expect_err("a watch ends only with an error");
-        if let ClientError::Server(_) = e {
-            return Err(e.into());
-        }
-        if since != before {
-            last_progress = tokio::time::Instant::now();
-        }
-        eprintln!("watch on {addr} ended ({e}); going on from revision {since:?}");
-        if last_progress.elapsed() > retry_for {
-            return Err(e.into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Err(CliError::Setup("no address to watch on".to_string()))
-}
-
-/// One node's watch: prints changes and advances `since` until the connection fails (it
-/// never returns `Ok`).
-async fn watch_on(
-    addr: &str,
-    password: Option<&str>,
-    tls: Option<&tokio_rustls::TlsConnector>,
-    prefix: &str,
-    since: &mut Option<u64>,
-) -> Result<std::convert::Infallible, ClientError> {
-    let mut client = Client::connect_tls(addr, password, tls).await?;
-    let mut args = vec!["WATCHKEYS".to_string(), prefix.to_string()];
-    if let Some(since) = since {
-        args.extend(["SINCE".to_string(), since.to_string()]);
-    }
-    match client.call_ok(&args).await? {
-        Reply::Array(items) if items.len() == 3 => {
-            eprintln!("watching {prefix:?} on {addr} after revision {}", show(&items[2]))
-        }
-        other => return Err(ClientError::Unexpected(other)),
-    }
+/// (`(nil)` for a key that is gone), through [`Watch`]: when a node fails it goes on at the
+/// next address from the last change printed, so no change is missed or printed twice; it
+/// gives up after `retry_for` without a node to watch on, on an error reply, or when the
+/// history after `since` is compacted.
+async fn watch(addrs: &[String], options: ClusterOptions, prefix: &str, since: Option<u64>) -> Result<(), CliError> {
+    let mut watch = Watch::new(addrs, options, prefix.as_bytes(), since)?;
+    let mut watching_on = None;
     loop {
-        match client.read_reply().await? {
-            Reply::Array(items) if items.len() == 6 => {
-                if let Reply::Integer(revision) = items[2] {
-                    *since = u64::try_from(revision).ok();
-                }
-                println!(
-                    "{} {} {} {}",
-                    show(&items[2]),
-                    show(&items[4]),
-                    show(&items[3]),
-                    show(&items[5])
-                );
-            }
-            Reply::Error(e) => return Err(ClientError::Server(e)),
-            other => return Err(ClientError::Unexpected(other)),
+        let change = watch.next().await?;
+        if watching_on.as_deref() != Some(watch.address()) {
+            eprintln!("watching {prefix:?} on {}", watch.address());
+            watching_on = Some(watch.address().to_string());
         }
+        let value = change
+            .value
+            .as_deref()
+            .map_or_else(|| "(nil)".into(), String::from_utf8_lossy);
+        println!(
+            "{} {} {} {value}",
+            change.revision,
+            change.event,
+            String::from_utf8_lossy(&change.key)
+        );
     }
 }
 

@@ -167,6 +167,13 @@ pub enum Failure {
     /// The client cannot be used as asked (no addresses, an empty command).
     #[error("{0}")]
     Invalid(String),
+    /// A transaction's pinned connection failed, or its node could not reach a leader,
+    /// before `EXEC` (or any write) was sent: nothing took effect, and the transaction can
+    /// start over on a new connection (`WATCH` and read again). See [`Transaction`].
+    ///
+    /// [`Transaction`]: super::Transaction
+    #[error("transaction interrupted before EXEC: {0}")]
+    Interrupted(String),
 }
 
 impl Failure {
@@ -181,6 +188,18 @@ impl Failure {
 
 fn reply_code(text: &str) -> &str {
     text.split(' ').next().unwrap_or("")
+}
+
+/// Whether an error reply means "not here, not now" (`-TRYAGAIN`, `-MOVED`, ...): the command
+/// did not run (unless [`outcome_unknown`]).
+pub(super) fn is_retryable(text: &str) -> bool {
+    RETRYABLE.contains(&reply_code(text))
+}
+
+/// Whether a command may change something (a write, an admin command, or one unknown here):
+/// a lost answer to it may hide an effect.
+pub(super) fn is_write(args: &[Vec<u8>]) -> bool {
+    kind(args) != Kind::Read
 }
 
 /// The client's session: its id on the cluster and the next sequence number.
@@ -272,6 +291,11 @@ impl ClusterClient {
         &self.addresses[self.current]
     }
 
+    /// How it connects, waits and retries.
+    pub fn options(&self) -> &ClusterOptions {
+        &self.options
+    }
+
     /// The id of the client session, once a write has opened one.
     pub fn session_id(&self) -> Option<u64> {
         self.session.map(|s| s.id)
@@ -327,6 +351,45 @@ impl ClusterClient {
             let _ = self.run(&end, Retry::Freely, deadline).await;
         }
         self.connections.clear();
+    }
+
+    /// A connection of its own to the leader (or, while none is known, to a node that
+    /// answers), out of the pool: found with `RAFT LEADER` and the usual retries; if the node
+    /// that answers names another leader, it goes there once.
+    pub(super) async fn pin(&mut self) -> Result<(String, Client), ClusterError> {
+        let deadline = Instant::now() + self.options.retry_for;
+        let ask = [b"RAFT".to_vec(), b"LEADER".to_vec()];
+        let mut redirects = 1;
+        loop {
+            let reply = into_result(self.run(&ask, Retry::Freely, deadline).await)?;
+            let address = self.addresses[self.current].clone();
+            if let Some((_, Some(leader))) = leader_of(&reply)
+                && leader != address
+                && redirects > 0
+            {
+                redirects -= 1;
+                self.go_to(&leader);
+                continue;
+            }
+            // `run` put the connection back after its answer.
+            match self.connections.remove(&address) {
+                Some(connection) => return Ok((address, connection)),
+                None => return Err(Failure::Invalid(format!("no connection to {address} after its answer")).into()),
+            }
+        }
+    }
+
+    /// Puts a healthy connection (a finished transaction's) back into the pool.
+    pub(super) fn return_connection(&mut self, address: String, connection: Client) {
+        self.connections.insert(address, connection);
+    }
+
+    /// Moves on from `address` if it is the current one (it failed a transaction).
+    pub(super) fn skip(&mut self, address: &str) {
+        self.connections.remove(address);
+        if self.addresses[self.current] == address {
+            self.next_address();
+        }
     }
 
     /// A write through the client session: the same `(id, seq)` until an answer comes.
@@ -636,7 +699,7 @@ fn moved_target(text: &str) -> Option<&str> {
 
 /// Whether a `-TRYAGAIN` reply says the write may have taken effect (README: "one whose write
 /// may or may not have taken effect reads `-TRYAGAIN outcome unknown: ...`").
-fn outcome_unknown(text: &str) -> bool {
+pub(super) fn outcome_unknown(text: &str) -> bool {
     text.strip_prefix("TRYAGAIN ")
         .is_some_and(|rest| rest.starts_with("outcome unknown"))
 }

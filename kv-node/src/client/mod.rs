@@ -6,6 +6,11 @@
 //!   and an error type that tells "failed, not applied" ([`ClusterError::NotApplied`]) from
 //!   "may or may not have taken effect" ([`ClusterError::OutcomeUnknown`]). The `kv` CLI, a
 //!   node's `--join` and the Python `quorumkv.Client` use it.
+//! - [`Transaction`] (`transaction.rs`): one connection pinned to one node for `WATCH`, reads
+//!   and `MULTI` .. `EXEC` (connection state); [`ClusterClient::transact`] runs a transaction
+//!   without `WATCH` with retries. An `EXEC` whose answer is lost is never resent.
+//! - [`Watch`] (`watch.rs`): `WATCHKEYS` that resumes on the next node from the last change
+//!   seen, exactly once and in order ([`Cursor`]); `kv watch` and Python's `Client.watch`.
 //! - [`Client`] (`connection.rs`): one connection to one node, no retries; what the cluster
 //!   client runs on, and what tests and benchmarks use to talk to a given node.
 //!
@@ -24,6 +29,8 @@
 
 mod cluster;
 mod connection;
+mod transaction;
+mod watch;
 
 pub use cluster::ClusterClient;
 pub use cluster::ClusterError;
@@ -31,3 +38,8 @@ pub use cluster::ClusterOptions;
 pub use cluster::Failure;
 pub use connection::Client;
 pub use connection::ClientError;
+pub use transaction::Transaction;
+pub use watch::Change;
+pub use watch::Cursor;
+pub use watch::Watch;
+pub use watch::WatchError;

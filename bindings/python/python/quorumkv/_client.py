@@ -28,8 +28,10 @@ from typing import (
     AsyncIterator,
     Callable,
     Dict,
+    Awaitable,
     Iterator,
     List,
+    Literal,
     Optional,
     Sequence,
     Tuple,
@@ -41,7 +43,19 @@ from typing import (
 
 from . import _native
 from ._errors import ClosedError, Error, InvalidArgumentError, ReplyError
+from ._transaction import (
+    AsyncPipeline,
+    AsyncTransaction,
+    Pipeline,
+    PipelineReply,
+    Revisioned,
+    Transaction,
+    revisioned,
+    run_async_transaction,
+    run_transaction,
+)
 from ._util import BytesLike, bounds, to_bytes, ttl_ms
+from ._watch import AsyncWatch, Watch
 
 __all__ = ["AsyncClient", "Client", "ReplyError"]
 
@@ -267,6 +281,66 @@ class Client:
             if value is not None:
                 yield key, _bytes(value)
 
+    # -- revisions, watches and transactions ----------------------------------------------
+
+    def get_revision(self, key: BytesLike) -> Revisioned:
+        """``key``'s value with the revision of its last change and the store's revision
+        (``GETREV``, linearizable). ``watch(prefix, since=result.revision)`` then sees every
+        change after the read: no gap, no repeat."""
+        return revisioned(self.execute(b"GETREV", to_bytes(key)))
+
+    def watch(self, prefix: BytesLike = b"", *, since: Optional[int] = None) -> Watch:
+        """Every change to keys starting with ``prefix`` after revision ``since`` (default:
+        the current one), in commit order: ``for event in client.watch("user:"): ...`` yields
+        :class:`quorumkv.WatchEvent` objects. When its node fails it resumes on another from
+        the last change yielded, missing and repeating nothing. See :class:`quorumkv.Watch`."""
+        if since is not None and since < 0:
+            raise ValueError(f"since must be a revision (>= 0), not {since}")
+        return Watch(self._native.watch(to_bytes(prefix, "prefix"), since))
+
+    def pipeline(self, transaction: bool = True) -> Pipeline:
+        """Commands queued now and sent by ``execute()``; with ``transaction=True`` (the
+        default) as one atomic transaction. See :class:`quorumkv.Pipeline`."""
+        return Pipeline(self, transaction)
+
+    @overload
+    def transaction(
+        self,
+        func: Callable[[Transaction], Any],
+        *watch_keys: BytesLike,
+        value_from_callable: Literal[False] = False,
+    ) -> List[PipelineReply]: ...
+
+    @overload
+    def transaction(
+        self, func: Callable[[Transaction], _T], *watch_keys: BytesLike, value_from_callable: Literal[True]
+    ) -> _T: ...
+
+    def transaction(
+        self, func: Callable[[Transaction], Any], *watch_keys: BytesLike, value_from_callable: bool = False
+    ) -> Any:
+        """Optimistic concurrency, as redis-py's ``Redis.transaction``: on a connection pinned
+        to the leader, ``WATCH`` the keys, call ``func(tx)`` (it reads with ``tx.get`` and
+        queues writes with ``tx.set``, ``tx.incr``, ...), then ``EXEC`` them as one atomic
+        transaction. If a watched key changed meanwhile nothing is applied and it starts over
+        (``func`` runs again); likewise, with backoff and a new connection, when the
+        transaction was interrupted before ``EXEC`` was sent. Returns ``EXEC``'s replies (or
+        ``func``'s value with ``value_from_callable=True``); a command that failed inside
+        raises its :class:`ReplyError` after the others took effect.
+
+        >>> def add_one(tx: quorumkv.Transaction) -> None:        # doctest: +SKIP
+        ...     n = int(tx.get("counter") or 0)
+        ...     tx.set("counter", str(n + 1))
+        >>> client.transaction(add_one, "counter")                  # doctest: +SKIP
+        ['OK']
+        """
+        keys = [to_bytes(k) for k in watch_keys]
+        value, replies = run_transaction(self._native, self.retry_for, func, keys)
+        for reply in replies:
+            if isinstance(reply, ReplyError):
+                raise reply
+        return value if value_from_callable else replies
+
     # -- the cluster -----------------------------------------------------------------------
 
     def status(self) -> Dict[str, Dict[str, Any]]:
@@ -469,6 +543,53 @@ class AsyncClient:
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self.keys()
+
+    async def get_revision(self, key: BytesLike) -> Revisioned:
+        """:meth:`Client.get_revision`."""
+        return await self._run(self._client.get_revision, key)
+
+    def watch(self, prefix: BytesLike = b"", *, since: Optional[int] = None) -> AsyncWatch:
+        """:meth:`Client.watch` as an async iterator: ``async for event in client.watch(p)``.
+        It has its own connection: other calls on this client go on meanwhile."""
+        watch = self._client.watch(prefix, since=since)
+        return AsyncWatch(watch._native, self._executor)
+
+    def pipeline(self, transaction: bool = True) -> AsyncPipeline:
+        """:meth:`Client.pipeline`; ``await p.execute()``."""
+        return AsyncPipeline(self._run, self._client, transaction)
+
+    @overload
+    async def transaction(
+        self,
+        func: Callable[[AsyncTransaction], Awaitable[Any]],
+        *watch_keys: BytesLike,
+        value_from_callable: Literal[False] = False,
+    ) -> List[PipelineReply]: ...
+
+    @overload
+    async def transaction(
+        self,
+        func: Callable[[AsyncTransaction], Awaitable[_T]],
+        *watch_keys: BytesLike,
+        value_from_callable: Literal[True],
+    ) -> _T: ...
+
+    async def transaction(
+        self,
+        func: Callable[[AsyncTransaction], Awaitable[Any]],
+        *watch_keys: BytesLike,
+        value_from_callable: bool = False,
+    ) -> Any:
+        """:meth:`Client.transaction` with an async ``func``: ``await tx.get(k)`` reads at once,
+        ``tx.set(k, v)`` queues. Its pinned connection is its own: other calls on this client
+        go on meanwhile."""
+        keys = [to_bytes(k) for k in watch_keys]
+        native = self._client._native
+        value, replies = await run_async_transaction(native, self._client.retry_for, self._executor, func, keys)
+        for reply in replies:
+            if isinstance(reply, ReplyError):
+                raise reply
+        return value if value_from_callable else replies
 
     async def status(self) -> Dict[str, Dict[str, Any]]:
         """:meth:`Client.status`."""

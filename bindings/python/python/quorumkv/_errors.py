@@ -12,8 +12,10 @@ from typing import Optional
 
 __all__ = [
     "ClosedError",
+    "Compacted",
     "CorruptionError",
     "Error",
+    "ExecAbortError",
     "InternalError",
     "InvalidArgumentError",
     "LockedError",
@@ -22,6 +24,8 @@ __all__ = [
     "ReplyError",
     "StorageError",
     "TimeoutError",
+    "TransactionInterrupted",
+    "WatchError",
 ]
 
 
@@ -62,6 +66,41 @@ class ReplyError(Error):
     def __init__(self, text: str) -> None:
         super().__init__(text)
         self.code = text.split(" ", 1)[0]
+
+
+class ExecAbortError(ReplyError):
+    """``EXEC`` answered ``-EXECABORT``: a command was refused while queueing (unknown, wrong
+    number of arguments, bad option), so the transaction was discarded and nothing applied.
+    The message names the refused command's error."""
+
+
+class WatchError(Error):
+    """A key watched by a transaction changed before its ``EXEC``: nothing was applied.
+    :meth:`quorumkv.Client.transaction` catches it and runs the function again (redis-py's
+    ``WatchError``)."""
+
+
+class TransactionInterrupted(Error):
+    """A transaction's connection failed, or its node found no leader, before ``EXEC`` was
+    sent: nothing was applied, and it can start over on a new connection.
+    :meth:`quorumkv.Client.transaction` and ``Pipeline.execute`` do so until ``retry_for``
+    runs out, then raise this. (Once ``EXEC`` may have arrived, a lost answer is
+    :class:`OutcomeUnknown` instead, and nothing is resent.)"""
+
+
+class Compacted(Error):
+    """A watch asked for changes after ``revision``, and every node asked has dropped that
+    part of its history (each keeps the last 100,000 changes, none before its last snapshot).
+    Read the current state again (:meth:`quorumkv.Client.get_revision`, ``items()``), then
+    watch from the revision read; ``oldest`` is the oldest revision a watch can start from."""
+
+    revision: int
+    oldest: int
+
+    def __init__(self, message: str, revision: int = 0, oldest: int = 0) -> None:
+        super().__init__(message)
+        self.revision = revision
+        self.oldest = oldest
 
 
 class ClosedError(Error):
