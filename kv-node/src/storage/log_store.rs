@@ -6,12 +6,12 @@
 //! in flight; in exchange reads (replication, apply) never touch the disk and the read path has
 //! no I/O errors or caching to get wrong. Recovery reads each segment once, start to end.
 //!
-//! In memory only the newest [`LogOptions::decoded_tail`] entries are kept as openraft hands them over
-//! (apply and replication read them right after the append, sharing the write behind its
-//! `Arc`); older ones are kept postcard-encoded, one allocation each, and decoded when read
-//! (a lagging follower, a restart's replay). A decoded 64-byte SET is an entry slot and three
-//! allocations (the write, its key, its value: about 290 bytes); encoded it is about 110: the
-//! log between two snapshots, up to half the store's key count, costs a third as much.
+//! In memory only the newest [`LogOptions::decoded_tail`] entries are kept as openraft hands
+//! them over (apply and replication read them right after the append, sharing the write behind
+//! its `Arc`); older ones are kept postcard-encoded, one allocation each, and decoded when read
+//! (a lagging follower). A decoded 64-byte SET is an entry slot and three allocations (the
+//! write, its key, its value: about 290 bytes); encoded it is about 130: the log between two
+//! snapshots, up to a quarter of the store's key count, costs less than half as much.
 //!
 //! Writes take two steps. The calling task updates the in-memory state (so the entries are
 //! readable at once, as openraft requires), encodes the records and queues them to one writer
