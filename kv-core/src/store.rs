@@ -16,6 +16,7 @@
 //! [`Event`]s: the source of keyspace notifications, pub/sub and watches.
 
 mod image;
+mod record;
 mod session;
 mod strings;
 
@@ -24,6 +25,8 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 
 pub use image::IMAGE_VERSION;
+use record::Record;
+use record::Records;
 use session::Admission;
 pub use session::MAX_RESPONSES;
 pub use session::MAX_SESSIONS;
@@ -45,14 +48,6 @@ use crate::command::Write;
 
 /// Most tombstones kept before they are dropped and the tombstone floor rises.
 pub const MAX_TOMBSTONES: usize = 100_000;
-
-/// A stored value, its expiry time and the revision that last wrote it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Record {
-    value: Value,
-    expires_at: Option<u64>,
-    mod_revision: u64,
-}
 
 /// A change made by an applied write, in apply order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +92,8 @@ impl Event {
 /// The ordered key-value state machine. See the module docs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Store {
-    data: BTreeMap<Key, Record>,
+    /// Every key's record (value, expiry, revision) in one allocation ([`record`]).
+    data: Records,
     /// (expiry time, key) for every key with an expiry, to drop them in time order.
     expiries: BTreeSet<(u64, Key)>,
     clock_ms: u64,
@@ -187,7 +183,7 @@ impl Store {
             } => self.set(key, value, *condition, *expiry),
             Command::MultiSet { pairs } => {
                 for (key, value) in pairs {
-                    self.insert(key.clone(), value.clone(), None);
+                    self.insert(key, value, None);
                     self.note(key, "set");
                 }
                 Response::Ok
@@ -203,19 +199,19 @@ impl Store {
                 Response::Count(removed)
             }
             Command::GetDelete { key } => {
-                let removed = self.remove(key).map(|r| r.value);
+                let removed = self.remove(key).map(|r| r.value().to_vec());
                 if removed.is_some() {
                     self.note(key, "del");
                 }
                 Response::Value(removed)
             }
             Command::CompareAndSwap { key, expected, new } => {
-                let previous = self.data.get(key).map(|r| r.value.clone());
+                let previous = self.data.get(key).map(|r| r.value().to_vec());
                 let swapped = previous == *expected;
                 if swapped {
                     match new {
                         Some(value) => {
-                            self.insert(key.clone(), value.clone(), None);
+                            self.insert(key, value, None);
                             self.note(key, "set");
                         }
                         None => {
@@ -297,19 +293,19 @@ impl Store {
     pub fn query(&self, query: &Query, now_ms: u64) -> Response {
         let now = now_ms.max(self.clock_ms);
         match query {
-            Query::Get { key } => Response::Value(self.live(key, now).map(|r| r.value.clone())),
+            Query::Get { key } => Response::Value(self.live(key, now).map(|r| r.value().to_vec())),
             Query::MultiGet { keys } => {
                 // Sized before anything is copied: a key repeated many times costs nothing.
                 let total = keys
                     .iter()
-                    .map(|k| self.live(k, now).map_or(0, |r| r.value.len()))
+                    .map(|k| self.live(k, now).map_or(0, |r| r.value().len()))
                     .fold(0usize, usize::saturating_add);
                 if total > self.limits.max_reply_bytes {
                     return self.reply_too_large();
                 }
                 Response::Values(
                     keys.iter()
-                        .map(|k| self.live(k, now).map(|r| r.value.clone()))
+                        .map(|k| self.live(k, now).map(|r| r.value().to_vec()))
                         .collect(),
                 )
             }
@@ -318,28 +314,24 @@ impl Store {
                     return Response::Entries(Vec::new());
                 }
                 let range = (start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice));
-                self.collect_live(self.data.range::<[u8], _>(range), now, *limit)
+                self.collect_live(self.data.range(range), now, *limit)
             }
             Query::Prefix { prefix, limit } => {
-                let iter = self
-                    .data
-                    .range::<[u8], _>((Bound::Included(prefix.as_slice()), Bound::Unbounded));
-                let matching = iter.take_while(|(k, _)| k.starts_with(prefix));
+                let iter = self.data.range((Bound::Included(prefix.as_slice()), Bound::Unbounded));
+                let matching = iter.take_while(|r| r.key().starts_with(prefix));
                 self.collect_live(matching, now, *limit)
             }
-            Query::Ttl { key } => Response::Ttl(match self.live(key, now) {
+            Query::Ttl { key } => Response::Ttl(match self.live(key, now).map(Record::expires_at) {
                 None => TtlState::Missing,
-                Some(Record { expires_at: None, .. }) => TtlState::Persistent,
-                Some(Record {
-                    expires_at: Some(t), ..
-                }) => TtlState::Remaining(t - now),
+                Some(None) => TtlState::Persistent,
+                Some(Some(t)) => TtlState::Remaining(t - now),
             }),
             Query::Keys { start, end, limit } => {
                 if range_is_empty(start, end) {
                     return Response::Keys(Vec::new());
                 }
                 let range = (start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice));
-                self.collect_live_keys(self.data.range::<[u8], _>(range), now, *limit)
+                self.collect_live_keys(self.data.range(range), now, *limit)
             }
             Query::Count => {
                 let expired = self.expiries.range(..(now + 1, Vec::new())).count();
@@ -348,8 +340,8 @@ impl Store {
             Query::GetRevision { key } => {
                 let record = self.live(key, now);
                 Response::Revisioned {
-                    value: record.map(|r| r.value.clone()),
-                    mod_revision: record.map_or(0, |r| r.mod_revision),
+                    value: record.map(|r| r.value().to_vec()),
+                    mod_revision: record.map_or(0, Record::mod_revision),
                     revision: self.revision,
                 }
             }
@@ -359,12 +351,22 @@ impl Store {
     }
 
     fn set(&mut self, key: &Key, value: &Value, condition: SetCondition, expiry: Expiry) -> Response {
-        if let Some(previous) = self.overwrite(key, value, condition, expiry) {
-            self.note(key, "set");
-            return Response::Set {
-                written: true,
-                previous: Some(previous),
+        // The common SET: unconditional, with an expiry that does not depend on the key's
+        // current one and has not passed. One search of the map writes it, present or not.
+        if condition == SetCondition::Always {
+            let expires_at = match expiry {
+                Expiry::Never => Some(None),
+                Expiry::At(t) if t > self.clock_ms => Some(Some(t)),
+                Expiry::At(_) | Expiry::Keep => None,
             };
+            if let Some(expires_at) = expires_at {
+                let previous = self.insert(key, value, expires_at);
+                self.note(key, "set");
+                return Response::Set {
+                    written: true,
+                    previous: previous.map(|r| r.value().to_vec()),
+                };
+            }
         }
         let previous = self.data.get(key);
         let written = match condition {
@@ -375,70 +377,34 @@ impl Store {
         let expires_at = match expiry {
             Expiry::Never => None,
             Expiry::At(t) => Some(t),
-            Expiry::Keep => previous.and_then(|r| r.expires_at),
+            Expiry::Keep => previous.and_then(Record::expires_at),
         };
-        let previous = previous.map(|r| r.value.clone());
+        let previous = previous.map(|r| r.value().to_vec());
         if written {
             if expires_at.is_some_and(|t| t <= self.clock_ms) {
                 if self.remove(key).is_some() {
                     self.note(key, "del");
                 }
             } else {
-                self.insert(key.clone(), value.clone(), expires_at);
+                self.insert(key, value, expires_at);
                 self.note(key, "set");
             }
         }
         Response::Set { written, previous }
     }
 
-    /// The common SET: `key` is present, the condition holds and the new expiry is not in
-    /// the past. Then the record is updated where it is (one search of the map instead of a
-    /// lookup, a removal and an insertion) and the previous value is moved out for the
-    /// response, not copied. Returns `None`, changing nothing, in every other case.
-    fn overwrite(&mut self, key: &Key, value: &Value, condition: SetCondition, expiry: Expiry) -> Option<Value> {
-        if condition == SetCondition::IfAbsent {
-            return None;
-        }
-        let record = self.data.get_mut(key)?;
-        let expires_at = match expiry {
-            Expiry::Never => None,
-            Expiry::At(t) => Some(t),
-            Expiry::Keep => record.expires_at,
-        };
-        if expires_at.is_some_and(|t| t <= self.clock_ms) {
-            return None;
-        }
-        if record.expires_at != expires_at {
-            if let Some(t) = record.expires_at {
-                self.expiries.remove(&(t, key.clone()));
-            }
-            if let Some(t) = expires_at {
-                self.expiries.insert((t, key.clone()));
-            }
-            record.expires_at = expires_at;
-        }
-        self.bytes = self.bytes - record.value.len() as u64 + value.len() as u64;
-        record.mod_revision = self.revision;
-        let previous = std::mem::replace(&mut record.value, value.clone());
-        // A present key has no tombstone (insert removes it); kept as insert keeps it.
-        if !self.tombstones.is_empty() {
-            self.tombstones.remove(key);
-        }
-        Some(previous)
-    }
-
     fn increment(&mut self, key: &Key, delta: i64) -> Response {
         let (current, expires_at) = match self.data.get(key) {
             None => (0, None),
-            Some(r) => match parse_integer(&r.value) {
-                Some(n) => (n, r.expires_at),
+            Some(r) => match parse_integer(r.value()) {
+                Some(n) => (n, r.expires_at()),
                 None => return Response::Error(CommandError::NotAnInteger),
             },
         };
         match current.checked_add(delta) {
             None => Response::Error(CommandError::Overflow),
             Some(n) => {
-                self.insert(key.clone(), n.to_string().into_bytes(), expires_at);
+                self.insert(key, n.to_string().as_bytes(), expires_at);
                 self.note(key, "incrby");
                 Response::Integer(n)
             }
@@ -447,7 +413,7 @@ impl Store {
 
     fn append(&mut self, key: &Key, suffix: &[u8]) -> Response {
         let (mut value, expires_at) = match self.data.get(key) {
-            Some(r) => (r.value.clone(), r.expires_at),
+            Some(r) => (r.value().to_vec(), r.expires_at()),
             None => (Vec::new(), None),
         };
         let len = value.len() + suffix.len();
@@ -458,7 +424,7 @@ impl Store {
             });
         }
         value.extend_from_slice(suffix);
-        self.insert(key.clone(), value, expires_at);
+        self.insert(key, &value, expires_at);
         self.note(key, "append");
         Response::Count(len as u64)
     }
@@ -467,12 +433,11 @@ impl Store {
         let Some(record) = self.data.get(key) else {
             return Response::Count(0);
         };
-        let value = record.value.clone();
         if at_ms.is_some_and(|t| t <= self.clock_ms) {
             self.remove(key);
             self.note(key, "del");
         } else {
-            self.insert(key.clone(), value, at_ms);
+            self.put(Record::new(key, record.value(), at_ms, self.revision));
             self.note(key, if at_ms.is_some() { "expire" } else { "persist" });
         }
         Response::Count(1)
@@ -497,7 +462,7 @@ impl Store {
     /// Whether `key` was written, deleted or expired after revision `since`.
     fn changed_since(&self, key: &[u8], since: u64) -> bool {
         match (self.data.get(key), self.tombstones.get(key)) {
-            (Some(record), _) => record.mod_revision > since,
+            (Some(record), _) => record.mod_revision() > since,
             (None, Some(&deleted)) => deleted > since,
             (None, None) => since < self.tombstone_floor,
         }
@@ -522,91 +487,92 @@ impl Store {
             events.push(Event::Key {
                 revision: self.revision,
                 key: key.to_vec(),
-                value: self.data.get(key).map(|r| r.value.clone()),
+                value: self.data.get(key).map(|r| r.value().to_vec()),
                 event,
             });
         }
     }
 
-    fn insert(&mut self, key: Key, value: Value, expires_at: Option<u64>) {
-        self.take(&key);
-        if !self.tombstones.is_empty() {
-            self.tombstones.remove(&key);
-        }
-        self.restore(key, value, expires_at, self.revision);
+    /// Writes `key` at the current revision; returns the record it replaces.
+    fn insert(&mut self, key: &[u8], value: &[u8], expires_at: Option<u64>) -> Option<Record> {
+        self.put(Record::new(key, value, expires_at, self.revision))
     }
 
-    /// Puts a record into the maps as it is (no tombstone or revision bookkeeping).
-    fn restore(&mut self, key: Key, value: Value, expires_at: Option<u64>, mod_revision: u64) {
-        if let Some(t) = expires_at {
-            self.expiries.insert((t, key.clone()));
+    /// Puts `record` in as it is, replacing its key's record and tombstone; returns the record
+    /// replaced.
+    fn put(&mut self, record: Record) -> Option<Record> {
+        if !self.tombstones.is_empty() {
+            self.tombstones.remove(record.key());
         }
-        self.bytes += (key.len() + value.len()) as u64;
-        self.data.insert(
-            key,
-            Record {
-                value,
-                expires_at,
-                mod_revision,
-            },
-        );
+        let expires_at = record.expires_at();
+        let indexed = expires_at.map(|t| (t, record.key().to_vec()));
+        self.bytes += record.counted_bytes();
+        let previous = self.data.replace(record);
+        let previous_expiry = previous.as_ref().and_then(Record::expires_at);
+        if let Some(previous) = &previous {
+            self.bytes -= previous.counted_bytes();
+        }
+        if previous_expiry != expires_at {
+            if let Some((t, previous)) = previous_expiry.zip(previous.as_ref()) {
+                self.expiries.remove(&(t, previous.key().to_vec()));
+            }
+            if let Some(indexed) = indexed {
+                self.expiries.insert(indexed);
+            }
+        }
+        previous
     }
 
     /// Deletes `key`, leaving a tombstone.
-    fn remove(&mut self, key: &Key) -> Option<Record> {
+    fn remove(&mut self, key: &[u8]) -> Option<Record> {
         let record = self.take(key)?;
         if self.tombstones.len() >= MAX_TOMBSTONES {
             self.tombstones.clear();
             self.tombstone_floor = self.revision;
         }
-        self.tombstones.insert(key.clone(), self.revision);
+        self.tombstones.insert(key.to_vec(), self.revision);
         Some(record)
     }
 
-    /// Takes `key`'s record out of the maps (no tombstone: it is about to be replaced).
-    fn take(&mut self, key: &Key) -> Option<Record> {
-        let record = self.data.remove(key)?;
-        if let Some(t) = record.expires_at {
-            self.expiries.remove(&(t, key.clone()));
+    /// Takes `key`'s record out of the maps (no tombstone).
+    fn take(&mut self, key: &[u8]) -> Option<Record> {
+        let record = self.data.take(key)?;
+        if let Some(t) = record.expires_at() {
+            self.expiries.remove(&(t, key.to_vec()));
         }
-        self.bytes -= (key.len() + record.value.len()) as u64;
+        self.bytes -= record.counted_bytes();
         Some(record)
     }
 
     fn live(&self, key: &[u8], now: u64) -> Option<&Record> {
-        self.data.get(key).filter(|r| r.expires_at.is_none_or(|t| t > now))
+        self.data.get(key).filter(|r| r.is_live(now))
     }
 
     /// Up to `limit` live entries of `iter`, or [`CommandError::ReplyTooLarge`] once their
     /// keys and values pass [`Limits::max_reply_bytes`].
-    fn collect_live<'a>(&self, iter: impl Iterator<Item = (&'a Key, &'a Record)>, now: u64, limit: usize) -> Response {
+    fn collect_live<'a>(&self, iter: impl Iterator<Item = &'a Record>, now: u64, limit: usize) -> Response {
         let mut bytes = 0usize;
         let mut entries = Vec::new();
-        for (k, r) in iter.filter(|(_, r)| r.expires_at.is_none_or(|t| t > now)).take(limit) {
-            bytes = bytes.saturating_add(k.len() + r.value.len());
+        for r in iter.filter(|r| r.is_live(now)).take(limit) {
+            bytes = bytes.saturating_add(r.key().len() + r.value().len());
             if bytes > self.limits.max_reply_bytes {
                 return self.reply_too_large();
             }
-            entries.push((k.clone(), r.value.clone()));
+            entries.push((r.key().to_vec(), r.value().to_vec()));
         }
         Response::Entries(entries)
     }
 
     /// Up to `limit` live keys of `iter`, without their values, within the reply limit.
-    fn collect_live_keys<'a>(
-        &self,
-        iter: impl Iterator<Item = (&'a Key, &'a Record)>,
-        now: u64,
-        limit: usize,
-    ) -> Response {
+    fn collect_live_keys<'a>(&self, iter: impl Iterator<Item = &'a Record>, now: u64, limit: usize) -> Response {
         let mut bytes = 0usize;
         let mut keys = Vec::new();
-        for (k, _) in iter.filter(|(_, r)| r.expires_at.is_none_or(|t| t > now)).take(limit) {
-            bytes = bytes.saturating_add(k.len());
+        for r in iter.filter(|r| r.is_live(now)).take(limit) {
+            bytes = bytes.saturating_add(r.key().len());
             if bytes > self.limits.max_reply_bytes {
                 return self.reply_too_large();
             }
-            keys.push(k.clone());
+            keys.push(r.key().to_vec());
         }
         Response::Keys(keys)
     }
@@ -647,6 +613,9 @@ fn range_is_empty(start: &Bound<Key>, end: &Bound<Key>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::ExpiryChange;
+    use crate::command::ExpiryCondition;
+    use crate::command::ExpiryTime;
 
     fn w(at_ms: u64, command: Command) -> Write {
         Write { at_ms, command }
@@ -668,11 +637,11 @@ mod tests {
         }
     }
 
-    /// The bookkeeping SET updates in place (`overwrite`) stays what insertion builds:
-    /// every expiry indexed once, the byte count, the revision of the last write; and an
-    /// image of the store (decoded in bulk) equals the store.
+    /// Every write keeps the bookkeeping around the records consistent: every expiry indexed
+    /// once, the byte count, the revision of the last write; and an image of the store
+    /// (decoded in bulk) equals the store.
     #[test]
-    fn sets_keep_expiries_bytes_and_revisions_consistent() {
+    fn writes_keep_expiries_bytes_and_revisions_consistent() {
         let mut s = Store::new(Limits::default());
         let mut rng = 0x2545_f491_4f6c_dd1du64;
         let mut next = |n: u64| {
@@ -685,9 +654,54 @@ mod tests {
         for revision in 1..3_000u64 {
             let key = format!("k{}", next(20)).into_bytes();
             let at_ms = revision * 10;
-            let command = match next(8) {
+            let other = format!("k{}", next(20)).into_bytes();
+            let expiry_time = |n: u64| match n % 3 {
+                0 => ExpiryTime::In(n),
+                1 => ExpiryTime::At(at_ms + n),
+                _ => ExpiryTime::At(at_ms.saturating_sub(n)),
+            };
+            let command = match next(16) {
                 0 => Command::Delete {
                     keys: vec![key.clone()],
+                },
+                1 => Command::SetExpiry {
+                    key: key.clone(),
+                    at_ms: [None, Some(at_ms + next(300)), Some(at_ms)][next(3) as usize],
+                },
+                2 => Command::Rename {
+                    source: key.clone(),
+                    destination: other,
+                    if_absent: next(2) == 0,
+                },
+                3 => Command::Copy {
+                    source: key.clone(),
+                    destination: other,
+                    replace: next(2) == 0,
+                },
+                4 => Command::GetAndExpire {
+                    key: key.clone(),
+                    change: [
+                        ExpiryChange::Keep,
+                        ExpiryChange::Persist,
+                        ExpiryChange::Set(expiry_time(next(300))),
+                    ][next(3) as usize],
+                },
+                5 => Command::ExpireIf {
+                    key: key.clone(),
+                    at: expiry_time(next(300)),
+                    condition: [
+                        ExpiryCondition::Always,
+                        ExpiryCondition::Later,
+                        ExpiryCondition::Earlier,
+                    ][next(3) as usize],
+                },
+                6 => Command::Append {
+                    key: key.clone(),
+                    suffix: b"12".to_vec(),
+                },
+                7 => Command::Increment {
+                    key: key.clone(),
+                    delta: 1,
                 },
                 _ => Command::Set {
                     key: key.clone(),
@@ -706,27 +720,48 @@ mod tests {
             let before = s
                 .data
                 .get(&key)
-                .filter(|r| r.expires_at.is_none_or(|t| t > at_ms))
-                .cloned();
+                .filter(|r| r.is_live(at_ms))
+                .map(|r| r.value().to_vec());
             let response = s.apply(revision, &w(at_ms, command));
             if let Response::Set { written, previous } = response {
-                assert_eq!(previous, before.as_ref().map(|r| r.value.clone()));
+                assert_eq!(previous, before);
                 if written && let Some(record) = s.data.get(&key) {
-                    assert_eq!(record.mod_revision, revision);
+                    assert_eq!(record.mod_revision(), revision);
                 }
             }
             let indexed: BTreeSet<(u64, Key)> = s
                 .data
                 .iter()
-                .filter_map(|(k, r)| r.expires_at.map(|t| (t, k.clone())))
+                .filter_map(|r| r.expires_at().map(|t| (t, r.key().to_vec())))
                 .collect();
             assert_eq!(s.expiries, indexed, "at revision {revision}");
-            let bytes: u64 = s.data.iter().map(|(k, r)| (k.len() + r.value.len()) as u64).sum();
+            let bytes: u64 = s.data.iter().map(|r| (r.key().len() + r.value().len()) as u64).sum();
             assert_eq!(s.bytes, bytes, "at revision {revision}");
             expiring_seen |= !s.expiries.is_empty();
         }
         assert!(expiring_seen, "the run exercised expiries");
         assert_eq!(Store::from_bytes(&s.to_bytes(), Limits::default()).unwrap(), s);
+    }
+
+    /// A store's records are equal only when every field is: restoring an image that differs
+    /// in one value, revision or expiry gives a different store.
+    #[test]
+    fn stores_differ_in_any_field_of_a_record() {
+        let mut s = Store::new(Limits::default());
+        s.apply(1, &w(1, set("a", "1")));
+        let mut other = s.clone();
+        other.apply(2, &w(1, set("a", "1")));
+        other.revision = s.revision;
+        assert_ne!(other, s, "the revision of a differs");
+        let mut other = s.clone();
+        other.put(Record::new(b"a", b"2", None, 1));
+        assert_ne!(other, s, "the value of a differs");
+        let mut other = s.clone();
+        other.put(Record::new(b"a", b"1", Some(99), 1));
+        other.expiries.clear();
+        assert_ne!(other, s, "the expiry of a differs");
+        other.put(Record::new(b"a", b"1", None, 1));
+        assert_eq!(other, s);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! openraft's storage conformance suite, run against [`LogStore`] with the kv-core state machine
 //! and [`FileSnapshotStore`], with large segments and with tiny ones (so that appends roll
-//! segments and purges delete them).
+//! segments and purges delete them), and with all but the newest entries held encoded.
 
 use std::sync::Arc;
 
@@ -58,5 +58,19 @@ fn conformance_tiny_segments() {
         fsync: FsyncPolicy::Never,
         segment_bytes: 64,
         max_batch_bytes: 128,
+        ..LogOptions::default()
     });
+}
+
+/// Every entry but the newest two held encoded in memory, so that reads, truncations and
+/// purges cross from encoded to decoded entries.
+#[test]
+fn conformance_entries_held_encoded() {
+    for decoded_tail in [0, 2] {
+        run(LogOptions {
+            fsync: FsyncPolicy::Never,
+            decoded_tail,
+            ..LogOptions::default()
+        });
+    }
 }

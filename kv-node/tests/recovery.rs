@@ -186,11 +186,12 @@ proptest! {
         crash_at in 0u64..150,
         torn_keep in any::<u8>(),
         segment_bytes in prop_oneof![Just(64u64), Just(300), Just(1 << 20)],
+        decoded_tail in prop_oneof![Just(0usize), Just(3), Just(4096)],
     ) {
         let dir = PathBuf::from("/data/log");
         let fs = CrashFs::default();
         fs.create_dir_all(&dir).unwrap();
-        let options = LogOptions { segment_bytes, ..LogOptions::default() };
+        let options = LogOptions { segment_bytes, decoded_tail, ..LogOptions::default() };
         let runtime = runtime();
         let (records, acked) = runtime.block_on(run_until_crash(&fs, &dir, options, &ops, crash_at));
 

@@ -17,7 +17,9 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use super::Record;
+use super::Records;
 use super::Store;
+use super::record::MAX_KEY_LEN;
 use super::session::Session;
 use super::session::Sessions;
 use crate::command::CodecError;
@@ -36,26 +38,22 @@ struct ImageV1 {
     entries: Vec<(Key, Value, Option<u64>)>,
 }
 
-/// A version 2 image, owned (decoding).
+/// A version 2 image, decoded with keys and values borrowed from the bytes.
 #[derive(Deserialize)]
-struct ImageV2 {
+struct ImageV2<'a> {
     clock_ms: u64,
     revision: u64,
-    entries: Vec<EntryV2>,
+    #[serde(borrow)]
+    entries: Vec<EntryV2<'a>>,
     tombstones: Vec<(Key, u64)>,
     tombstone_floor: u64,
     sessions: Vec<(u64, Session)>,
 }
 
 /// An entry of a version 2 image: key, value, expiry, revision. Encoded as the tuple it
-/// is; decoded with keys and values as byte strings (one copy each, not one call per byte).
+/// is; decoded with key and value borrowed from the image, copied once, into the record.
 #[derive(Deserialize)]
-struct EntryV2(
-    #[serde(with = "crate::byte_string")] Key,
-    #[serde(with = "crate::byte_string")] Value,
-    Option<u64>,
-    u64,
-);
+struct EntryV2<'a>(&'a [u8], &'a [u8], Option<u64>, u64);
 
 /// A version 2 image borrowed from a store: encodes straight from its maps, byte strings as
 /// one copy each (a snapshot of a big store runs on the apply path).
@@ -63,7 +61,7 @@ struct EntryV2(
 struct ImageRef<'a> {
     clock_ms: u64,
     revision: u64,
-    entries: Seq<'a, Key, Record>,
+    entries: RecordsRef<'a>,
     tombstones: Seq<'a, Key, u64>,
     tombstone_floor: u64,
     sessions: SessionsRef<'a>,
@@ -71,6 +69,9 @@ struct ImageRef<'a> {
 
 /// The open sessions, serialized as a sequence of `(id, session)`.
 struct SessionsRef<'a>(&'a Sessions);
+
+/// The records, serialized as a sequence of `(key, value, expires_at, mod_revision)`.
+struct RecordsRef<'a>(&'a Records);
 
 /// A map serialized as a sequence of tuples.
 struct Seq<'a, K, V>(&'a BTreeMap<K, V>);
@@ -85,12 +86,12 @@ impl Serialize for Bytes<'_> {
     }
 }
 
-impl Serialize for Seq<'_, Key, Record> {
+impl Serialize for RecordsRef<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(
             self.0
                 .iter()
-                .map(|(k, r)| (Bytes(k), Bytes(&r.value), r.expires_at, r.mod_revision)),
+                .map(|r| (Bytes(r.key()), Bytes(r.value()), r.expires_at(), r.mod_revision())),
         )
     }
 }
@@ -108,36 +109,17 @@ impl Serialize for SessionsRef<'_> {
 }
 
 impl Store {
-    /// Fills an empty store from entries in key order, as an image lists them: the maps are
-    /// built in bulk (`collect` on sorted input), not by a search and an insertion per key.
-    /// A key listed twice keeps its last record, as repeated insertion would.
-    fn restore_sorted(&mut self, entries: impl Iterator<Item = (Key, Value, Option<u64>, u64)>) {
+    /// Fills an empty store with `records` (collected from an image's entries in key order:
+    /// built in bulk, without a search per key; a key listed twice keeps its last record, as
+    /// repeated insertion would) and builds the indexes over them.
+    fn restore_sorted(&mut self, records: Records) {
         debug_assert!(self.data.is_empty());
-        let mut expiring = Vec::new();
-        let mut bytes = 0u64;
-        self.data = entries
-            .map(|(key, value, expires_at, mod_revision)| {
-                if let Some(t) = expires_at {
-                    expiring.push((t, key.clone()));
-                }
-                (
-                    key,
-                    Record {
-                        value,
-                        expires_at,
-                        mod_revision,
-                    },
-                )
-            })
-            .collect();
-        for (key, record) in &self.data {
-            bytes += (key.len() + record.value.len()) as u64;
-        }
-        self.bytes = bytes;
-        // Only the surviving record of a key listed twice keeps its expiry.
-        self.expiries = expiring
-            .into_iter()
-            .filter(|(t, key)| self.data.get(key).is_some_and(|r| r.expires_at == Some(*t)))
+        self.data = records;
+        self.bytes = self.data.iter().map(Record::counted_bytes).sum();
+        self.expiries = self
+            .data
+            .iter()
+            .filter_map(|r| r.expires_at().map(|t| (t, r.key().to_vec())))
             .collect();
     }
 
@@ -147,7 +129,7 @@ impl Store {
         let image = ImageRef {
             clock_ms: self.clock_ms,
             revision: self.revision,
-            entries: Seq(&self.data),
+            entries: RecordsRef(&self.data),
             tombstones: Seq(&self.tombstones),
             tombstone_floor: self.tombstone_floor,
             sessions: SessionsRef(&self.sessions),
@@ -163,7 +145,7 @@ impl Store {
                 let image: ImageV1 = decode(bytes)?;
                 store.clock_ms = image.clock_ms;
                 for (key, value, expires_at) in image.entries {
-                    store.restore(key, value, expires_at, 0);
+                    store.put(record(&key, &value, expires_at, 0)?);
                 }
             }
             Some(&IMAGE_VERSION) => {
@@ -174,7 +156,12 @@ impl Store {
                 }
                 store.clock_ms = image.clock_ms;
                 store.revision = image.revision;
-                store.restore_sorted(image.entries.into_iter().map(|EntryV2(k, v, t, r)| (k, v, t, r)));
+                let records = image
+                    .entries
+                    .into_iter()
+                    .map(|EntryV2(key, value, expires_at, revision)| record(key, value, expires_at, revision))
+                    .collect::<Result<Records, _>>()?;
+                store.restore_sorted(records);
                 store.tombstones = image.tombstones.into_iter().collect();
                 store.tombstone_floor = image.tombstone_floor;
                 for (id, session) in image.sessions {
@@ -186,6 +173,14 @@ impl Store {
         }
         Ok(store)
     }
+}
+
+/// A record from an image, whose key may be longer than a record holds (an image is input).
+fn record(key: &[u8], value: &[u8], expires_at: Option<u64>, revision: u64) -> Result<Record, CodecError> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(CodecError::Malformed(format!("a key of {} bytes", key.len())));
+    }
+    Ok(Record::new(key, value, expires_at, revision))
 }
 
 #[cfg(test)]

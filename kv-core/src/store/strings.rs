@@ -16,6 +16,7 @@ mod float;
 
 use std::ops::Bound;
 
+use super::Record;
 use super::Store;
 use crate::command::CommandError;
 use crate::command::ExpiryChange;
@@ -34,7 +35,7 @@ impl Store {
             return Response::Count(0);
         }
         for (key, value) in pairs {
-            self.insert(key.clone(), value.clone(), None);
+            self.insert(key, value, None);
             self.note(key, "set");
         }
         Response::Count(1)
@@ -45,16 +46,16 @@ impl Store {
         let Some(record) = self.data.get(key) else {
             return Response::Value(None);
         };
-        let (value, expires_at) = (record.value.clone(), record.expires_at);
+        let (value, expires_at) = (record.value().to_vec(), record.expires_at());
         match change {
             ExpiryChange::Keep => {}
             ExpiryChange::Persist => {
                 if expires_at.is_some() {
-                    self.insert(key.clone(), value.clone(), None);
+                    self.insert(key, &value, None);
                     self.note(key, "persist");
                 }
             }
-            ExpiryChange::Set(at) => self.expire_at(key, value.clone(), at.resolve(self.clock_ms)),
+            ExpiryChange::Set(at) => self.expire_at(key, at.resolve(self.clock_ms)),
         }
         Response::Value(Some(value))
     }
@@ -62,7 +63,7 @@ impl Store {
     /// `SETRANGE`: the new length, or the limit's error.
     pub(super) fn set_range(&mut self, key: &Key, offset: u64, bytes: &Value) -> Response {
         let (mut value, expires_at) = match self.data.get(key) {
-            Some(record) => (record.value.clone(), record.expires_at),
+            Some(record) => (record.value().to_vec(), record.expires_at()),
             None => (Vec::new(), None),
         };
         if bytes.is_empty() {
@@ -86,7 +87,7 @@ impl Store {
         }
         value[start..end].copy_from_slice(bytes);
         let len = value.len() as u64;
-        self.insert(key.clone(), value, expires_at);
+        self.insert(key, &value, expires_at);
         self.note(key, "setrange");
         Response::Count(len)
     }
@@ -96,8 +97,8 @@ impl Store {
         // Redis reads the stored value before the increment, and so answers in that order.
         let (current, expires_at) = match self.data.get(key) {
             None => (LongDouble::zero(), None),
-            Some(record) => match LongDouble::parse(&record.value) {
-                Some(number) => (number, record.expires_at),
+            Some(record) => match LongDouble::parse(record.value()) {
+                Some(number) => (number, record.expires_at()),
                 None => return Response::Error(CommandError::NotAFloat),
             },
         };
@@ -111,7 +112,7 @@ impl Store {
         else {
             return Response::Error(CommandError::NotFinite);
         };
-        self.insert(key.clone(), text.clone(), expires_at);
+        self.insert(key, &text, expires_at);
         self.note(key, "incrbyfloat");
         Response::Value(Some(text))
     }
@@ -129,7 +130,7 @@ impl Store {
         }
         let record = self.remove(source).expect("checked above");
         self.note(source, "rename_from");
-        self.insert(destination.clone(), record.value, record.expires_at);
+        self.insert(destination, record.value(), record.expires_at());
         self.note(destination, "rename_to");
         Response::Count(1)
     }
@@ -142,8 +143,8 @@ impl Store {
         if source == destination || (!replace && self.data.contains_key(destination)) {
             return Response::Count(0);
         }
-        let (value, expires_at) = (record.value.clone(), record.expires_at);
-        self.insert(destination.clone(), value, expires_at);
+        let record = Record::new(destination, record.value(), record.expires_at(), self.revision);
+        self.put(record);
         self.note(destination, "copy_to");
         Response::Count(1)
     }
@@ -155,7 +156,7 @@ impl Store {
             return Response::Count(0);
         };
         let when = at.resolve(self.clock_ms);
-        let current = record.expires_at;
+        let current = record.expires_at();
         let holds = match condition {
             ExpiryCondition::Always => true,
             ExpiryCondition::NoExpiry => current.is_none(),
@@ -168,18 +169,17 @@ impl Store {
         if !holds {
             return Response::Count(0);
         }
-        let value = record.value.clone();
-        self.expire_at(key, value, when);
+        self.expire_at(key, when);
         Response::Count(1)
     }
 
     /// Gives a live key a new expiry time, removing it if that time has passed.
-    fn expire_at(&mut self, key: &Key, value: Value, when: u64) {
+    fn expire_at(&mut self, key: &Key, when: u64) {
         if when <= self.clock_ms {
             self.remove(key);
             self.note(key, "del");
-        } else {
-            self.insert(key.clone(), value, Some(when));
+        } else if let Some(record) = self.data.get(key) {
+            self.put(Record::new(key, record.value(), Some(when), self.revision));
             self.note(key, "expire");
         }
     }
@@ -188,20 +188,19 @@ impl Store {
     pub(super) fn expire_time(&self, key: &[u8], now: u64) -> Response {
         Response::Ttl(match self.live(key, now) {
             None => TtlState::Missing,
-            Some(record) => record.expires_at.map_or(TtlState::Persistent, TtlState::ExpiresAt),
+            Some(record) => record.expires_at().map_or(TtlState::Persistent, TtlState::ExpiresAt),
         })
     }
 
     /// `RANDOMKEY`: the first live key at or after `seed`'s bytes, else the first live key.
     pub(super) fn random_key(&self, seed: u64, now: u64) -> Response {
         let from = seed.to_be_bytes();
-        let live = |record: &super::Record| record.expires_at.is_none_or(|t| t > now);
         let after = self
             .data
-            .range::<[u8], _>((Bound::Included(from.as_slice()), Bound::Unbounded))
-            .find(|(_, record)| live(record));
-        let key = after.or_else(|| self.data.iter().find(|(_, record)| live(record)));
-        Response::Value(key.map(|(key, _)| key.clone()))
+            .range((Bound::Included(from.as_slice()), Bound::Unbounded))
+            .find(|record| record.is_live(now));
+        let key = after.or_else(|| self.data.iter().find(|record| record.is_live(now)));
+        Response::Value(key.map(|record| record.key().to_vec()))
     }
 }
 

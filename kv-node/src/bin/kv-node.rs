@@ -126,8 +126,8 @@ struct NodeArgs {
     /// fsync policy: always (default) or never.
     #[arg(long)]
     fsync: Option<String>,
-    /// Snapshot after this many applied entries, and at least half as many as keys held (0: only
-    /// on RAFT SNAPSHOT). Default 10000.
+    /// Snapshot after this many applied entries, and at least a quarter as many as keys held (0:
+    /// only on RAFT SNAPSHOT). Default 10000.
     #[arg(long)]
     snapshot_every: Option<u64>,
     /// Log entries kept behind a snapshot for lagging followers. Default 1000.

@@ -6,14 +6,16 @@ use super::Node;
 use crate::NodeConfig;
 
 /// Triggers a snapshot (after which openraft purges the log) whenever the entries applied since
-/// the last snapshot, or since the last trigger, reach `every` and half the keys the store holds.
+/// the last snapshot, or since the last trigger, reach `every` and a quarter of the keys the store
+/// holds.
 ///
 /// A snapshot serializes the whole store on the apply path, so a fixed interval costs each write
 /// `keys / every` serialized keys: with 100k keys and a snapshot every 10,000 entries, a third of
-/// the CPU under a pipelined SET load. Scaling the interval with the store bounds that to two
-/// keys per write, while the in-memory log stays bounded by `every` or half the key count
-/// (plus `keep_logs` and what is in flight). A store that only grows still snapshots each time
-/// it doubles.
+/// the CPU under a pipelined SET load. Scaling the interval with the store bounds that to four
+/// keys per write, while the in-memory log stays bounded by `every` or a quarter of the key count
+/// (plus `keep_logs` and what is in flight): at most about 30 bytes per key for small writes
+/// (docs/benchmarks.md, "Memory per key"). A store that only grows still snapshots each time it
+/// grows by a third.
 pub(super) async fn compact_by_policy(node: Node, every: u64) {
     let mut metrics = node.raft().metrics();
     let mut shutdown = node.shutdown_signal();
@@ -29,7 +31,7 @@ pub(super) async fn compact_by_policy(node: Node, every: u64) {
             (index(m.last_applied.as_ref()), index(m.snapshot.as_ref()))
         };
         let keys = u64::try_from(node.0.store.read().len()).unwrap_or(u64::MAX);
-        if applied.saturating_sub(snapshot.max(tried_at)) >= every.max(keys / 2) {
+        if applied.saturating_sub(snapshot.max(tried_at)) >= every.max(keys / 4) {
             tried_at = applied;
             // openraft ignores the trigger while a snapshot is being built.
             if node.raft().trigger().snapshot().await.is_err() {

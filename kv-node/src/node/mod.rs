@@ -99,8 +99,9 @@ pub struct NodeOptions {
     pub tls: Option<TlsOptions>,
     /// When storage fsyncs.
     pub fsync: FsyncPolicy,
-    /// Snapshot (and purge the log) once this many entries, and at least half as many entries
-    /// as the store holds keys, were applied since the last snapshot; `None`: only on request.
+    /// Snapshot (and purge the log) once this many entries, and at least a quarter as many
+    /// entries as the store holds keys, were applied since the last snapshot; `None`: only on
+    /// request.
     /// See [`compaction`].
     pub snapshot_every: Option<u64>,
     /// Entries kept in the log behind a snapshot, so slightly lagging followers need no snapshot.
