@@ -7,73 +7,17 @@
 
 mod cluster_support;
 
-use std::process::Child;
-use std::process::Command;
-use std::process::Stdio;
 use std::time::Duration;
 use std::time::Instant;
 
 use cluster_support::Cluster;
 use cluster_support::ClusterOptions;
-use cluster_support::free_port;
+use cluster_support::RedisServer;
 use kv_node::client::Client;
 use kv_node::protocol::Reply;
 
 /// Long enough to tell a held command from one answered at once on a busy machine.
 const HELD: Duration = Duration::from_millis(300);
-
-/// A `redis-server` without persistence, killed when dropped.
-struct RedisServer {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl RedisServer {
-    /// Starts one on a free test port, or `None` if redis-server is not installed.
-    async fn start() -> Option<RedisServer> {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !installed {
-            eprintln!("redis-server not installed: skipping the comparison with Redis");
-            return None;
-        }
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        let server = RedisServer {
-            child,
-            addr: format!("127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Client::connect(&server.addr, None).await.is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Some(server)
-    }
-}
 
 /// Sends a command without waiting for its reply.
 async fn send(client: &mut Client, args: &[&str]) {

@@ -9,12 +9,7 @@
 
 mod cluster_support;
 
-use std::net::TcpListener;
-use std::process::Child;
-use std::process::Command;
-use std::process::Stdio;
 use std::time::Duration;
-use std::time::Instant;
 
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
@@ -22,65 +17,10 @@ use tokio::net::TcpStream;
 
 use cluster_support::Cluster;
 use cluster_support::ClusterOptions;
+use cluster_support::RedisServer;
 use kv_node::protocol::ParseLimits;
 use kv_node::protocol::Reply;
 use kv_node::protocol::parser::parse_reply;
-
-/// A `redis-server` without persistence, killed when dropped.
-struct RedisServer {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl RedisServer {
-    /// Starts one on a free port of 24000-25999, or `None` if redis-server is not installed.
-    async fn start() -> Option<RedisServer> {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !installed {
-            return None;
-        }
-        let offset = std::process::id() % 1000;
-        let port = (0..2000)
-            .map(|i| 24_000 + (offset + i) % 2000)
-            .find(|&p| TcpListener::bind(("127.0.0.1", p as u16)).is_ok())
-            .expect("a free port in 24000-25999");
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        let server = RedisServer {
-            child,
-            addr: format!("127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(&server.addr).await.is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Some(server)
-    }
-}
 
 /// A connection that returns replies as the raw bytes the server sent.
 struct Raw {
@@ -467,10 +407,7 @@ const OTHER_TYPES: &[&str] = &[
 ];
 
 async fn start() -> Option<(RedisServer, Cluster)> {
-    let Some(redis) = RedisServer::start().await else {
-        eprintln!("redis-server not installed: skipping the side-by-side comparison");
-        return None;
-    };
+    let redis = RedisServer::start().await?;
     let cluster = Cluster::start(ClusterOptions {
         nodes: 1,
         ..ClusterOptions::default()
