@@ -18,6 +18,7 @@ use cluster_support::ELECTION_MS;
 use cluster_support::Workload;
 use cluster_support::assert_linearizable;
 use cluster_support::http_get;
+use cluster_support::wait_for_progress;
 use kv_node::protocol::Reply;
 
 fn bulk(text: &str) -> Reply {
@@ -203,22 +204,7 @@ async fn a_follower_resends_forwarded_writes_lost_with_the_leader_and_applies_th
             }
         }));
     }
-    let progress = |more: u64| {
-        let acked = acked.clone();
-        async move {
-            let target = acked.load(Ordering::Relaxed) + more;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while acked.load(Ordering::Relaxed) < target {
-                assert!(
-                    Instant::now() < deadline,
-                    "stuck at {} INCRs",
-                    acked.load(Ordering::Relaxed)
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
-    progress(200).await;
+    wait_for_progress(&acked, 200).await;
     for _ in 0..2 {
         let mut leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
         if leader == entry {
@@ -236,9 +222,9 @@ async fn a_follower_resends_forwarded_writes_lost_with_the_leader_and_applies_th
             }
             paused.store(false, Ordering::Relaxed);
         }
-        progress(100).await;
+        wait_for_progress(&acked, 100).await;
         cluster.node_mut(leader).kill();
-        progress(200).await;
+        wait_for_progress(&acked, 200).await;
         cluster.node_mut(leader).spawn();
     }
     stop.store(true, Ordering::Relaxed);

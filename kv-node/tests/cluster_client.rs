@@ -428,26 +428,11 @@ async fn session_increments_apply_exactly_once_across_leader_kills() {
             Ok::<_, ClusterError>(())
         }));
     }
-    let progress = |more: u64| {
-        let acked = acked.clone();
-        async move {
-            let target = acked.load(Ordering::Relaxed) + more;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while acked.load(Ordering::Relaxed) < target {
-                assert!(
-                    Instant::now() < deadline,
-                    "stuck at {} increments",
-                    acked.load(Ordering::Relaxed)
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
-    progress(100).await;
+    cluster_support::wait_for_progress(&acked, 100).await;
     for _ in 0..2 {
         let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
         cluster.node_mut(leader).kill();
-        progress(100).await;
+        cluster_support::wait_for_progress(&acked, 100).await;
         cluster.node_mut(leader).spawn();
         cluster.wait_for_leader(Duration::from_secs(30)).await;
     }

@@ -85,6 +85,21 @@ impl RedisServer {
     }
 }
 
+/// Waits until `count` (operations acknowledged by a test's workers) has grown by `more`,
+/// failing the test if that takes longer than 30 s.
+pub async fn wait_for_progress(count: &std::sync::atomic::AtomicU64, more: u64) {
+    let target = count.load(Ordering::Relaxed) + more;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count.load(Ordering::Relaxed) < target {
+        assert!(
+            Instant::now() < deadline,
+            "stuck at {} acknowledged operations",
+            count.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A port nobody listens on right now, for a node process to bind later.
 ///
 /// Ports come from below Linux's ephemeral range (32768 and up), where port-0 binds and
