@@ -645,6 +645,17 @@ pub enum LimitError {
 }
 
 impl Command {
+    /// This write as write `seq` of client session `id`, whose client has the answers of every
+    /// `seq <= acked` ([`Command::Session`]).
+    pub fn in_session(self, id: u64, seq: u64, acked: u64) -> Command {
+        Command::Session {
+            id,
+            seq,
+            acked,
+            command: Box::new(self),
+        }
+    }
+
     /// Checks the command against `limits`. Appending checks the suffix only; the store checks
     /// the resulting length when it applies.
     pub fn validate(&self, limits: &Limits) -> Result<(), LimitError> {

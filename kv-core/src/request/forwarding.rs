@@ -136,18 +136,10 @@ impl ForwardSession {
             let acked = oldest - 1;
             state.last_seq = seq;
             state.unanswered.insert(seq);
-            let Op::Write { command, ttl_ms } = std::mem::replace(op, Op::ReadIndex) else {
+            let Op::Write { command, .. } = op else {
                 unreachable!("only writes are tagged")
             };
-            *op = Op::Write {
-                command: Command::Session {
-                    id,
-                    seq,
-                    acked,
-                    command: Box::new(command),
-                },
-                ttl_ms,
-            };
+            *command = std::mem::replace(command, Command::Clear).in_session(id, seq, acked);
             tagged.push(Tagged {
                 slot,
                 id,

@@ -68,12 +68,7 @@ pub(super) fn session_run(args: &Args, cursor_key: &CursorLookup) -> Result<Acti
             shape,
         } => Ok(Action::Data {
             op: Op::Write {
-                command: Command::Session {
-                    id,
-                    seq,
-                    acked,
-                    command: Box::new(command),
-                },
+                command: command.in_session(id, seq, acked),
                 ttl_ms,
             },
             shape,
