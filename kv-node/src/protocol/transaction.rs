@@ -355,6 +355,18 @@ mod tests {
         "0".to_string()
     }
 
+    /// The steps of the one transaction write `exec` sends, which has no guard.
+    fn unguarded_ops(exec: &mut Exec) -> Vec<TxOp> {
+        let Some(Op::Write {
+            command: Command::Transaction { guard: None, ops },
+            ttl_ms: None,
+        }) = exec.take_write()
+        else {
+            panic!("EXEC sends one transaction write");
+        };
+        ops
+    }
+
     #[test]
     fn queues_and_builds_one_transaction_write() {
         let mut tx = Transaction::new(100);
@@ -367,13 +379,7 @@ mod tests {
         assert_eq!(queued(&mut tx, "GET k"), queued_reply);
         let mut exec = tx.exec().unwrap();
         assert!(!tx.is_queueing());
-        let Some(Op::Write {
-            command: Command::Transaction { guard: None, ops },
-            ttl_ms: None,
-        }) = exec.take_write()
-        else {
-            panic!("EXEC sends one transaction write");
-        };
+        let ops = unguarded_ops(&mut exec);
         assert!(matches!(&ops[0], TxOp::Write { ttl_ms: Some(100), .. }));
         assert!(matches!(&ops[1], TxOp::Read(Query::Get { .. })));
         let answers = exec
@@ -401,13 +407,7 @@ mod tests {
         queued(&mut tx, "PUBLISH ch hello");
         assert!(tx.may_write());
         let mut exec = tx.exec().unwrap();
-        let Some(Op::Write {
-            command: Command::Transaction { ops, .. },
-            ..
-        }) = exec.take_write()
-        else {
-            panic!("EXEC sends one transaction write");
-        };
+        let ops = unguarded_ops(&mut exec);
         assert!(matches!(
             &ops[1],
             TxOp::Write { command: Command::Publish { channel, message }, ttl_ms: None }
