@@ -143,8 +143,8 @@ impl ForwardQueue {
 
 /// Sends `parts` as one message with `send`, to the leader the first run was meant for, then
 /// gives each waiting run its results; returns the sender's own (the part without an answer
-/// channel). A run that was meant for another leader (leadership moved while it waited) is
-/// refused there as not led, never applied twice.
+/// channel). Runs meant for different leaders (leadership moved while they waited) all go to
+/// the first one's: a node that no longer leads refuses them before applying anything.
 pub(super) async fn send_combined<F, Fut>(parts: Vec<Part>, send: F) -> Results
 where
     F: FnOnce(u64, KvNode, Vec<Op>) -> Fut,
