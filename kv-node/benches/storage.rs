@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench -p kv-node --bench storage            # full run, figures in docs/benchmarks.md
 //! cargo bench -p kv-node --bench storage -- --quick # a smaller run
+//! cargo bench -p kv-node --bench storage -- --quick --image # only the snapshot image (4.)
 //! ```
 //!
 //! 1. Log appends with `FsyncPolicy::Always` for 1, 16 and 256 concurrent writers, each
@@ -11,6 +12,8 @@
 //! 2. The same through the embedded store (`Embedded::put`: openraft, apply, response).
 //! 3. Recovery of a log of 1,000,000 entries: reopening the log store alone, then the
 //!    embedded store (replaying the log into the state machine), without and with a snapshot.
+//! 4. The snapshot image of a store of 100,000 keys of 64-byte values (1,000,000 without
+//!    `--quick`): `Store::to_bytes`, which runs on the apply path, and `Store::from_bytes`.
 //!
 //! Data goes to a temporary directory under `$BENCH_DIR` (default: the system temp dir).
 
@@ -23,8 +26,10 @@ use std::time::Instant;
 
 use kv_core::command::Command;
 use kv_core::command::Expiry;
+use kv_core::command::Limits;
 use kv_core::command::SetCondition;
 use kv_core::command::Write;
+use kv_core::store::Store;
 use kv_node::NodeConfig;
 use kv_node::storage::Embedded;
 use kv_node::storage::EmbeddedOptions;
@@ -225,8 +230,62 @@ async fn embedded_recovery(n: u64) {
     }
 }
 
+/// Median time of `Store::to_bytes` and `Store::from_bytes` over 9 runs each. The keys are
+/// written in a scrambled order, as `redis-benchmark -r` writes them: their records lie in
+/// memory in another order than the keys, as in a node that has served random writes.
+fn snapshot_image(keys: u64) {
+    let mut store = Store::new(Limits::default());
+    for n in 0..keys {
+        // 7,919 is prime and divides no power of ten: n -> i is a permutation of 0..keys.
+        let i = n * 7_919 % keys;
+        let write = Write {
+            at_ms: 0,
+            command: Command::Set {
+                key: format!("key:{i:012}").into_bytes(),
+                value: vec![b'v'; 64],
+                condition: SetCondition::Always,
+                expiry: Expiry::Never,
+            },
+        };
+        store.apply(i + 1, &write);
+    }
+    let median = |mut times: Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let mut bytes = Vec::new();
+    let encode = median(
+        (0..9)
+            .map(|_| {
+                let start = Instant::now();
+                bytes = store.to_bytes();
+                start.elapsed()
+            })
+            .collect(),
+    );
+    let decode = median(
+        (0..9)
+            .map(|_| {
+                let start = Instant::now();
+                let restored = Store::from_bytes(&bytes, Limits::default()).unwrap();
+                let elapsed = start.elapsed();
+                assert_eq!(restored.len(), store.len());
+                elapsed
+            })
+            .collect(),
+    );
+    let mb = bytes.len() as f64 / 1e6;
+    for (what, time) in [("encode (`to_bytes`)", encode), ("decode (`from_bytes`)", decode)] {
+        println!(
+            "| snapshot image {what} | {keys} keys, {mb:.1} MB | {:.1} ms |",
+            time.as_secs_f64() * 1e3
+        );
+    }
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let only_image = std::env::args().any(|a| a == "--image");
     let (time, entries) = if quick {
         (Duration::from_secs(1), 100_000)
     } else {
@@ -237,6 +296,9 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
+        if only_image {
+            return;
+        }
         println!("| path | writers | appends | appends/s | MB/s |");
         println!("|---|---:|---:|---:|---:|");
         for writers in [1, 16, 256] {
@@ -251,4 +313,8 @@ fn main() {
         log_recovery(entries).await;
         embedded_recovery(entries).await;
     });
+    println!();
+    println!("| snapshot image | store | median of 9 |");
+    println!("|---|---|---:|");
+    snapshot_image(entries);
 }
