@@ -2,8 +2,13 @@
 
 use openraft::type_config::async_runtime::WatchReceiver;
 
+use std::time::Duration;
+
 use super::Node;
 use crate::NodeConfig;
+
+/// How often the policy is checked.
+const CHECK_EVERY: Duration = Duration::from_millis(20);
 
 /// Triggers a snapshot (after which openraft purges the log) whenever the entries applied since
 /// the last snapshot, or since the last trigger, reach `every` and a quarter of the keys the store
@@ -16,13 +21,19 @@ use crate::NodeConfig;
 /// (plus `keep_logs` and what is in flight): at most about 30 bytes per key for small writes
 /// (docs/benchmarks.md, "Memory per key"). A store that only grows still snapshots each time it
 /// grows by a third.
+///
+/// The policy is checked every [`CHECK_EVERY`] rather than on every change of openraft's
+/// metrics: those change with every applied batch and every confirmed read barrier, and a
+/// task woken on each cost the node a tenth of its CPU under a GET load (docs/benchmarks.md).
 pub(super) async fn compact_by_policy(node: Node, every: u64) {
-    let mut metrics = node.raft().metrics();
+    let metrics = node.raft().data_metrics();
     let mut shutdown = node.shutdown_signal();
+    let mut checks = tokio::time::interval(CHECK_EVERY);
+    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tried_at = 0;
     loop {
         tokio::select! {
-            changed = metrics.changed() => if changed.is_err() { return },
+            _ = checks.tick() => {}
             _ = shutdown.changed() => return,
         }
         let (applied, snapshot) = {

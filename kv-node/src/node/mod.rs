@@ -476,7 +476,9 @@ impl Node {
     /// Resolves when Raft stops by itself (a fatal storage or Raft error), not because
     /// [`Node::shutdown`] was called; with the reason.
     pub async fn fatal(&self) -> String {
-        let mut metrics = self.raft().metrics();
+        // Server metrics change with the state, leader and membership only: not with every
+        // applied batch or read barrier, as `Raft::metrics` does.
+        let mut metrics = self.raft().server_metrics();
         let mut shutdown = self.shutdown_signal();
         loop {
             if metrics.borrow_watched().state == openraft::ServerState::Shutdown && !*shutdown.borrow() {
