@@ -36,10 +36,8 @@
 //! Results come back one per operation, in order.
 
 use std::collections::BTreeSet;
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use openraft::ChangeMembers;
@@ -54,7 +52,6 @@ use openraft::storage::RaftStateMachine;
 use openraft::type_config::TypeConfigExt;
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft_rt::AsyncRuntime;
-use tokio::sync::oneshot;
 
 use crate::command::Command;
 use crate::command::CommandError;
@@ -75,6 +72,7 @@ use crate::wire::Status;
 
 mod batching;
 mod forwarding;
+mod share;
 
 use batching::Answer;
 use batching::Entry;
@@ -82,6 +80,7 @@ use batching::ForwardQueue;
 use forwarding::ForwardSession;
 use forwarding::SESSION_TTL_MS;
 use forwarding::Tagged;
+use share::Share;
 
 /// One result per operation of a batch, in order.
 pub type Results = Vec<Result<Response, OpError>>;
@@ -115,66 +114,20 @@ where
     shared: Arc<NodeShared>,
 }
 
+/// A read-index barrier's outcome: the index reads may be served at, `Err(Ok(leader))` if
+/// another node leads, or why there is none.
+type Barrier = Result<u64, Result<Option<u64>, OpError>>;
+
 /// What every request path of one node shares (a node builds a path per request in the
 /// simulator).
 #[derive(Debug, Default)]
 pub struct NodeShared {
-    read_index: ReadIndexShare,
+    /// A follower's read-index requests to the leader.
+    read_index: Share<Result<u64, OpError>>,
+    /// The leader's read-index barriers.
+    barrier: Share<Barrier>,
     forwarding: ForwardSession,
     forwards: ForwardQueue,
-}
-
-/// Read-index requests of a follower, shared: reads that arrive while one is in flight wait
-/// for the next, which serves all of them with one round trip. (A read may not use a request
-/// sent before it arrived: the index could predate a write acknowledged before the read.)
-#[derive(Debug, Default)]
-struct ReadIndexShare {
-    state: Mutex<ShareState>,
-}
-
-impl ReadIndexShare {
-    /// Passes the next request to the first read still waiting, or notes that none is in
-    /// flight.
-    fn hand_off(&self) {
-        let mut state = self.state.lock().expect("read-index lock poisoned");
-        loop {
-            if state.queue.is_empty() {
-                state.in_flight = false;
-                return;
-            }
-            let next = state.queue.pop_front().expect("checked non-empty");
-            if next.send(Turn::Drive).is_ok() {
-                return;
-            }
-        }
-    }
-}
-
-/// Held by the read that drives a request: hands off when it is done, or dropped (a client
-/// that gave up), so that the queue never waits on nobody.
-struct Driving<'a>(&'a ReadIndexShare);
-
-impl Drop for Driving<'_> {
-    fn drop(&mut self) {
-        self.0.hand_off();
-    }
-}
-
-#[derive(Debug, Default)]
-struct ShareState {
-    /// A request is in flight (its driver will hand the queue on when it is done).
-    in_flight: bool,
-    /// Reads waiting for the next request.
-    queue: VecDeque<oneshot::Sender<Turn>>,
-}
-
-/// What a waiting read is told.
-#[derive(Debug)]
-enum Turn {
-    /// The index (or why there is none).
-    Done(Result<u64, OpError>),
-    /// Send the next request, for everyone queued.
-    Drive,
 }
 
 impl<C, SM, E> Clone for RequestPath<C, SM, E>
@@ -438,8 +391,16 @@ where
     }
 
     /// Confirms with a quorum that this node leads (openraft's read-index barrier) and returns
-    /// the index reads may be served at; `Err(Ok(leader))` if another node leads.
-    async fn barrier(&self) -> Result<u64, Result<Option<u64>, OpError>> {
+    /// the index reads may be served at; `Err(Ok(leader))` if another node leads. One barrier,
+    /// begun after this call, serves every read that asked meanwhile (see [`share`]): openraft
+    /// sends a heartbeat round for each.
+    async fn barrier(&self) -> Barrier {
+        let dropped = || Err(Err(OpError::Unavailable("the read barrier was dropped".to_string())));
+        self.shared.barrier.get(|| self.barrier_once(), dropped).await
+    }
+
+    /// One read-index barrier, as [`RequestPath::barrier`] describes.
+    async fn barrier_once(&self) -> Barrier {
         let barrier = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
         match C::AsyncRuntime::timeout(self.timeout, barrier).await {
             Err(_) => Err(Err(OpError::Timeout(self.timeout))),
@@ -452,42 +413,19 @@ where
     }
 
     /// The leader's read index, from a request sent after this call began, shared with every
-    /// read that asked meanwhile (see [`ReadIndexShare`]).
+    /// read that asked meanwhile (see [`share`]).
     async fn shared_read_index(&self, leader: u64, node: KvNode) -> Result<u64, OpError> {
-        let share = &self.shared.read_index;
-        let (tx, rx) = oneshot::channel();
-        let drive = {
-            let mut state = share.state.lock().expect("read-index lock poisoned");
-            if state.in_flight {
-                state.queue.push_back(tx);
-                false
-            } else {
-                state.in_flight = true;
-                true
+        let request = || async move {
+            match self.forward_once(leader, node, vec![Op::ReadIndex]).await.pop() {
+                Some(Ok(Response::ReadIndex(index))) => Ok(index),
+                Some(Err(e)) => Err(e),
+                other => Err(OpError::Unavailable(format!(
+                    "leader {leader} answered a read-index request with {other:?}"
+                ))),
             }
         };
-        if !drive {
-            match rx.await {
-                Ok(Turn::Done(result)) => return result,
-                Ok(Turn::Drive) => {}
-                Err(_) => return Err(OpError::Unavailable("the read-index request was dropped".to_string())),
-            }
-        }
-        // This read drives a request for itself and everyone queued so far.
-        let _driving = Driving(share);
-        let batch = std::mem::take(&mut share.state.lock().expect("read-index lock poisoned").queue);
-        let result = match self.forward_once(leader, node, vec![Op::ReadIndex]).await.pop() {
-            Some(Ok(Response::ReadIndex(index))) => Ok(index),
-            Some(Err(e)) => Err(e),
-            other => Err(OpError::Unavailable(format!(
-                "leader {leader} answered a read-index request with {other:?}"
-            ))),
-        };
-        for waiter in batch {
-            let _ = waiter.send(Turn::Done(result.clone()));
-        }
-        // Dropping `_driving` hands the next request to the first read that queued meanwhile.
-        result
+        let dropped = || Err(OpError::Unavailable("the read-index request was dropped".to_string()));
+        self.shared.read_index.get(request, dropped).await
     }
 
     /// Answers a follower's read-index request: after this leader confirmed its leadership
