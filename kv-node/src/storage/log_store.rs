@@ -29,8 +29,12 @@
 //!   record to the last record's frame header, then the last payload. Each record's
 //!   checksum and index are checked: a damaged record is an [`io::ErrorKind::InvalidData`]
 //!   error, never a panic or a wrong entry.
-//! - **Replay** at open decodes every record (checksums included, as before) and keeps the
-//!   places of all but the newest `decoded_tail` entries.
+//! - **Replay** at open decodes every record (checksums included, as before), keeps the place
+//!   of every entry and the newest `decoded_tail` entries decoded.
+//!
+//! Tested in `kv-node/tests/log_on_disk.rs` (reads after a restart, after a truncation that
+//! raced the writer, of damaged records, racing purges), `log_suite.rs` (openraft's suite with
+//! a tail of 0 and 2 entries) and `recovery.rs`.
 //!
 //! # Writes
 //! Writes take two steps. The calling task updates the in-memory state (so the entries are
