@@ -5,10 +5,10 @@
 //! Only the newest [`LogOptions::decoded_tail`] entries are kept in memory, as openraft hands
 //! them over: apply and replication read them right after the append, sharing the write behind
 //! its `Arc`. Of older entries only the place of their record is kept (segment id and offset,
-//! in runs of consecutive entries of one segment: 4 bytes per entry), and they are read back
+//! in runs of consecutive entries of one segment: 4 to 8 bytes per entry), and they are read back
 //! from the segment when openraft asks for them (a lagging follower's replication, apply after
 //! a restart), as etcd and TiKV do. A decoded 64-byte SET costs about 290 bytes; the log
-//! between two snapshots, up to a quarter of the store's key count, costs 4 bytes per entry
+//! between two snapshots, up to a quarter of the store's key count, costs 4 to 8 bytes per entry
 //! beyond the tail.
 //!
 //! - **When an entry's place is known**: once the writer thread has written it. Until then
