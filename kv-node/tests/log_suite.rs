@@ -1,6 +1,7 @@
 //! openraft's storage conformance suite, run against [`LogStore`] with the kv-core state machine
 //! and [`FileSnapshotStore`], with large segments and with tiny ones (so that appends roll
-//! segments and purges delete them), and with all but the newest entries held encoded.
+//! segments and purges delete them), and with all but the newest entries read back from the
+//! segments.
 
 use std::sync::Arc;
 
@@ -62,10 +63,10 @@ fn conformance_tiny_segments() {
     });
 }
 
-/// Every entry but the newest two held encoded in memory, so that reads, truncations and
-/// purges cross from encoded to decoded entries.
+/// Every entry but the newest two (or all) read back from the segments, so that reads,
+/// truncations and purges cross from entries on disk to entries held decoded.
 #[test]
-fn conformance_entries_held_encoded() {
+fn conformance_entries_read_from_segments() {
     for decoded_tail in [0, 2] {
         run(LogOptions {
             fsync: FsyncPolicy::Never,

@@ -17,6 +17,10 @@
 //!
 //! # History
 //! The last [`HISTORY_EVENTS`] key changes, at most [`HISTORY_BYTES`] of keys and values.
+//! Each is held in one allocation (revision, event, key, value: about half the memory of a
+//! [`Change`] with its key and value, see `StoredChange`); a watch that replays the history
+//! gets them as [`Change`]s, and a change applied now is built as a [`Change`] once, for the
+//! watches it reaches.
 //! The hub holds every change with a revision above its `floor`: the floor rises when old
 //! changes are evicted, and jumps to a snapshot's revision when one replaces the state
 //! (changes before it were never seen here). A node starts with floor 0 and replays its log
@@ -69,9 +73,69 @@ pub struct Change {
     pub value: Option<Vec<u8>>,
 }
 
-impl Change {
+/// Set in a [`StoredChange`]'s key length when a value follows the key.
+const HAS_VALUE: u32 = 1 << 31;
+/// Bytes of a [`StoredChange`] before the key: revision, event, key length.
+const STORED_HEADER: usize = 8 + 1 + 4;
+
+/// A change as the history holds it: one allocation of the revision (u64), the event (u8, an
+/// index into [`State::events`]), the key length (u32, [`HAS_VALUE`] set if a value follows),
+/// the key and the value. An 11-byte key and a 64-byte value take 88 bytes (a 96-byte heap
+/// chunk) and a 16-byte slot: 112 bytes, where an `Arc<Change>` took an 8-byte slot and three
+/// chunks (the change, its key, its value) of 96, 32 and 80: 216. Watchers get a [`Change`],
+/// built when a watch replays the history.
+struct StoredChange(Box<[u8]>);
+
+impl StoredChange {
+    fn new(revision: u64, event: u8, key: &[u8], value: Option<&[u8]>) -> Self {
+        let key_len = u32::try_from(key.len())
+            .ok()
+            .filter(|len| len & HAS_VALUE == 0)
+            .expect("keys are shorter than 2 GiB (the request limits)");
+        let flag = if value.is_some() { HAS_VALUE } else { 0 };
+        let mut bytes = Vec::with_capacity(STORED_HEADER + key.len() + value.map_or(0, <[u8]>::len));
+        bytes.extend_from_slice(&revision.to_le_bytes());
+        bytes.push(event);
+        bytes.extend_from_slice(&(key_len | flag).to_le_bytes());
+        bytes.extend_from_slice(key);
+        bytes.extend_from_slice(value.unwrap_or_default());
+        StoredChange(bytes.into_boxed_slice())
+    }
+
+    fn revision(&self) -> u64 {
+        u64::from_le_bytes(self.0[..8].try_into().expect("8 bytes"))
+    }
+
+    fn event<'a>(&self, events: &[&'a str]) -> &'a str {
+        events[usize::from(self.0[8])]
+    }
+
+    fn key_field(&self) -> u32 {
+        u32::from_le_bytes(self.0[9..STORED_HEADER].try_into().expect("4 bytes"))
+    }
+
+    fn key(&self) -> &[u8] {
+        let len = (self.key_field() & !HAS_VALUE) as usize;
+        &self.0[STORED_HEADER..STORED_HEADER + len]
+    }
+
+    fn value(&self) -> Option<&[u8]> {
+        let len = (self.key_field() & !HAS_VALUE) as usize;
+        (self.key_field() & HAS_VALUE != 0).then(|| &self.0[STORED_HEADER + len..])
+    }
+
+    /// What it counts against [`HISTORY_BYTES`]: key, value and [`CHANGE_OVERHEAD`].
     fn size(&self) -> usize {
-        self.key.len() + self.value.as_ref().map_or(0, Vec::len) + CHANGE_OVERHEAD
+        self.0.len() - STORED_HEADER + CHANGE_OVERHEAD
+    }
+
+    fn to_change(&self, events: &[&'static str]) -> Change {
+        Change {
+            revision: self.revision(),
+            key: self.key().to_vec(),
+            event: self.event(events),
+            value: self.value().map(<[u8]>::to_vec),
+        }
     }
 }
 
@@ -204,8 +268,11 @@ struct State {
     /// Channel -> the subscribers of it.
     channels: HashMap<Vec<u8>, BTreeSet<u64>>,
     notify: NotifyFlags,
-    history: VecDeque<Arc<Change>>,
+    history: VecDeque<StoredChange>,
     history_bytes: usize,
+    /// The event names the history refers to by index: the store's names, a fixed set of
+    /// literals (fewer than 20).
+    events: Vec<&'static str>,
     /// Every change with a revision above this is in `history`.
     floor: u64,
 }
@@ -351,19 +418,9 @@ impl State {
                     let channel = format!("__keyevent@0__:{event}");
                     self.publish(channel.as_bytes(), key);
                 }
-                self.change(Change {
-                    revision: *revision,
-                    key: key.clone(),
-                    event,
-                    value: value.clone(),
-                });
+                self.change(*revision, key, event, value.as_deref());
             }
-            Event::Flushed { revision } => self.change(Change {
-                revision: *revision,
-                key: Vec::new(),
-                event: "flushdb",
-                value: None,
-            }),
+            Event::Flushed { revision } => self.change(*revision, b"", "flushdb", None),
         }
     }
 
@@ -403,13 +460,21 @@ impl State {
         }
     }
 
-    fn change(&mut self, change: Change) {
-        let change = Arc::new(change);
+    fn change(&mut self, revision: u64, key: &[u8], event: &'static str, value: Option<&[u8]>) {
+        // Built once, for the first watch it reaches, and shared by the others.
+        let mut shared: Option<Arc<Change>> = None;
         let mut failed = Vec::new();
         for (id, subscriber) in &self.subscribers {
             for watch in &subscriber.watches {
-                if change.revision > watch.since && (change.key.starts_with(&watch.prefix) || change.event == "flushdb")
-                {
+                if revision > watch.since && (key.starts_with(&watch.prefix) || event == "flushdb") {
+                    let change = shared.get_or_insert_with(|| {
+                        Arc::new(Change {
+                            revision,
+                            key: key.to_vec(),
+                            event,
+                            value: value.map(<[u8]>::to_vec),
+                        })
+                    });
                     let push = Push::Change {
                         prefix: watch.prefix.clone(),
                         change: change.clone(),
@@ -424,13 +489,26 @@ impl State {
         for id in failed {
             self.remove(id);
         }
+        let change = StoredChange::new(revision, self.event_index(event), key, value);
         self.history_bytes += change.size();
         self.history.push_back(change);
         while self.history.len() > HISTORY_EVENTS || self.history_bytes > HISTORY_BYTES {
             let old = self.history.pop_front().expect("a non-empty history");
             self.history_bytes -= old.size();
-            self.floor = self.floor.max(old.revision);
+            self.floor = self.floor.max(old.revision());
         }
+    }
+
+    /// The index of `event` in [`State::events`], added if new.
+    fn event_index(&mut self, event: &'static str) -> u8 {
+        let index = match self.events.iter().position(|e| *e == event) {
+            Some(index) => index,
+            None => {
+                self.events.push(event);
+                self.events.len() - 1
+            }
+        };
+        u8::try_from(index).expect("the store raises fewer than 256 event names")
     }
 
     fn remove(&mut self, id: u64) {
@@ -552,14 +630,14 @@ impl Subscription {
             });
         }
         let prefix: Arc<[u8]> = prefix.into();
-        let start = state.history.partition_point(|c| c.revision <= since);
+        let start = state.history.partition_point(|c| c.revision() <= since);
         let backlog = state
             .history
             .range(start..)
-            .filter(|c| c.key.starts_with(&prefix) || c.event == "flushdb")
-            .cloned()
+            .filter(|c| c.key().starts_with(&prefix) || c.event(&state.events) == "flushdb")
+            .map(|c| Arc::new(c.to_change(&state.events)))
             .collect();
-        let latest = state.history.back().map_or(since, |c| c.revision.max(since));
+        let latest = state.history.back().map_or(since, |c| c.revision().max(since));
         if let Some(subscriber) = state.subscribers.get_mut(&self.id) {
             subscriber.watches.push(Watch { prefix, since: latest });
             self.watches += 1;
@@ -636,6 +714,67 @@ mod tests {
         let mut all = hub.subscribe();
         let backlog = all.watch(b"", 0).unwrap();
         assert_eq!(backlog.len(), 5);
+    }
+
+    #[test]
+    fn a_stored_change_is_one_allocation_and_reads_back_whole() {
+        let key = [b'k'; 11];
+        let value = [b'v'; 64];
+        let stored = StoredChange::new(7, 2, &key, Some(&value));
+        // One 88-byte allocation (a 96-byte heap chunk) behind a 16-byte slot.
+        assert_eq!((stored.0.len(), std::mem::size_of::<StoredChange>()), (88, 16));
+        assert_eq!(stored.size(), 11 + 64 + CHANGE_OVERHEAD);
+        let events = ["set", "del", "expired"];
+        let expected = Change {
+            revision: 7,
+            key: key.to_vec(),
+            event: "expired",
+            value: Some(value.to_vec()),
+        };
+        assert_eq!(stored.to_change(&events), expected);
+        let gone = StoredChange::new(u64::MAX, 0, b"", None);
+        assert_eq!((gone.revision(), gone.key(), gone.value()), (u64::MAX, &b""[..], None));
+        let empty = StoredChange::new(1, 1, b"k", Some(b""));
+        assert_eq!(empty.value(), Some(&b""[..]));
+    }
+
+    #[test]
+    fn watches_see_the_event_value_and_flushes_the_history_held() {
+        let hub = Arc::new(EventHub::default());
+        hub.applied(Applied::Events(&[
+            key(1, "a", "set"),
+            Event::Key {
+                revision: 2,
+                key: b"a".to_vec(),
+                value: None,
+                event: "del",
+            },
+            Event::Flushed { revision: 3 },
+            key(4, "b", "expired"),
+        ]));
+        let mut sub = hub.subscribe();
+        let backlog: Vec<Change> = sub.watch(b"a", 0).unwrap().iter().map(|c| (**c).clone()).collect();
+        let change = |revision, key: &str, event, value: Option<&str>| Change {
+            revision,
+            key: key.as_bytes().to_vec(),
+            event,
+            value: value.map(|v| v.as_bytes().to_vec()),
+        };
+        assert_eq!(
+            backlog,
+            [
+                change(1, "a", "set", Some("v")),
+                change(2, "a", "del", None),
+                change(3, "", "flushdb", None)
+            ]
+        );
+        hub.applied(Applied::Events(&[key(5, "ab", "set")]));
+        match sub.try_recv() {
+            Some(Push::Change { prefix, change: got }) => {
+                assert_eq!((&*prefix, &*got), (&b"a"[..], &change(5, "ab", "set", Some("v"))));
+            }
+            other => panic!("expected a change, got {other:?}"),
+        }
     }
 
     #[test]

@@ -62,6 +62,10 @@ impl Fs for TimedFs {
         self.inner.read(path)
     }
 
+    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.inner.read_at(path, offset, buf)
+    }
+
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let inner = self.inner.create(path)?;
         Ok(Box::new(TimedFile {

@@ -222,8 +222,9 @@ fn decode_segment_header(header: &[u8], id: u64) -> Result<(), FormatError> {
     Ok(())
 }
 
-/// Decodes the frame starting at `offset`: the record and the offset just past it.
-fn decode_frame<C: KvTypeConfig>(bytes: &[u8], offset: usize) -> Result<(Record<C>, usize), String> {
+/// Decodes the frame starting at `offset`: the record and the offset just past it. Checks the
+/// length and the checksum; never panics, whatever the bytes.
+pub(crate) fn decode_frame<C: KvTypeConfig>(bytes: &[u8], offset: usize) -> Result<(Record<C>, usize), String> {
     let rest = &bytes[offset..];
     if rest.len() < RECORD_HEADER_LEN {
         return Err(format!(

@@ -14,6 +14,9 @@ use std::fs::File;
 use std::fs::OpenOptions;
 use std::fs::TryLockError;
 use std::io;
+use std::io::Read as _;
+use std::io::Seek as _;
+use std::io::SeekFrom;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -36,6 +39,9 @@ pub trait Fs: Debug + Send + Sync + 'static {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// The whole content of a file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Fills `buf` with the bytes of a file from `offset` on ([`io::ErrorKind::UnexpectedEof`]
+    /// if the file ends first).
+    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// Creates (or empties) a file and opens it for appending.
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
     /// Opens an existing file for appending.
@@ -88,6 +94,12 @@ impl Fs for OsFs {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let mut file = File::open(path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(buf)
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {

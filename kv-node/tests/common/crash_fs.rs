@@ -216,6 +216,19 @@ impl Fs for CrashFs {
         Ok(state.inodes[inode].written.clone())
     }
 
+    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let mut state = self.state();
+        let inode = state.inode(path)?;
+        let written = &state.inodes[inode].written;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let bytes = start
+            .checked_add(buf.len())
+            .and_then(|end| written.get(start..end))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, format!("{} ends first", path.display())))?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let mut state = self.state();
         state.op()?;
