@@ -289,6 +289,14 @@ where
         metrics.membership_config.membership().voter_ids().any(|v| v == id)
     }
 
+    /// Whether this node is the only voter (a one-node cluster).
+    fn sole_voter(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let mut voters = metrics.membership_config.membership().voter_ids();
+        voters.next() == Some(self.id) && voters.next().is_none()
+    }
+
     /// The addresses of member `id`, from the current membership.
     pub fn member(&self, id: u64) -> Option<KvNode> {
         let metrics = self.raft.metrics().borrow_watched().clone();
@@ -395,6 +403,10 @@ where
     /// begun after this call, serves every read that asked meanwhile (see [`share`]): openraft
     /// sends a heartbeat round for each.
     async fn barrier(&self) -> Barrier {
+        if self.sole_voter() {
+            // Its own quorum: openraft answers at once, and sharing would only add a hand-off.
+            return self.barrier_once().await;
+        }
         let dropped = || Err(Err(OpError::Unavailable("the read barrier was dropped".to_string())));
         self.shared.barrier.get(|| self.barrier_once(), dropped).await
     }
