@@ -22,8 +22,10 @@
 //!    with [`RequestPath::execute_forwarded`], which never forwards again.
 //! 4. On the leader, consecutive writes are prepared ([`Command::validate`], TTL resolved on
 //!    the leader's clock) and proposed one after another without waiting (so they share log
-//!    flushes), then awaited in order; consecutive reads share one read-index barrier; a
-//!    membership change or leader transfer runs alone.
+//!    flushes), then awaited in order; consecutive reads share one read-index barrier, and
+//!    the reads of every connection that arrive while a barrier is in flight share the next
+//!    ([`share`]; a follower's read-index requests likewise); a membership change or leader
+//!    transfer runs alone.
 //! 5. An operation refused before it was proposed because leadership moved is forwarded to
 //!    the new leader (together with the others refused alike). An operation that was proposed
 //!    and then lost its answer is reported as [`OpError::OutcomeUnknown`] and never re-run:
