@@ -409,8 +409,7 @@ where
             // Its own quorum: openraft answers at once, and sharing would only add a hand-off.
             return self.barrier_once().await;
         }
-        let dropped = || Err(Err(OpError::Unavailable("the read barrier was dropped".to_string())));
-        self.shared.barrier.get(|| self.barrier_once(), dropped).await
+        self.shared.barrier.get(|| self.barrier_once()).await
     }
 
     /// One read-index barrier, as [`RequestPath::barrier`] describes.
@@ -438,8 +437,7 @@ where
                 ))),
             }
         };
-        let dropped = || Err(OpError::Unavailable("the read-index request was dropped".to_string()));
-        self.shared.read_index.get(request, dropped).await
+        self.shared.read_index.get(request).await
     }
 
     /// Answers a follower's read-index request: after this leader confirmed its leadership

@@ -10,7 +10,8 @@
 //!
 //! The request is driven by a caller's own task. A caller that gives up while driving (its
 //! future is dropped) hands the queue on all the same ([`Driving`]), so a queue never waits on
-//! nobody.
+//! nobody, and the callers it had taken along ask again: one client's cancelled read never
+//! fails another's.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -54,25 +55,24 @@ enum Turn<T> {
 
 impl<T: Clone> Share<T> {
     /// The result of a request (`send`) sent after this call began, shared with every caller
-    /// that asked meanwhile; `dropped` if the caller that was to send it for this one vanished
-    /// without handing over (it cannot: only a poisoned lock would do that).
-    pub(super) async fn get<F: Future<Output = T>>(&self, send: impl FnOnce() -> F, dropped: impl FnOnce() -> T) -> T {
-        let (tx, rx) = oneshot::channel();
-        let drive = {
-            let mut state = self.state.lock().expect("share lock poisoned");
-            if state.in_flight {
+    /// that asked meanwhile. A caller whose request was in the hands of a driver that gave up
+    /// asks again: one client's cancelled read never fails another's.
+    pub(super) async fn get<F: Future<Output = T>>(&self, send: impl FnOnce() -> F) -> T {
+        loop {
+            let (tx, rx) = oneshot::channel();
+            {
+                let mut state = self.state.lock().expect("share lock poisoned");
+                if !state.in_flight {
+                    state.in_flight = true;
+                    break;
+                }
                 state.queue.push_back(tx);
-                false
-            } else {
-                state.in_flight = true;
-                true
             }
-        };
-        if !drive {
             match rx.await {
                 Ok(Turn::Done(result)) => return result,
-                Ok(Turn::Drive) => {}
-                Err(_) => return dropped(),
+                Ok(Turn::Drive) => break,
+                // The driver that took this caller along was dropped: ask again.
+                Err(_) => continue,
             }
         }
         // This caller sends a request for itself and everyone queued so far.
@@ -143,14 +143,11 @@ mod tests {
         }
         let answers = std::cell::RefCell::new(answers);
         let get = || {
-            share.get(
-                || {
-                    sent.set(sent.get() + 1);
-                    let answer = answers.borrow_mut().pop_front().expect("two requests at most");
-                    async move { answer.await.expect("released") }
-                },
-                || 0,
-            )
+            share.get(|| {
+                sent.set(sent.get() + 1);
+                let answer = answers.borrow_mut().pop_front().expect("two requests at most");
+                async move { answer.await.expect("released") }
+            })
         };
         let mut first = Box::pin(get());
         assert!(poll(&mut first).is_pending());
@@ -181,11 +178,34 @@ mod tests {
     #[test]
     fn a_driver_that_gives_up_hands_the_queue_on() {
         let share = Share::<u32>::default();
-        let mut stuck = Box::pin(share.get(std::future::pending::<u32>, || 0));
+        let mut stuck = Box::pin(share.get(std::future::pending::<u32>));
         assert!(poll(&mut stuck).is_pending());
-        let mut waiting = Box::pin(share.get(|| async { 7 }, || 0));
+        let mut waiting = Box::pin(share.get(|| async { 7 }));
         assert!(poll(&mut waiting).is_pending());
         drop(stuck);
         assert_eq!(poll(&mut waiting), Poll::Ready(7));
+    }
+
+    /// The callers a driver took along when it sent its request ask again when it gives up,
+    /// rather than failing with it.
+    #[test]
+    fn callers_taken_along_by_a_driver_that_gives_up_ask_again() {
+        let share = Share::<u32>::default();
+        let (release_first, first_answer) = oneshot::channel::<u32>();
+        let mut first = Box::pin(share.get(|| async { first_answer.await.unwrap() }));
+        assert!(poll(&mut first).is_pending());
+        // Queued while the first request is in flight: the second drives the next one...
+        let mut second = Box::pin(share.get(std::future::pending::<u32>));
+        assert!(poll(&mut second).is_pending());
+        let mut third = Box::pin(share.get(|| async { 9 }));
+        assert!(poll(&mut third).is_pending());
+        release_first.send(1).unwrap();
+        assert_eq!(poll(&mut first), Poll::Ready(1));
+        // ...for itself and the third, and never finishes.
+        assert!(poll(&mut second).is_pending());
+        assert!(poll(&mut third).is_pending());
+        drop(second);
+        assert_eq!(poll(&mut third), Poll::Ready(9), "the third sends its own request");
+        assert!(!share.state.lock().unwrap().in_flight);
     }
 }
