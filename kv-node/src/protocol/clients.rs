@@ -100,16 +100,19 @@ impl Clients {
         Registration { clients: self, client }
     }
 
-    /// The `CLIENT LIST` text of the connections in `ids` (all if `None`), in id order.
+    /// The `CLIENT LIST` text of the connections in `ids` (all if `None`), in id order. A
+    /// killed connection is gone from the list at once, as Redis frees a killed client at
+    /// once, though its session may still be closing the socket.
     pub(super) fn list(&self, ids: Option<&[u64]>) -> String {
         let open: Vec<Arc<Client>> = self.lock().values().cloned().collect();
         open.iter()
-            .filter(|c| ids.is_none_or(|ids| ids.contains(&c.id)))
+            .filter(|c| !c.is_killed() && ids.is_none_or(|ids| ids.contains(&c.id)))
             .map(|c| c.line())
             .collect()
     }
 
     /// Marks the connections that `filter` selects as killed (`me` is the caller); how many.
+    /// A connection already killed is not counted again.
     pub(super) fn kill(&self, filter: &KillFilter, me: u64) -> usize {
         let open: Vec<Arc<Client>> = self.lock().values().cloned().collect();
         let now = Instant::now();
@@ -123,7 +126,8 @@ impl Clients {
                 && filter
                     .max_age_secs
                     .is_none_or(|age| now.duration_since(client.created).as_secs() >= age)
-                && !(filter.skip_me && client.id == me);
+                && !(filter.skip_me && client.id == me)
+                && !client.is_killed();
             if selected {
                 client.killed.store(true, Ordering::Release);
                 client.wake.notify_one();
@@ -313,14 +317,19 @@ mod tests {
         };
         assert_eq!(clients.kill(&by_addr, 1), 1);
         assert!(b.client().is_killed() && !a.client().is_killed());
+        // Gone from the list and from later kills at once, while its session closes.
+        assert_eq!(clients.list(None).lines().count(), 1);
         let everyone_but_me = KillFilter {
             skip_me: true,
             ..KillFilter::default()
         };
-        assert_eq!(clients.kill(&everyone_but_me, 1), 1);
+        assert_eq!(clients.kill(&everyone_but_me, 1), 0);
         assert!(!a.client().is_killed());
         drop(b);
         assert_eq!(clients.list(None).lines().count(), 1);
+        let c = clients.register(3, "127.0.0.1:3000".into(), "127.0.0.1:6379".into());
+        assert_eq!(clients.kill(&everyone_but_me, 1), 1);
+        assert!(c.client().is_killed());
     }
 
     #[tokio::test]
