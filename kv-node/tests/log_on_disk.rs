@@ -52,12 +52,7 @@ fn expected(range: std::ops::Range<u64>, term_of: impl Fn(u64) -> u64) -> Vec<En
 
 /// The segment files of `dir`, oldest first, each with its entry records' (index, offset).
 fn entry_records(dir: &Path) -> Vec<(std::path::PathBuf, Vec<(u64, u64)>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    files.sort();
+    let files = segments(dir);
     let newest = files.len() - 1;
     files
         .into_iter()

@@ -252,16 +252,6 @@ fn write_log(dir: &Path, n: u64) -> Vec<PathBuf> {
     segments(dir)
 }
 
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    files.sort();
-    files
-}
-
 /// Offsets of the records of a segment file.
 fn record_offsets(path: &Path, newest: bool) -> Vec<u64> {
     let bytes = std::fs::read(path).unwrap();

@@ -5,6 +5,7 @@
 pub mod crash_fs;
 
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use kv_core::command::Command;
@@ -24,6 +25,17 @@ use openraft::entry::RaftEntry;
 use openraft::storage::IOFlushed;
 use openraft::storage::RaftLogStorage;
 use openraft::type_config::TypeConfigExt;
+
+/// The segment files of the log in `dir`, oldest first.
+pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    files.sort();
+    files
+}
 
 /// A log id of the test node.
 pub fn log_id(term: u64, index: u64) -> LogIdOf<NodeConfig> {
