@@ -461,20 +461,14 @@ impl State {
     }
 
     fn change(&mut self, revision: u64, key: &[u8], event: &'static str, value: Option<&[u8]>) {
+        let stored = StoredChange::new(revision, self.event_index(event), key, value);
         // Built once, for the first watch it reaches, and shared by the others.
         let mut shared: Option<Arc<Change>> = None;
         let mut failed = Vec::new();
         for (id, subscriber) in &self.subscribers {
             for watch in &subscriber.watches {
                 if revision > watch.since && (key.starts_with(&watch.prefix) || event == "flushdb") {
-                    let change = shared.get_or_insert_with(|| {
-                        Arc::new(Change {
-                            revision,
-                            key: key.to_vec(),
-                            event,
-                            value: value.map(<[u8]>::to_vec),
-                        })
-                    });
+                    let change = shared.get_or_insert_with(|| Arc::new(stored.to_change(&self.events)));
                     let push = Push::Change {
                         prefix: watch.prefix.clone(),
                         change: change.clone(),
@@ -489,9 +483,8 @@ impl State {
         for id in failed {
             self.remove(id);
         }
-        let change = StoredChange::new(revision, self.event_index(event), key, value);
-        self.history_bytes += change.size();
-        self.history.push_back(change);
+        self.history_bytes += stored.size();
+        self.history.push_back(stored);
         while self.history.len() > HISTORY_EVENTS || self.history_bytes > HISTORY_BYTES {
             let old = self.history.pop_front().expect("a non-empty history");
             self.history_bytes -= old.size();
