@@ -27,6 +27,7 @@ use std::ops::Bound;
 pub use image::IMAGE_VERSION;
 use record::Record;
 use record::Records;
+pub use record::seed_key_hash;
 use session::Admission;
 pub use session::MAX_RESPONSES;
 pub use session::MAX_SESSIONS;

@@ -1,84 +1,149 @@
-//! A stored key as one allocation, and the key-ordered set of them.
+//! A stored key as one allocation, and the set of them: in key order, and indexed by key.
 //!
 //! ```text
-//! Record: one Box<[u8]>
+//! Record: a thin pointer to one allocation of bytes
 //!   0..4        key length, u32 LE; its top bit set: an expiry time follows the revision
+//!   4..8        value length, u32 LE
 //!   key         the key's bytes
 //!   8 bytes     mod_revision, u64 LE
 //!   [8 bytes]   expires_at, u64 LE (only if the top bit is set)
-//!   value       the value's bytes, up to the end of the box
+//!   value       the value's bytes
 //! ```
 //!
-//! Why: a store of small keys is mostly overhead. A `BTreeMap<Vec<u8>, { value: Vec<u8>,
-//! expires_at: Option<u64>, mod_revision: u64 }>` spends a 72-byte map slot and two heap
-//! allocations per key (an 11-byte key and a 64-byte value take 32 + 80 bytes of the allocator
-//! on top of the slot): 284 bytes per key in all, measured. A record in one box is a 16-byte
-//! slot in the set and one allocation of 12 bytes more than the key and value (96 bytes for
-//! that key and value): about 140 bytes per key (docs/benchmarks.md, "Memory per key").
-//! The expiry costs 8 bytes only in records that have one; `Store::expiries` keeps its time
-//! order. The alternatives kept a second map (expiry by key: two more copies of every
-//! expiring key) or a thin pointer with the length in the header (8 bytes less per slot, but
-//! `unsafe` code for a tenth of the gain).
+//! Why one allocation: a store of small keys is mostly overhead. A `BTreeMap<Vec<u8>, {
+//! value: Vec<u8>, expires_at: Option<u64>, mod_revision: u64 }>` spends a 72-byte map slot and
+//! two heap allocations per key: 284 bytes per key in all, measured. A record is one allocation
+//! of 16 bytes more than its key and value, and an 8-byte pointer wherever it is listed
+//! (docs/benchmarks.md, "Memory per key"). The expiry costs 8 bytes only in records that have
+//! one; `Store::expiries` keeps their time order.
 //!
-//! A record is ordered, compared and borrowed by its key alone ([`Borrow<[u8]>`]), so the set
+//! Why a hash index beside the tree: scans need key order, which the B-tree gives; but a point
+//! lookup in a B-tree of a million keys compares the key with some twenty records, each a cache
+//! miss on its own allocation, and that search was 28% of a GET-loaded node's CPU
+//! (docs/benchmarks.md, "A hash index"). [`Records`] lists every record twice: the tree owns
+//! it, and a SwissTable (`hashbrown::HashTable`) holds a non-owning copy of its pointer, found
+//! by a hash of the key, for `get`, `contains_key` and the search half of `take`. The index
+//! costs 9 bytes per bucket, about 19 bytes per key at a million keys; the thin pointer saves 8
+//! of them in the tree.
+//!
+//! The hash is keyed ([`seed_key_hash`]): clients choose the keys, and with a known seed they
+//! could choose keys that all collide, which turns every lookup into a walk. The seed changes
+//! no result, only where entries sit in the index (order comes from the tree), so runs stay
+//! deterministic whatever it is.
+//!
+//! A record is ordered, compared and borrowed by its key alone ([`Borrow<[u8]>`]), so the tree
 //! is searched with `&[u8]`; [`Records`] compares whole records, so two stores are equal when
 //! every key, value, revision and expiry is.
+//!
+//! The `unsafe` here is the ownership of a record's bytes behind a thin pointer (a `Box<[u8]>`
+//! taken apart, as `Vec` keeps its buffer), and the index's copies of those pointers, valid
+//! while the tree holds their records: every change of the set goes through [`Records`], which
+//! keeps the two listings of the same records.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::collections::btree_set;
 use std::fmt;
+use std::hash::BuildHasher;
+use std::mem::ManuallyDrop;
 use std::ops::RangeBounds;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 
-/// The top bit of the length word: an expiry time follows the revision.
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+
+/// The top bit of the key length word: an expiry time follows the revision.
 const HAS_EXPIRY: u32 = 1 << 31;
 
 /// Longest key a record holds: the length word keeps its top bit for [`HAS_EXPIRY`].
 pub(super) const MAX_KEY_LEN: usize = (HAS_EXPIRY - 1) as usize;
 
-/// Bytes of the length word.
-const LEN_BYTES: usize = 4;
+/// Bytes of the two length words.
+const HEADER: usize = 8;
+
+/// The seed of the key hash of every [`Records`] made from now on.
+static KEY_HASH_SEED: AtomicU64 = AtomicU64::new(0);
+
+/// Seeds the hash by which stores made from now on index their keys. A node seeds it from the
+/// operating system's randomness when it starts, so that no client can know which keys
+/// collide; a store keeps the seed it was made with. Results never depend on it.
+pub fn seed_key_hash(seed: u64) {
+    KEY_HASH_SEED.store(seed, Relaxed);
+}
 
 /// A key with its value, the revision that last wrote it and its expiry time, in one
-/// allocation laid out as the module docs draw it.
-#[derive(Clone)]
-pub(super) struct Record(Box<[u8]>);
+/// allocation laid out as the module docs draw it, owned through a thin pointer.
+pub(super) struct Record(NonNull<u8>);
+
+// SAFETY: a record owns its allocation as a `Box<[u8]>` would and never changes it after it is
+// made, so sending or sharing it between threads is as safe as sending or sharing the box.
+unsafe impl Send for Record {}
+// SAFETY: as for `Send`: shared access only ever reads the bytes.
+unsafe impl Sync for Record {}
 
 impl Record {
-    /// A record of `key` (at most [`MAX_KEY_LEN`] bytes: the store's limits and an image's
-    /// decoding keep keys far below it).
+    /// A record of `key` (at most [`MAX_KEY_LEN`] bytes) and `value` (under 4 GiB: the
+    /// store's limits and an image's decoding keep both far below).
     pub(super) fn new(key: &[u8], value: &[u8], expires_at: Option<u64>, mod_revision: u64) -> Record {
         assert!(key.len() <= MAX_KEY_LEN, "a key of {} bytes", key.len());
+        let value_len = u32::try_from(value.len()).expect("a value under 4 GiB");
         let word = key.len() as u32 | if expires_at.is_some() { HAS_EXPIRY } else { 0 };
         let expiry_bytes = if expires_at.is_some() { 8 } else { 0 };
-        let mut bytes = Vec::with_capacity(LEN_BYTES + key.len() + 8 + expiry_bytes + value.len());
+        let mut bytes = Vec::with_capacity(HEADER + key.len() + 8 + expiry_bytes + value.len());
         bytes.extend_from_slice(&word.to_le_bytes());
+        bytes.extend_from_slice(&value_len.to_le_bytes());
         bytes.extend_from_slice(key);
         bytes.extend_from_slice(&mod_revision.to_le_bytes());
         if let Some(t) = expires_at {
             bytes.extend_from_slice(&t.to_le_bytes());
         }
         bytes.extend_from_slice(value);
-        Record(bytes.into_boxed_slice())
+        let bytes: *mut [u8] = Box::into_raw(bytes.into_boxed_slice());
+        Record(NonNull::new(bytes.cast::<u8>()).expect("a box is never null"))
+    }
+
+    /// The two length words, the allocation's first bytes.
+    fn header(&self) -> (u32, u32) {
+        // SAFETY: the pointer is to a live allocation of at least `HEADER` bytes (`new` wrote
+        // them), which nothing writes while the record exists; `[u8; 8]` needs no alignment.
+        let header = unsafe { self.0.as_ptr().cast::<[u8; HEADER]>().read() };
+        let (word, value_len) = header.split_at(4);
+        (
+            u32::from_le_bytes(word.try_into().expect("4 bytes")),
+            u32::from_le_bytes(value_len.try_into().expect("4 bytes")),
+        )
+    }
+
+    /// The whole allocation.
+    fn bytes(&self) -> &[u8] {
+        let (word, value_len) = self.header();
+        let expiry_bytes = if word & HAS_EXPIRY != 0 { 8 } else { 0 };
+        let len = HEADER + (word & !HAS_EXPIRY) as usize + 8 + expiry_bytes + value_len as usize;
+        // SAFETY: `new` allocated exactly `len` bytes (the header records the key and value
+        // lengths and the expiry flag it laid them out by), initialized them, and nothing
+        // frees or writes them while `self` is borrowed.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), len) }
     }
 
     fn word(&self) -> u32 {
-        u32::from_le_bytes(self.0[..LEN_BYTES].try_into().expect("4 bytes"))
+        self.header().0
     }
 
     /// Where the key ends and the revision starts.
     fn key_end(&self) -> usize {
-        LEN_BYTES + (self.word() & !HAS_EXPIRY) as usize
+        HEADER + (self.word() & !HAS_EXPIRY) as usize
     }
 
     fn u64_at(&self, at: usize) -> u64 {
-        u64::from_le_bytes(self.0[at..at + 8].try_into().expect("8 bytes"))
+        u64::from_le_bytes(self.bytes()[at..at + 8].try_into().expect("8 bytes"))
     }
 
     /// The key.
     pub(super) fn key(&self) -> &[u8] {
-        &self.0[LEN_BYTES..self.key_end()]
+        &self.bytes()[HEADER..self.key_end()]
     }
 
     /// The revision of the write that last changed the key.
@@ -94,7 +159,7 @@ impl Record {
     /// The value.
     pub(super) fn value(&self) -> &[u8] {
         let header = if self.word() & HAS_EXPIRY != 0 { 16 } else { 8 };
-        &self.0[self.key_end() + header..]
+        &self.bytes()[self.key_end() + header..]
     }
 
     /// Whether a reader whose clock reads `now` sees the key.
@@ -117,7 +182,30 @@ impl Record {
 
     /// Key and value bytes: what `Store::bytes` counts.
     pub(super) fn counted_bytes(&self) -> u64 {
-        (self.0.len() - LEN_BYTES - if self.word() & HAS_EXPIRY != 0 { 16 } else { 8 }) as u64
+        let (word, value_len) = self.header();
+        u64::from(word & !HAS_EXPIRY) + u64::from(value_len)
+    }
+
+    /// A second handle on the same allocation, for the index: it must never be dropped (hence
+    /// `ManuallyDrop`) nor outlive the record in the tree.
+    fn alias(&self) -> ManuallyDrop<Record> {
+        ManuallyDrop::new(Record(self.0))
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let len = self.bytes().len();
+        // SAFETY: the pointer and length are those of the `Box<[u8]>` that `new` took apart,
+        // and this is the one owner (the index's aliases are never dropped), dropping it once.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.0.as_ptr(), len)) });
+    }
+}
+
+impl Clone for Record {
+    fn clone(&self) -> Self {
+        let bytes: *mut [u8] = Box::into_raw(Box::<[u8]>::from(self.bytes()));
+        Record(NonNull::new(bytes.cast::<u8>()).expect("a box is never null"))
     }
 }
 
@@ -158,50 +246,127 @@ impl fmt::Debug for Record {
     }
 }
 
-/// The store's records in key order, searched by key.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Records(BTreeSet<Record>);
+/// The store's records in key order, and indexed by a hash of the key (see the module docs).
+///
+/// Invariant: `index` holds exactly one alias of every record in `tree` and nothing else. The
+/// aliases point into the tree's records, so a record leaves the tree only after (or in the
+/// same call as) its alias leaves the index, and no alias is ever dropped as a record.
+pub(super) struct Records {
+    /// The owner of every record, in key order.
+    tree: BTreeSet<Record>,
+    /// An alias of every record of `tree`, by the hash of its key.
+    index: HashTable<ManuallyDrop<Record>>,
+    hasher: FixedState,
+}
 
 impl Records {
+    /// Records of `tree`, indexed by `hasher`.
+    fn from_tree(tree: BTreeSet<Record>, hasher: FixedState) -> Records {
+        let mut index = HashTable::with_capacity(tree.len());
+        for record in &tree {
+            index.insert_unique(
+                hasher.hash_one(record.key()),
+                record.alias(),
+                |r: &ManuallyDrop<Record>| hasher.hash_one(r.key()),
+            );
+        }
+        Records { tree, index, hasher }
+    }
+
     pub(super) fn len(&self) -> usize {
-        self.0.len()
+        self.tree.len()
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.tree.is_empty()
     }
 
     pub(super) fn get(&self, key: &[u8]) -> Option<&Record> {
-        self.0.get(key)
+        let hash = self.hasher.hash_one(key);
+        self.index.find(hash, |r| r.key() == key).map(|r| &**r)
     }
 
     pub(super) fn contains_key(&self, key: &[u8]) -> bool {
-        self.0.contains(key)
+        self.get(key).is_some()
     }
 
-    /// Puts `record` in, returning the one it replaces (same key), in one search.
+    /// Puts `record` in, returning the one it replaces (same key).
     pub(super) fn replace(&mut self, record: Record) -> Option<Record> {
-        self.0.replace(record)
+        let hash = self.hasher.hash_one(record.key());
+        let alias = record.alias();
+        let previous = self.tree.replace(record);
+        match &previous {
+            // The replaced record is alive until this returns: its alias is found by address.
+            Some(previous) => {
+                let slot = self
+                    .index
+                    .find_mut(hash, |r| r.0 == previous.0)
+                    .expect("every record of the tree is indexed");
+                *slot = alias;
+            }
+            None => {
+                let hasher = &self.hasher;
+                self.index.insert_unique(hash, alias, |r| hasher.hash_one(r.key()));
+            }
+        }
+        previous
     }
 
     /// Takes `key`'s record out.
     pub(super) fn take(&mut self, key: &[u8]) -> Option<Record> {
-        self.0.take(key)
+        let hash = self.hasher.hash_one(key);
+        let Ok(entry) = self.index.find_entry(hash, |r| r.key() == key) else {
+            return None;
+        };
+        entry.remove();
+        let record = self.tree.take(key).expect("every indexed record is in the tree");
+        // A store that shrank to a quarter of its peak gives the index's memory back (at half
+        // load, so that it does not grow again at the next few writes).
+        if self.index.capacity() > 1024 && self.index.len() * 4 < self.index.capacity() {
+            let hasher = &self.hasher;
+            self.index.shrink_to(self.index.len() * 2, |r| hasher.hash_one(r.key()));
+        }
+        Some(record)
     }
 
     pub(super) fn clear(&mut self) {
-        self.0.clear();
+        self.index = HashTable::new();
+        self.tree.clear();
     }
 
     pub(super) fn iter(&self) -> btree_set::Iter<'_, Record> {
-        self.0.iter()
+        self.tree.iter()
     }
 
     /// The records whose keys lie in `range`, in key order (`start > end` panics, as
     /// `BTreeSet::range` does).
     pub(super) fn range<'a>(&self, range: impl RangeBounds<&'a [u8]>) -> btree_set::Range<'_, Record> {
         let range = (range.start_bound().cloned(), range.end_bound().cloned());
-        self.0.range::<[u8], _>(range)
+        self.tree.range::<[u8], _>(range)
+    }
+}
+
+/// The hasher of stores made now ([`seed_key_hash`]).
+fn seeded_hasher() -> FixedState {
+    FixedState::with_seed(KEY_HASH_SEED.load(Relaxed))
+}
+
+impl Default for Records {
+    fn default() -> Self {
+        Records::from_tree(BTreeSet::new(), seeded_hasher())
+    }
+}
+
+/// A copy of every record, indexed anew: the copy's aliases point at the copy's records.
+impl Clone for Records {
+    fn clone(&self) -> Self {
+        Records::from_tree(self.tree.clone(), self.hasher.clone())
+    }
+}
+
+impl fmt::Debug for Records {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(&self.tree).finish()
     }
 }
 
@@ -219,14 +384,14 @@ impl FromIterator<Record> for Records {
             }
             same
         });
-        Records(records.into_iter().collect())
+        Records::from_tree(records.into_iter().collect(), seeded_hasher())
     }
 }
 
 /// Two stores hold the same records when every key, value, revision and expiry is the same.
 impl PartialEq for Records {
     fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| a.0 == b.0)
+        self.tree.len() == other.tree.len() && self.tree.iter().zip(&other.tree).all(|(a, b)| a.bytes() == b.bytes())
     }
 }
 
@@ -250,9 +415,9 @@ mod tests {
             assert_eq!(record.expires_at(), expires_at);
             assert_eq!(record.mod_revision(), revision);
             assert_eq!(record.counted_bytes(), (key.len() + value.len()) as u64);
-            let header = 12 + if expires_at.is_some() { 8 } else { 0 };
+            let header = 16 + if expires_at.is_some() { 8 } else { 0 };
             assert_eq!(
-                record.0.len(),
+                record.bytes().len(),
                 header + key.len() + value.len(),
                 "one allocation, no slack"
             );
@@ -283,5 +448,97 @@ mod tests {
         assert_ne!(other, records, "a revision differs");
         other.replace(Record::new(b"b", b"3", Some(9), 1));
         assert_ne!(other, records, "an expiry differs");
+    }
+
+    /// The invariant: the index holds one alias of every record of the tree, at its address.
+    fn assert_indexed(records: &Records) {
+        assert_eq!(records.index.len(), records.tree.len());
+        for record in &records.tree {
+            let hash = records.hasher.hash_one(record.key());
+            let alias = records.index.find(hash, |r| r.key() == record.key());
+            assert_eq!(alias.map(|a| a.0), Some(record.0), "{record:?}");
+        }
+    }
+
+    #[test]
+    fn the_index_follows_every_change_of_the_set() {
+        use rand::RngExt;
+        use rand::SeedableRng;
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
+        let mut model = std::collections::BTreeMap::<Vec<u8>, (Vec<u8>, u64)>::new();
+        let mut records = Records::default();
+        for step in 0..20_000u64 {
+            let key = format!("k{}", rng.random_range(0..500)).into_bytes();
+            match rng.random_range(0..100) {
+                0..60 => {
+                    let value = vec![b'v'; rng.random_range(0..40)];
+                    let replaced = records.replace(Record::new(&key, &value, None, step));
+                    let expected = model.insert(key.clone(), (value, step));
+                    assert_eq!(replaced.map(|r| (r.value().to_vec(), r.mod_revision())), expected);
+                }
+                60..95 => {
+                    let taken = records.take(&key);
+                    assert_eq!(
+                        taken.map(|r| (r.value().to_vec(), r.mod_revision())),
+                        model.remove(&key)
+                    );
+                }
+                95..98 => records = records.clone(),
+                98 => records = records.iter().cloned().collect(),
+                _ => {
+                    records.clear();
+                    model.clear();
+                }
+            }
+            if step % 500 == 0 {
+                assert_indexed(&records);
+            }
+            let found = records.get(&key).map(|r| (r.value().to_vec(), r.mod_revision()));
+            assert_eq!(found.as_ref(), model.get(&key));
+            assert_eq!(records.contains_key(&key), model.contains_key(&key));
+        }
+        assert_indexed(&records);
+        let listed: Vec<&[u8]> = records.iter().map(Record::key).collect();
+        assert_eq!(listed, model.keys().map(Vec::as_slice).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_copy_is_indexed_on_its_own_records() {
+        let records: Records = (0..100u32)
+            .map(|i| Record::new(&i.to_be_bytes(), b"v", None, 1))
+            .collect();
+        let copy = records.clone();
+        drop(records);
+        assert_indexed(&copy);
+        assert_eq!(copy.get(&7u32.to_be_bytes()).map(Record::value), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn a_store_that_shrinks_gives_back_index_memory() {
+        let mut records = Records::default();
+        for i in 0..100_000u32 {
+            records.replace(Record::new(&i.to_be_bytes(), b"", None, 1));
+        }
+        let peak = records.index.capacity();
+        for i in 1_000..100_000u32 {
+            assert!(records.take(&i.to_be_bytes()).is_some());
+        }
+        assert!(
+            records.index.capacity() * 16 < peak,
+            "{} of {peak}",
+            records.index.capacity()
+        );
+        assert_indexed(&records);
+    }
+
+    #[test]
+    fn the_seed_keys_the_hash_of_stores_made_after_it() {
+        seed_key_hash(1);
+        let one = Records::default();
+        seed_key_hash(2);
+        let two = Records::default();
+        seed_key_hash(0);
+        assert_ne!(one.hasher.hash_one(b"key"), two.hasher.hash_one(b"key"));
+        assert_eq!(one.clone().hasher.hash_one(b"key"), one.hasher.hash_one(b"key"));
     }
 }

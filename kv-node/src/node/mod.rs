@@ -208,6 +208,9 @@ pub enum StartError {
     /// openraft refused to start.
     #[error("raft failed to start: {0}")]
     Raft(String),
+    /// The operating system gave no random bytes.
+    #[error("no randomness from the operating system: {0}")]
+    Randomness(getrandom::Error),
 }
 
 /// A running node. Clones share it.
@@ -250,6 +253,10 @@ impl Node {
                 options.id
             )));
         }
+        // The store's key index hashes keys that clients choose: its seed must be secret.
+        let mut seed = [0; 8];
+        getrandom::fill(&mut seed).map_err(StartError::Randomness)?;
+        kv_core::store::seed_key_hash(u64::from_le_bytes(seed));
         let metrics = Arc::new(Metrics::default());
         let fs = Arc::new(TimedFs::new(Arc::new(OsFs), metrics.clone()));
         let dir_options = DataDirOptions {
