@@ -361,11 +361,12 @@ impl Store {
                 Expiry::At(_) | Expiry::Keep => None,
             };
             if let Some(expires_at) = expires_at {
-                let previous = self.insert(key, value, expires_at);
+                let mut previous = None;
+                self.insert_seeing(key, value, expires_at, |r| previous = Some(r.value().to_vec()));
                 self.note(key, "set");
                 return Response::Set {
                     written: true,
-                    previous: previous.map(|r| r.value().to_vec()),
+                    previous,
                 };
             }
         }
@@ -494,9 +495,39 @@ impl Store {
         }
     }
 
-    /// Writes `key` at the current revision; returns the record it replaces.
-    fn insert(&mut self, key: &[u8], value: &[u8], expires_at: Option<u64>) -> Option<Record> {
-        self.put(Record::new(key, value, expires_at, self.revision))
+    /// Writes `key` at the current revision.
+    fn insert(&mut self, key: &[u8], value: &[u8], expires_at: Option<u64>) {
+        self.insert_seeing(key, value, expires_at, |_| ());
+    }
+
+    /// Writes `key` at the current revision; `previous` sees the record it replaces first.
+    /// A record of the same size is rewritten in place ([`Records::overwrite`]).
+    fn insert_seeing(&mut self, key: &[u8], value: &[u8], expires_at: Option<u64>, previous: impl FnOnce(&Record)) {
+        let mut previous = Some(previous);
+        let mut previous_expiry = None;
+        let in_place = self.data.overwrite(key, value, expires_at, self.revision, |record| {
+            previous_expiry = record.expires_at();
+            if let Some(previous) = previous.take() {
+                previous(record);
+            }
+        });
+        if !in_place {
+            let replaced = self.put(Record::new(key, value, expires_at, self.revision));
+            if let Some((previous, replaced)) = previous.zip(replaced) {
+                previous(&replaced);
+            }
+            return;
+        }
+        // Same key and value lengths: `bytes` stands; a present key has no tombstone.
+        debug_assert!(!self.tombstones.contains_key(key));
+        if previous_expiry != expires_at {
+            if let Some(t) = previous_expiry {
+                self.expiries.remove(&(t, key.to_vec()));
+            }
+            if let Some(t) = expires_at {
+                self.expiries.insert((t, key.to_vec()));
+            }
+        }
     }
 
     /// Puts `record` in as it is, replacing its key's record and tombstone; returns the record
@@ -656,6 +687,8 @@ mod tests {
             let key = format!("k{}", next(20)).into_bytes();
             let at_ms = revision * 10;
             let other = format!("k{}", next(20)).into_bytes();
+            // Few lengths, so that a SET often rewrites a record of its size in place.
+            let value = vec![b'a' + (revision % 26) as u8; next(4) as usize * 13];
             let expiry_time = |n: u64| match n % 3 {
                 0 => ExpiryTime::In(n),
                 1 => ExpiryTime::At(at_ms + n),
@@ -706,7 +739,7 @@ mod tests {
                 },
                 _ => Command::Set {
                     key: key.clone(),
-                    value: vec![b'v'; next(40) as usize],
+                    value: value.clone(),
                     condition: [SetCondition::Always, SetCondition::IfAbsent, SetCondition::IfPresent]
                         [next(3) as usize],
                     expiry: match next(5) {
@@ -728,6 +761,7 @@ mod tests {
                 assert_eq!(previous, before);
                 if written && let Some(record) = s.data.get(&key) {
                     assert_eq!(record.mod_revision(), revision);
+                    assert_eq!(record.value(), value);
                 }
             }
             let indexed: BTreeSet<(u64, Key)> = s

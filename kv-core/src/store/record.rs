@@ -78,8 +78,9 @@ pub fn seed_key_hash(seed: u64) {
 /// allocation laid out as the module docs draw it, owned through a thin pointer.
 pub(super) struct Record(NonNull<u8>);
 
-// SAFETY: a record owns its allocation as a `Box<[u8]>` would and never changes it after it is
-// made, so sending or sharing it between threads is as safe as sending or sharing the box.
+// SAFETY: a record owns its allocation as a `Box<[u8]>` would, and changes it only through
+// `&mut` (`Records::overwrite`), so sending or sharing it between threads is as safe as sending
+// or sharing the box.
 unsafe impl Send for Record {}
 // SAFETY: as for `Send`: shared access only ever reads the bytes.
 unsafe impl Sync for Record {}
@@ -117,15 +118,26 @@ impl Record {
         )
     }
 
-    /// The whole allocation.
-    fn bytes(&self) -> &[u8] {
+    /// Length of the allocation, from the header.
+    fn len(&self) -> usize {
         let (word, value_len) = self.header();
         let expiry_bytes = if word & HAS_EXPIRY != 0 { 8 } else { 0 };
-        let len = HEADER + (word & !HAS_EXPIRY) as usize + 8 + expiry_bytes + value_len as usize;
-        // SAFETY: `new` allocated exactly `len` bytes (the header records the key and value
-        // lengths and the expiry flag it laid them out by), initialized them, and nothing
-        // frees or writes them while `self` is borrowed.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), len) }
+        HEADER + (word & !HAS_EXPIRY) as usize + 8 + expiry_bytes + value_len as usize
+    }
+
+    /// The whole allocation.
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `new` allocated exactly `len()` bytes (the header records the key and value
+        // lengths and the expiry flag it laid them out by) and initialized them; nothing frees
+        // or writes them while `self` is borrowed.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), self.len()) }
+    }
+
+    /// The whole allocation, to rewrite.
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`; `&mut self` is an alias of the index (`Records::overwrite`)
+        // reached through `&mut Records`, so no other reference to these bytes is alive.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_ptr(), self.len()) }
     }
 
     fn word(&self) -> u32 {
@@ -195,7 +207,7 @@ impl Record {
 
 impl Drop for Record {
     fn drop(&mut self) {
-        let len = self.bytes().len();
+        let len = self.len();
         // SAFETY: the pointer and length are those of the `Box<[u8]>` that `new` took apart,
         // and this is the one owner (the index's aliases are never dropped), dropping it once.
         drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.0.as_ptr(), len)) });
@@ -310,6 +322,40 @@ impl Records {
             }
         }
         previous
+    }
+
+    /// Rewrites `key`'s record in place, when it has one laid out alike (the same value length,
+    /// and an expiry time or none, as the new one): no search of the tree and no allocation,
+    /// which is most of what a SET costs otherwise. `before` sees the record first. Returns
+    /// whether it did; if not, nothing changed.
+    pub(super) fn overwrite(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expires_at: Option<u64>,
+        mod_revision: u64,
+        before: impl FnOnce(&Record),
+    ) -> bool {
+        let hash = self.hasher.hash_one(key);
+        let Some(record) = self.index.find_mut(hash, |r| r.key() == key) else {
+            return false;
+        };
+        if record.value().len() != value.len() || record.expires_at().is_some() != expires_at.is_some() {
+            return false;
+        }
+        before(record);
+        let revision_at = record.key_end();
+        let bytes = record.bytes_mut();
+        bytes[revision_at..revision_at + 8].copy_from_slice(&mod_revision.to_le_bytes());
+        let value_at = match expires_at {
+            Some(t) => {
+                bytes[revision_at + 8..revision_at + 16].copy_from_slice(&t.to_le_bytes());
+                revision_at + 16
+            }
+            None => revision_at + 8,
+        };
+        bytes[value_at..].copy_from_slice(value);
+        true
     }
 
     /// Takes `key`'s record out.
@@ -470,11 +516,25 @@ mod tests {
         for step in 0..20_000u64 {
             let key = format!("k{}", rng.random_range(0..500)).into_bytes();
             match rng.random_range(0..100) {
-                0..60 => {
+                0..40 => {
                     let value = vec![b'v'; rng.random_range(0..40)];
                     let replaced = records.replace(Record::new(&key, &value, None, step));
                     let expected = model.insert(key.clone(), (value, step));
                     assert_eq!(replaced.map(|r| (r.value().to_vec(), r.mod_revision())), expected);
+                }
+                40..60 => {
+                    let value = vec![step as u8; rng.random_range(0..4)];
+                    let mut seen = None;
+                    let done = records.overwrite(&key, &value, None, step, |r| {
+                        seen = Some((r.value().to_vec(), r.mod_revision()));
+                    });
+                    let alike = model.get(&key).is_some_and(|(v, _)| v.len() == value.len());
+                    assert_eq!(done, alike, "in place exactly when laid out alike");
+                    if done {
+                        assert_eq!(seen, model.insert(key.clone(), (value, step)));
+                    } else {
+                        assert_eq!(seen, None, "`before` runs only when it overwrites");
+                    }
                 }
                 60..95 => {
                     let taken = records.take(&key);
@@ -500,6 +560,23 @@ mod tests {
         assert_indexed(&records);
         let listed: Vec<&[u8]> = records.iter().map(Record::key).collect();
         assert_eq!(listed, model.keys().map(Vec::as_slice).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_overwrite_rewrites_revision_expiry_and_value_only() {
+        let mut records: Records = [Record::new(b"a", b"12", Some(5), 1), Record::new(b"b", b"34", None, 1)]
+            .into_iter()
+            .collect();
+        assert!(records.overwrite(b"a", b"xy", Some(9), 7, |_| ()));
+        assert!(!records.overwrite(b"a", b"xy", None, 8, |_| ()), "an expiry dropped");
+        assert!(!records.overwrite(b"b", b"xyz", None, 8, |_| ()), "a longer value");
+        assert!(!records.overwrite(b"c", b"12", None, 8, |_| ()), "no record");
+        let listed: Vec<_> = records
+            .iter()
+            .map(|r| (r.key(), r.value(), r.expires_at(), r.mod_revision()))
+            .collect();
+        assert_eq!(listed, [(&b"a"[..], &b"xy"[..], Some(9), 7), (b"b", b"34", None, 1)]);
+        assert_indexed(&records);
     }
 
     #[test]
