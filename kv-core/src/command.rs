@@ -312,6 +312,22 @@ pub enum Command {
     /// raised on every replica, without waiting for a client's write (kv-node's active
     /// expiry). Answers [`Response::Ok`].
     ExpireDue,
+    /// [`Command::Set`] for a client that does not want the value it replaces (a SET without
+    /// GET): answers [`Response::Set`] with `previous: None`, so the old value is neither
+    /// copied when the write applies, nor kept among a session's answers, nor sent back with a
+    /// forwarded write.
+    SetQuiet {
+        /// The key.
+        #[serde(with = "crate::byte_string")]
+        key: Key,
+        /// The new value.
+        #[serde(with = "crate::byte_string")]
+        value: Value,
+        /// Condition on the key's presence.
+        condition: SetCondition,
+        /// The new expiry time.
+        expiry: Expiry,
+    },
 }
 
 /// The optimistic lock of a [`Command::Transaction`].
@@ -351,7 +367,9 @@ impl fmt::Display for Write {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let key = Printable;
         match &self.command {
-            Command::Set { key: k, value, .. } => write!(f, "SET {} ({} bytes)", key(k), value.len()),
+            Command::Set { key: k, value, .. } | Command::SetQuiet { key: k, value, .. } => {
+                write!(f, "SET {} ({} bytes)", key(k), value.len())
+            }
             Command::MultiSet { pairs } => write!(f, "MSET {} keys", pairs.len()),
             Command::Delete { keys } => write!(f, "DEL {} keys", keys.len()),
             Command::GetDelete { key: k } => write!(f, "GETDEL {}", key(k)),
@@ -672,7 +690,7 @@ impl Command {
             }
         };
         match self {
-            Command::Set { key: k, value: v, .. } => key(k).and(value(v)),
+            Command::Set { key: k, value: v, .. } | Command::SetQuiet { key: k, value: v, .. } => key(k).and(value(v)),
             Command::MultiSet { pairs } => {
                 count(pairs.len())?;
                 pairs.iter().try_for_each(|(k, v)| key(k).and(value(v)))
@@ -884,6 +902,12 @@ mod tests {
                 condition: ExpiryCondition::Later,
             },
             Command::ExpireDue,
+            Command::SetQuiet {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                condition: SetCondition::IfPresent,
+                expiry: Expiry::Keep,
+            },
         ]
     }
 

@@ -181,7 +181,13 @@ impl Store {
                 value,
                 condition,
                 expiry,
-            } => self.set(key, value, *condition, *expiry),
+            } => self.set(key, value, *condition, *expiry, true),
+            Command::SetQuiet {
+                key,
+                value,
+                condition,
+                expiry,
+            } => self.set(key, value, *condition, *expiry, false),
             Command::MultiSet { pairs } => {
                 for (key, value) in pairs {
                     self.insert(key, value, None);
@@ -351,7 +357,15 @@ impl Store {
         }
     }
 
-    fn set(&mut self, key: &Key, value: &Value, condition: SetCondition, expiry: Expiry) -> Response {
+    /// A SET; the answer carries the value it replaced if `keep_previous` asks for it.
+    fn set(
+        &mut self,
+        key: &Key,
+        value: &Value,
+        condition: SetCondition,
+        expiry: Expiry,
+        keep_previous: bool,
+    ) -> Response {
         // The common SET: unconditional, with an expiry that does not depend on the key's
         // current one and has not passed. One search of the map writes it, present or not.
         if condition == SetCondition::Always {
@@ -362,7 +376,11 @@ impl Store {
             };
             if let Some(expires_at) = expires_at {
                 let mut previous = None;
-                self.insert_seeing(key, value, expires_at, |r| previous = Some(r.value().to_vec()));
+                if keep_previous {
+                    self.insert_seeing(key, value, expires_at, |r| previous = Some(r.value().to_vec()));
+                } else {
+                    self.insert(key, value, expires_at);
+                }
                 self.note(key, "set");
                 return Response::Set {
                     written: true,
@@ -381,7 +399,7 @@ impl Store {
             Expiry::At(t) => Some(t),
             Expiry::Keep => previous.and_then(Record::expires_at),
         };
-        let previous = previous.map(|r| r.value().to_vec());
+        let previous = previous.filter(|_| keep_previous).map(|r| r.value().to_vec());
         if written {
             if expires_at.is_some_and(|t| t <= self.clock_ms) {
                 if self.remove(key).is_some() {
@@ -737,6 +755,13 @@ mod tests {
                     key: key.clone(),
                     delta: 1,
                 },
+                8 => Command::SetQuiet {
+                    key: key.clone(),
+                    value: value.clone(),
+                    condition: [SetCondition::Always, SetCondition::IfAbsent, SetCondition::IfPresent]
+                        [next(3) as usize],
+                    expiry: [Expiry::Keep, Expiry::At(at_ms + next(300)), Expiry::Never][next(3) as usize],
+                },
                 _ => Command::Set {
                     key: key.clone(),
                     value: value.clone(),
@@ -756,9 +781,10 @@ mod tests {
                 .get(&key)
                 .filter(|r| r.is_live(at_ms))
                 .map(|r| r.value().to_vec());
+            let quiet = matches!(command, Command::SetQuiet { .. });
             let response = s.apply(revision, &w(at_ms, command));
             if let Response::Set { written, previous } = response {
-                assert_eq!(previous, before);
+                assert_eq!(previous, before.filter(|_| !quiet), "a quiet SET answers no value");
                 if written && let Some(record) = s.data.get(&key) {
                     assert_eq!(record.mod_revision(), revision);
                     assert_eq!(record.value(), value);

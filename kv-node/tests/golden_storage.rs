@@ -16,7 +16,7 @@
 //! What is pinned:
 //! - `segment_header`: a segment header, field by field.
 //! - `command_records`: a log record holding a normal entry for each [`Command`] variant from
-//!   `Set` to `Clear` and for `ExpireDue` (each [`SetCondition`] and [`Expiry`] variant, both
+//!   `Set` to `Clear` and for `ExpireDue` and `SetQuiet` (each [`SetCondition`] and [`Expiry`] variant, both
 //!   `Option` states where a command has them). A record carries the command in the postcard
 //!   encoding `golden_wire.rs` pins for every variant.
 //! - `raft_records`: a blank entry, a membership entry, and every other [`Record`] variant.
@@ -289,6 +289,18 @@ fn command_records() {
             entry(Command::ExpireDue),
             // Record::Entry, log id (2, 10), EntryPayload::Normal, at_ms, Command::ExpireDue
             "0b000000 c119f4ba 00020a0180d095ffbc3115",
+        ),
+        (
+            "set quiet",
+            entry(Command::SetQuiet {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                condition: SetCondition::IfAbsent,
+                expiry: Expiry::At(1_700_000_000_000),
+            }),
+            // Record::Entry, log id (2, 10), EntryPayload::Normal, at_ms, Command::SetQuiet "k"
+            // "v", SetCondition::IfAbsent, Expiry::At 1_700_000_000_000
+            "17000000 cbe3b5ff 00020a0180d095ffbc3116016b0176010180d095ffbc31",
         ),
     ]);
 }

@@ -24,7 +24,7 @@
 //!   [`Query`] variant (`Range` with each `Bound` variant), and `Op::Write` of the read-modify-write
 //!   string commands (`MultiSetIfAbsent`, `GetAndExpire` with each `ExpiryChange`, `SetRange`,
 //!   `IncrementFloat`, `Rename`, `Copy`, `ExpireIf` with both `ExpiryTime` variants,
-//!   `ExpireDue`).
+//!   `ExpireDue`, `SetQuiet`).
 //! - `forwarded_results`: a [`RaftReply::Forwarded`] of `Ok` of every [`Response`] variant (with
 //!   every [`TtlState`] and [`CommandError`] variant) and of `Err` of every [`OpError`] variant.
 //! - `raft_requests`: every [`RaftRequest`] variant: AppendEntries with one normal entry and as a
@@ -645,6 +645,17 @@ fn forwarded_ops() {
             write(Command::ExpireDue),
             // Command::ExpireDue (the leader's active-expiry tick; no fields); no ttl
             "514b5652 0300 05000000 05 01 00 15 00",
+        ),
+        (
+            "write set quiet",
+            write(Command::SetQuiet {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                condition: SetCondition::IfPresent,
+                expiry: Expiry::Keep,
+            }),
+            // Command::SetQuiet "k" "v", SetCondition::IfPresent, Expiry::Keep; no ttl
+            "514b5652 0300 0b000000 05 01 00 16 016b 0176 02 02 00",
         ),
         (
             "read expire time",

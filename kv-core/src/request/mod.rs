@@ -805,7 +805,7 @@ where
 /// `SetExpiry`, of the write a session command wraps, and of each write of a transaction.
 fn resolve_ttl(command: &mut Command, ttl_ms: Option<u64>, now_ms: u64) {
     match command {
-        Command::Set { expiry, .. } => {
+        Command::Set { expiry, .. } | Command::SetQuiet { expiry, .. } => {
             if let Some(ttl) = ttl_ms {
                 *expiry = Expiry::At(now_ms.saturating_add(ttl));
             }

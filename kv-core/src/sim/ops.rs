@@ -315,7 +315,7 @@ impl ClientCall {
                 ReadMode::Linearizable,
             ),
             ClientCall::Put { key, value } => (
-                write(Command::Set {
+                write(Command::SetQuiet {
                     key: key.clone(),
                     value: value.clone(),
                     condition: SetCondition::Always,

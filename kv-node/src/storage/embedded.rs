@@ -254,7 +254,7 @@ impl Embedded {
     }
 
     async fn set(&self, key: &[u8], value: &[u8], ttl_ms: Option<u64>) -> Result<(), EmbeddedError> {
-        let command = Command::Set {
+        let command = Command::SetQuiet {
             key: key.to_vec(),
             value: value.to_vec(),
             condition: SetCondition::Always,

@@ -368,16 +368,25 @@ fn set_with(args: &Args, value: &[u8], condition: SetCondition, expiry: Option<E
         Some(ExpiryTime::In(ms)) => (Expiry::Never, Some(ms)),
         Some(ExpiryTime::At(t)) => (Expiry::At(t), None),
     };
+    let (key, value) = (args[1].clone(), value.to_vec());
+    // Only a reply that shows the old value needs it back from the write.
+    let command = if matches!(shape, Shape::Set { get: true }) {
+        Command::Set {
+            key,
+            value,
+            condition,
+            expiry,
+        }
+    } else {
+        Command::SetQuiet {
+            key,
+            value,
+            condition,
+            expiry,
+        }
+    };
     Action::Data {
-        op: Op::Write {
-            command: Command::Set {
-                key: args[1].clone(),
-                value: value.to_vec(),
-                condition,
-                expiry,
-            },
-            ttl_ms,
-        },
+        op: Op::Write { command, ttl_ms },
         shape,
     }
 }
@@ -397,10 +406,11 @@ pub(super) fn set(args: &Args, _: &CursorLookup) -> Result<Action, CommandError>
     );
     if options.keep_ttl
         && let Action::Data {
-            op: Op::Write {
-                command: Command::Set { expiry, .. },
-                ..
-            },
+            op:
+                Op::Write {
+                    command: Command::Set { expiry, .. } | Command::SetQuiet { expiry, .. },
+                    ..
+                },
             ..
         } = &mut action
     {
