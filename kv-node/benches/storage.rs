@@ -4,6 +4,7 @@
 //! cargo bench -p kv-node --bench storage            # full run, figures in docs/benchmarks.md
 //! cargo bench -p kv-node --bench storage -- --quick # a smaller run
 //! cargo bench -p kv-node --bench storage -- --quick --image # only the snapshot image (4.)
+//! cargo bench -p kv-node --bench storage -- --quick --lookups # only point reads (5.)
 //! ```
 //!
 //! 1. Log appends with `FsyncPolicy::Always` for 1, 16 and 256 concurrent writers, each
@@ -14,6 +15,9 @@
 //!    embedded store (replaying the log into the state machine), without and with a snapshot.
 //! 4. The snapshot image of a store of 100,000 keys of 64-byte values (1,000,000 without
 //!    `--quick`): `Store::to_bytes`, which runs on the apply path, and `Store::from_bytes`.
+//! 5. Point reads in the same store: GETs of random keys answered in runs of 16 (a pipeline),
+//!    one after another, and with their records prefetched first (`Store::prefetch`, as the
+//!    request path does): nanoseconds per GET.
 //!
 //! Data goes to a temporary directory under `$BENCH_DIR` (default: the system temp dir).
 
@@ -27,6 +31,8 @@ use std::time::Instant;
 use kv_core::command::Command;
 use kv_core::command::Expiry;
 use kv_core::command::Limits;
+use kv_core::command::Query;
+use kv_core::command::Response;
 use kv_core::command::SetCondition;
 use kv_core::command::Write;
 use kv_core::store::Store;
@@ -230,10 +236,10 @@ async fn embedded_recovery(n: u64) {
     }
 }
 
-/// Median time of `Store::to_bytes` and `Store::from_bytes` over 9 runs each. The keys are
-/// written in a scrambled order, as `redis-benchmark -r` writes them: their records lie in
-/// memory in another order than the keys, as in a node that has served random writes.
-fn snapshot_image(keys: u64) {
+/// A store of `keys` keys of 64-byte values, written in a scrambled order, as
+/// `redis-benchmark -r` writes them: their records lie in memory in another order than the
+/// keys, as in a node that has served random writes.
+fn scrambled_store(keys: u64) -> Store {
     let mut store = Store::new(Limits::default());
     for n in 0..keys {
         // 7,919 is prime and divides no power of ten: n -> i is a permutation of 0..keys.
@@ -249,10 +255,17 @@ fn snapshot_image(keys: u64) {
         };
         store.apply(i + 1, &write);
     }
-    let median = |mut times: Vec<Duration>| {
-        times.sort();
-        times[times.len() / 2]
-    };
+    store
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Median time of `Store::to_bytes` and `Store::from_bytes` over 9 runs each, of a
+/// [`scrambled_store`].
+fn snapshot_image(store: &Store) {
     let mut bytes = Vec::new();
     let encode = median(
         (0..9)
@@ -277,8 +290,48 @@ fn snapshot_image(keys: u64) {
     let mb = bytes.len() as f64 / 1e6;
     for (what, time) in [("encode (`to_bytes`)", encode), ("decode (`from_bytes`)", decode)] {
         println!(
-            "| snapshot image {what} | {keys} keys, {mb:.1} MB | {:.1} ms |",
+            "| snapshot image {what} | {} keys, {mb:.1} MB | {:.1} ms |",
+            store.len(),
             time.as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// Nanoseconds per GET of random keys of a [`scrambled_store`], answered in runs of 16, without
+/// and with `Store::prefetch` before each run: the median of 9 passes of 160,000 GETs.
+fn point_reads(store: &Store) {
+    let keys = store.len() as u64;
+    // A fixed scramble of the key numbers (another prime), so that both ways read alike.
+    let queries: Vec<Query> = (0..160_000u64)
+        .map(|n| Query::Get {
+            key: format!("key:{:012}", n * 104_729 % keys).into_bytes(),
+        })
+        .collect();
+    for prefetch in [false, true] {
+        let time = median(
+            (0..9)
+                .map(|_| {
+                    let start = Instant::now();
+                    let mut found = 0;
+                    for run in queries.chunks(16) {
+                        if prefetch {
+                            store.prefetch(run);
+                        }
+                        for query in run {
+                            if let Response::Value(Some(value)) = store.query(query, 0) {
+                                found += value.len();
+                            }
+                        }
+                    }
+                    assert_eq!(found, 64 * queries.len(), "every key is found");
+                    start.elapsed()
+                })
+                .collect(),
+        );
+        println!(
+            "| GET in runs of 16, {} | {keys} keys | {:.0} ns |",
+            if prefetch { "prefetched" } else { "one by one" },
+            time.as_secs_f64() * 1e9 / queries.len() as f64
         );
     }
 }
@@ -286,6 +339,7 @@ fn snapshot_image(keys: u64) {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let only_image = std::env::args().any(|a| a == "--image");
+    let only_lookups = std::env::args().any(|a| a == "--lookups");
     let (time, entries) = if quick {
         (Duration::from_secs(1), 100_000)
     } else {
@@ -296,7 +350,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        if only_image {
+        if only_image || only_lookups {
             return;
         }
         println!("| path | writers | appends | appends/s | MB/s |");
@@ -313,8 +367,17 @@ fn main() {
         log_recovery(entries).await;
         embedded_recovery(entries).await;
     });
-    println!();
-    println!("| snapshot image | store | median of 9 |");
-    println!("|---|---|---:|");
-    snapshot_image(entries);
+    let store = scrambled_store(entries);
+    if !only_lookups {
+        println!();
+        println!("| snapshot image | store | median of 9 |");
+        println!("|---|---|---:|");
+        snapshot_image(&store);
+    }
+    if !only_image {
+        println!();
+        println!("| point reads | store | per GET, median of 9 |");
+        println!("|---|---|---:|");
+        point_reads(&store);
+    }
 }

@@ -380,6 +380,9 @@ where
         };
         let now = self.env.now_ms();
         let store = self.store.read();
+        if checked.len() > 1 {
+            store.prefetch(checked.iter().filter_map(|query| query.as_ref().ok()));
+        }
         checked
             .into_iter()
             .map(|query| match (query, &ready) {
