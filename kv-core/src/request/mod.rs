@@ -67,6 +67,7 @@ use crate::raft::KvNode;
 use crate::raft::KvTypeConfig;
 use crate::raft::LogWrite;
 use crate::raft::state_machine::StoreHandle;
+use crate::store::Store;
 use crate::wire::Op;
 use crate::wire::OpError;
 use crate::wire::ReadMode;
@@ -380,9 +381,7 @@ where
         };
         let now = self.env.now_ms();
         let store = self.store.read();
-        if checked.len() > 1 {
-            store.prefetch(checked.iter().filter_map(|query| query.as_ref().ok()));
-        }
+        prefetch(&store, &checked);
         checked
             .into_iter()
             .map(|query| match (query, &ready) {
@@ -688,6 +687,7 @@ where
         let barrier = self.barrier().await;
         let now = self.env.now_ms();
         let store = self.store.read();
+        prefetch(&store, &checked);
         checked
             .into_iter()
             .map(|query| match (query, &barrier) {
@@ -801,6 +801,14 @@ where
             )))),
             Ok(result) => result.map(drop).map_err(Err),
         }
+    }
+}
+
+/// Starts loading the records a run of reads will read ([`Store::prefetch`]): their cache
+/// misses overlap instead of coming one per read.
+fn prefetch(store: &Store, checked: &[Result<Query, OpError>]) {
+    if checked.len() > 1 {
+        store.prefetch(checked.iter().filter_map(|query| query.as_ref().ok()));
     }
 }
 
