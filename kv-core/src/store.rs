@@ -309,6 +309,23 @@ impl Store {
         }
     }
 
+    /// Starts loading into the cache the record that `write`, about to be applied, will change
+    /// (the one-key writes, alone or in a session; see [`Store::prefetch`]).
+    pub fn prefetch_write(&self, write: &Write) {
+        let mut command = &write.command;
+        while let Command::Session { command: inner, .. } = command {
+            command = inner;
+        }
+        match command {
+            Command::Set { key, .. }
+            | Command::SetQuiet { key, .. }
+            | Command::Increment { key, .. }
+            | Command::Append { key, .. }
+            | Command::GetDelete { key } => self.data.prefetch(key),
+            _ => {}
+        }
+    }
+
     /// Answers a read as of the reader's clock `now_ms` (never earlier than the store's clock).
     pub fn query(&self, query: &Query, now_ms: u64) -> Response {
         let now = now_ms.max(self.clock_ms);
