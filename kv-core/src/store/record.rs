@@ -22,7 +22,8 @@
 //! miss on its own allocation, and that search was 28% of a GET-loaded node's CPU
 //! (docs/benchmarks.md, "A hash index"). [`Records`] lists every record twice: the tree owns
 //! it, and a SwissTable (`hashbrown::HashTable`) holds a non-owning copy of its pointer, found
-//! by a hash of the key, for `get`, `contains_key` and the search half of `take`. The index
+//! by a hash of the key, for `get`, `contains_key`, `prefetch`, the search half of `take`, and
+//! `overwrite`, which rewrites a record of the same size where it lies. The index
 //! costs 9 bytes per bucket, about 19 bytes per key at a million keys; the thin pointer saves 8
 //! of them in the tree.
 //!
