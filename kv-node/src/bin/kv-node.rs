@@ -133,7 +133,7 @@ struct NodeArgs {
     #[arg(long)]
     fsync: Option<String>,
     /// Snapshot after this many applied entries, and at least a quarter as many as keys held (0:
-    /// only on RAFT SNAPSHOT). Default 10000.
+    /// only on RAFT SNAPSHOT). Default 100000 (etcd's --snapshot-count).
     #[arg(long)]
     snapshot_every: Option<u64>,
     /// Log entries kept behind a snapshot for lagging followers. Default 1000.

@@ -154,7 +154,7 @@ impl Default for NodeOptions {
             cluster_secret: None,
             tls: None,
             fsync: FsyncPolicy::Always,
-            snapshot_every: Some(10_000),
+            snapshot_every: Some(100_000),
             keep_logs: 1_000,
             election_timeout: Duration::from_millis(400),
             request_timeout: Duration::from_secs(5),
