@@ -129,3 +129,16 @@ def test_a_lost_exec_answer_is_outcome_unknown_and_not_resent() -> None:
     finally:
         node.close()
     assert node.count(b"EXEC") == 2
+
+
+def test_backoff_doubles_up_to_its_cap_and_ends_before_the_deadline() -> None:
+    from quorumkv._transaction import _Backoff
+
+    now = [100.0]
+    backoff = _Backoff(3.0, clock=lambda: now[0])
+    delays = []
+    while (delay := backoff.next()) is not None:
+        delays.append(delay)
+        now[0] += delay
+    assert delays == [0.02, 0.04, 0.08, 0.16, 0.32, 0.5, 0.5, 0.5, 0.5]
+    assert now[0] <= 103.0

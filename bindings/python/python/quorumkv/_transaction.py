@@ -50,6 +50,24 @@ _MIN_BACKOFF = 0.02
 _MAX_BACKOFF = 0.5
 
 
+class _Backoff:
+    """The waits between attempts of a transaction loop: doubling from ``_MIN_BACKOFF`` up to
+    ``_MAX_BACKOFF``, for as long as ``retry_for`` seconds from now allow."""
+
+    def __init__(self, retry_for: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._deadline = clock() + retry_for
+        self._delay = _MIN_BACKOFF
+
+    def next(self) -> Optional[float]:
+        """The next wait, or ``None`` if it would end past the deadline."""
+        delay = self._delay
+        if self._clock() + delay > self._deadline:
+            return None
+        self._delay = min(delay * 2, _MAX_BACKOFF)
+        return delay
+
+
 class Revisioned(NamedTuple):
     """A value with its revisions (``GETREV``): ``value`` (``None`` if absent), the revision
     of the write that last changed the key (``mod_revision``, 0 if it never existed or its
@@ -233,8 +251,7 @@ def run_transaction(
     """redis-py's ``Redis.transaction`` loop on a pinned connection: ``WATCH``, ``func``,
     ``EXEC``; again on :class:`WatchError`, and on :class:`TransactionInterrupted` (with
     backoff, on a new connection) until ``retry_for`` seconds have passed."""
-    deadline = time.monotonic() + retry_for
-    delay = _MIN_BACKOFF
+    backoff = _Backoff(retry_for)
     tx: Optional[Transaction] = None
     try:
         while True:
@@ -249,10 +266,10 @@ def run_transaction(
             except TransactionInterrupted:
                 tx._native.close()
                 tx = None
-                if time.monotonic() + delay > deadline:
+                delay = backoff.next()
+                if delay is None:
                     raise
                 time.sleep(delay)
-                delay = min(delay * 2, _MAX_BACKOFF)
     finally:
         if tx is not None:
             tx._native.close()
@@ -343,8 +360,7 @@ async def run_async_transaction(
     def call(fn: Callable[..., _R], *args: Any) -> Awaitable[_R]:
         return loop.run_in_executor(executor, functools.partial(fn, *args))
 
-    deadline = time.monotonic() + retry_for
-    delay = _MIN_BACKOFF
+    backoff = _Backoff(retry_for)
     tx: Optional[AsyncTransaction] = None
     try:
         while True:
@@ -360,10 +376,10 @@ async def run_async_transaction(
             except TransactionInterrupted:
                 await call(tx._sync._native.close)
                 tx = None
-                if time.monotonic() + delay > deadline:
+                delay = backoff.next()
+                if delay is None:
                     raise
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_BACKOFF)
     finally:
         if tx is not None:
             await call(tx._sync._native.close)
