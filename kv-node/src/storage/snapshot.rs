@@ -194,8 +194,20 @@ impl<C: KvTypeConfig> FileSnapshotStore<C> {
 }
 
 impl<C: KvTypeConfig> SnapshotStore<C> for FileSnapshotStore<C> {
+    /// Writes and syncs the file, which takes tens of milliseconds for a large store. openraft
+    /// calls this from a task (the snapshot builder, or the state machine installing one), so
+    /// on a multi-threaded runtime the blocking part tells tokio first (`block_in_place`): the
+    /// worker's other tasks move to another thread instead of waiting for the disk. Without
+    /// it, a node on two workers served GETs at half speed while a snapshot was being saved
+    /// (docs/benchmarks.md, "Saving a snapshot").
     fn save(&mut self, meta: &SnapshotMetaOf<C>, data: &[u8]) -> io::Result<()> {
-        Ok(self.save_inner(meta, data)?)
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread {
+            Ok(tokio::task::block_in_place(|| self.save_inner(meta, data))?)
+        } else {
+            Ok(self.save_inner(meta, data)?)
+        }
     }
 
     fn load(&mut self) -> io::Result<Option<StoredSnapshot<C>>> {
