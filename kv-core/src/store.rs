@@ -397,7 +397,8 @@ impl Store {
         keep_previous: bool,
     ) -> Response {
         // The common SET: unconditional, with an expiry that does not depend on the key's
-        // current one and has not passed. One search of the map writes it, present or not.
+        // current one and has not passed. One lookup writes it, present or not (in place when it
+        // keeps its size).
         if condition == SetCondition::Always {
             let expires_at = match expiry {
                 Expiry::Never => Some(None),
