@@ -99,8 +99,13 @@ impl StoreHandle {
         *self.0.write().expect("store lock poisoned") = store;
     }
 
-    fn apply(&self, revision: u64, write: &Write) -> (Response, Vec<Event>) {
+    /// Applies `write` at `revision` and takes its events; under the same lock, first starts
+    /// loading the record that `ahead`, a write applied soon after, will change.
+    fn apply(&self, revision: u64, write: &Write, ahead: Option<&Write>) -> (Response, Vec<Event>) {
         let mut store = self.0.write().expect("store lock poisoned");
+        if let Some(ahead) = ahead {
+            store.prefetch_write(ahead);
+        }
         let response = store.apply(revision, write);
         (response, store.take_events())
     }
@@ -183,26 +188,28 @@ impl<C: KvTypeConfig, S: SnapshotStore<C>> StateMachine<C, S> {
 impl<C: KvTypeConfig, S: SnapshotStore<C>> StateMachine<C, S> {
     /// Applies the entries of `chunk` in order, answers each, and leaves `chunk` empty. A
     /// write's record is prefetched (`Store::prefetch_write`) `APPLY_PREFETCH_AHEAD` entries
-    /// before it is applied, so that its cache miss overlaps with the entries before it.
+    /// before it is applied, under the store lock the entry applied then takes, so that its
+    /// cache miss overlaps with the entries before it.
     fn apply_chunk(&mut self, chunk: &mut Vec<EntryResponder<C>>) {
-        let prefetch = |store: &StoreHandle, entry: &EntryOf<C>| {
-            if let EntryPayload::Normal(write) = &entry.payload {
-                store.read().prefetch_write(write);
+        {
+            let store = self.store.read();
+            for (entry, _) in chunk.iter().take(APPLY_PREFETCH_AHEAD) {
+                if let Some(write) = write_of::<C>(entry) {
+                    store.prefetch_write(write);
+                }
             }
-        };
-        for (entry, _) in chunk.iter().take(APPLY_PREFETCH_AHEAD) {
-            prefetch(&self.store, entry);
         }
         for i in 0..chunk.len() {
-            if let Some((ahead, _)) = chunk.get(i + APPLY_PREFETCH_AHEAD) {
-                prefetch(&self.store, ahead);
-            }
-            let (entry, responder) = &mut chunk[i];
+            let (current, later) = chunk.split_at_mut(i + 1);
+            let ahead = later
+                .get(APPLY_PREFETCH_AHEAD - 1)
+                .and_then(|(entry, _)| write_of::<C>(entry));
+            let (entry, responder) = &mut current[i];
             let log_id = entry.log_id();
             let response = match &entry.payload {
                 EntryPayload::Blank => Response::Ok,
                 EntryPayload::Normal(write) => {
-                    let (response, events) = self.store.apply(log_id.index(), write);
+                    let (response, events) = self.store.apply(log_id.index(), write, ahead);
                     if let Some(sink) = &self.events {
                         sink(Applied::Events(&events));
                     }
@@ -222,6 +229,14 @@ impl<C: KvTypeConfig, S: SnapshotStore<C>> StateMachine<C, S> {
             }
         }
         chunk.clear();
+    }
+}
+
+/// The write an entry carries, if it carries one.
+fn write_of<C: KvTypeConfig>(entry: &EntryOf<C>) -> Option<&Write> {
+    match &entry.payload {
+        EntryPayload::Normal(write) => Some(write),
+        _ => None,
     }
 }
 

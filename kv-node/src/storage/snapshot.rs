@@ -199,7 +199,7 @@ impl<C: KvTypeConfig> SnapshotStore<C> for FileSnapshotStore<C> {
     /// on a multi-threaded runtime the blocking part tells tokio first (`block_in_place`): the
     /// worker's other tasks move to another thread instead of waiting for the disk. Without
     /// it, a node on two workers served GETs at half speed while a snapshot was being saved
-    /// (docs/benchmarks.md, "Saving a snapshot").
+    /// (docs/benchmarks.md, "Snapshots: every 100,000 entries by default, …").
     fn save(&mut self, meta: &SnapshotMetaOf<C>, data: &[u8]) -> io::Result<()> {
         let multi_thread = tokio::runtime::Handle::try_current()
             .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
