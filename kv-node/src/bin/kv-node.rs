@@ -29,12 +29,6 @@ use kv_node::storage::FsyncPolicy;
 use kv_node::tls::ClientAuth;
 use kv_node::tls::TlsOptions;
 
-/// mimalloc instead of the system allocator: a node allocates and frees a few small buffers
-/// per request (arguments, log entries, records, replies), and glibc's malloc spent 10–20% of
-/// a loaded node's CPU on them (docs/benchmarks.md, "The allocator").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Run a QuorumKV node (a Redis-compatible, Raft-replicated key-value store).
 #[derive(Debug, Parser)]
 #[command(version, about)]
