@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
+pub use image::FrozenStore;
 pub use image::IMAGE_VERSION;
 use record::Record;
 use record::Records;

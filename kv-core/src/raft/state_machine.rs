@@ -26,12 +26,21 @@ use crate::command::Limits;
 use crate::command::Response;
 use crate::command::Write;
 use crate::store::Event;
+use crate::store::FrozenStore;
 use crate::store::Store;
 
 /// A durable home for a node's latest snapshot: it must survive a crash of the node.
 pub trait SnapshotStore<C: KvTypeConfig>: Clone + Debug + Send + Sync + 'static {
     /// Makes `data` with `meta` the current snapshot, replacing any older one, durably.
     fn save(&mut self, meta: &SnapshotMetaOf<C>, data: &[u8]) -> io::Result<()>;
+    /// Encodes `store`'s image and saves it with `meta` as [`SnapshotStore::save`] does;
+    /// returns the image. Runs in openraft's snapshot-building task, beside the apply path: a
+    /// store whose saving blocks (on a disk) may run both off its runtime's async workers.
+    fn build(&mut self, meta: &SnapshotMetaOf<C>, store: &FrozenStore) -> io::Result<Vec<u8>> {
+        let data = store.to_bytes();
+        self.save(meta, &data)?;
+        Ok(data)
+    }
     /// The current snapshot, if any.
     fn load(&mut self) -> io::Result<Option<StoredSnapshot<C>>>;
     /// Whether the current snapshot is the one `meta` describes. Installing that one (as
@@ -112,6 +121,10 @@ impl StoreHandle {
 
     fn record_events(&self) {
         self.0.write().expect("store lock poisoned").record_events(true);
+    }
+
+    fn freeze(&self) -> FrozenStore {
+        self.0.write().expect("store lock poisoned").freeze()
     }
 }
 
@@ -240,10 +253,12 @@ fn write_of<C: KvTypeConfig>(entry: &EntryOf<C>) -> Option<&Write> {
     }
 }
 
-/// Builds a snapshot from a copy of the store taken when the builder was made.
+/// Builds a snapshot from a view of the store frozen when the builder was made: openraft makes
+/// the builder on the apply path and runs it in a task of its own, where the image is encoded
+/// and saved while entries go on being applied.
 pub struct SnapshotBuilder<C: KvTypeConfig, S: SnapshotStore<C>> {
     meta: SnapshotMetaOf<C>,
-    data: Vec<u8>,
+    store: FrozenStore,
     snapshots: S,
 }
 
@@ -251,10 +266,10 @@ impl<C: KvTypeConfig, S: SnapshotStore<C>> RaftSnapshotBuilder<C> for SnapshotBu
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<C, Vec<u8>>, io::Error> {
-        self.snapshots.save(&self.meta, &self.data)?;
+        let snapshot = self.snapshots.build(&self.meta, &self.store)?;
         Ok(SnapshotOf::<C, Vec<u8>> {
             meta: self.meta.clone(),
-            snapshot: std::mem::take(&mut self.data),
+            snapshot,
         })
     }
 }
@@ -298,7 +313,7 @@ impl<C: KvTypeConfig, S: SnapshotStore<C>> RaftStateMachine<C> for StateMachine<
                 last_log_id: self.last_applied,
                 last_membership: self.last_membership.clone(),
             },
-            data: self.store.read().to_bytes(),
+            store: self.store.freeze(),
             snapshots: self.snapshots.clone(),
         }
     }

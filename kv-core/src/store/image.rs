@@ -19,6 +19,7 @@ use serde::Serialize;
 use super::Record;
 use super::Records;
 use super::Store;
+use super::record::Frozen;
 use super::record::MAX_KEY_LEN;
 use super::session::Session;
 use super::session::Sessions;
@@ -98,10 +99,10 @@ fn push_varint(out: &mut Vec<u8>, mut value: u64) {
 /// Appends the records as postcard encodes a sequence of `(key, value, expires_at,
 /// mod_revision)`: byte strings as a varint length and the bytes, `Option<u64>` as a tag byte
 /// and the varint.
-fn encode_records(records: &Records, out: &mut Vec<u8>) {
+fn encode_records<'a>(records: impl ExactSizeIterator<Item = &'a Record> + Clone, out: &mut Vec<u8>) {
     push_varint(out, records.len() as u64);
-    let mut ahead = records.iter().skip(PREFETCH_AHEAD);
-    for record in records.iter() {
+    let mut ahead = records.clone().skip(PREFETCH_AHEAD);
+    for record in records {
         if let Some(next) = ahead.next() {
             next.prefetch();
         }
@@ -117,6 +118,53 @@ fn encode_records(records: &Records, out: &mut Vec<u8>) {
             }
         }
         push_varint(out, record.mod_revision());
+    }
+}
+
+/// An image of [`IMAGE_VERSION`] of a store at `clock_ms` and `revision` holding `records`,
+/// whose keys and values take `bytes`, followed by `tail` (the encoding of [`TailRef`]). The
+/// entries, nearly all of the bytes, are encoded directly into a buffer sized for them up front.
+fn encode_image<'a>(
+    clock_ms: u64,
+    revision: u64,
+    bytes: u64,
+    records: impl ExactSizeIterator<Item = &'a Record> + Clone,
+    tail: &[u8],
+) -> Vec<u8> {
+    // Key and value bytes, plus, for most entries, 1 + 1 + 1 + 4 bytes of lengths, tag and
+    // revision.
+    let entries = usize::try_from(bytes).unwrap_or(0) + 7 * records.len();
+    let mut out = Vec::with_capacity(32 + entries + tail.len());
+    out.push(IMAGE_VERSION);
+    push_varint(&mut out, clock_ms);
+    push_varint(&mut out, revision);
+    encode_records(records, &mut out);
+    out.extend_from_slice(tail);
+    out
+}
+
+/// A store as it was when frozen ([`Store::freeze`]), to be encoded as an image elsewhere
+/// while the store goes on: its records stay as they were, and its other parts, small next to
+/// them, are encoded already.
+#[derive(Debug)]
+pub struct FrozenStore {
+    clock_ms: u64,
+    revision: u64,
+    bytes: u64,
+    records: Frozen,
+    tail: Vec<u8>,
+}
+
+impl FrozenStore {
+    /// The image of the store as it was frozen: the bytes [`Store::to_bytes`] gave then.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode_image(
+            self.clock_ms,
+            self.revision,
+            self.bytes,
+            self.records.iter(),
+            &self.tail,
+        )
     }
 }
 
@@ -148,23 +196,33 @@ impl Store {
     }
 
     /// Serializes the whole store (the payload of a Raft snapshot), as an image of
-    /// [`IMAGE_VERSION`]. It runs on the apply path: the entries, nearly all of the bytes, are
-    /// encoded directly into a buffer sized for them up front.
+    /// [`IMAGE_VERSION`].
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Key and value bytes (`bytes` counts them), plus, for most entries, 1 + 1 + 1 + 4
-        // bytes of lengths, tag and revision.
-        let entries = usize::try_from(self.bytes).unwrap_or(0) + 7 * self.data.len();
-        let mut out = Vec::with_capacity(64 + entries);
-        out.push(IMAGE_VERSION);
-        push_varint(&mut out, self.clock_ms);
-        push_varint(&mut out, self.revision);
-        encode_records(&self.data, &mut out);
+        encode_image(self.clock_ms, self.revision, self.bytes, self.data.iter(), &self.tail())
+    }
+
+    /// The store as it is now, to encode as an image elsewhere (`FrozenStore::to_bytes`) while
+    /// writes go on: this takes a pass over the record tree's nodes and an encoding of the
+    /// tombstones and sessions, and leaves the records to the encoder. Until the view is
+    /// dropped, writes copy rather than rewrite or free a record it lists (`Records::freeze`).
+    pub fn freeze(&mut self) -> FrozenStore {
+        FrozenStore {
+            clock_ms: self.clock_ms,
+            revision: self.revision,
+            bytes: self.bytes,
+            records: self.data.freeze(),
+            tail: self.tail(),
+        }
+    }
+
+    /// The encoding of what follows the entries in an image.
+    fn tail(&self) -> Vec<u8> {
         let tail = TailRef {
             tombstones: Seq(&self.tombstones),
             tombstone_floor: self.tombstone_floor,
             sessions: SessionsRef(&self.sessions),
         };
-        postcard::to_extend(&tail, out).expect("postcard encoding into a Vec cannot fail")
+        postcard::to_allocvec(&tail).expect("postcard encoding into a Vec cannot fail")
     }
 
     /// Rebuilds a store from [`Store::to_bytes`] output of this or an earlier version.
