@@ -1,14 +1,19 @@
 //! The embedded single-node store: the API, reopening, locking, compaction, and real
 //! `kill -9` crashes of a writer process.
 
+mod common;
+
 use std::io::BufRead as _;
 use std::ops::Bound;
 use std::path::Path;
 use std::process::Command;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
+use common::hooked_fs::FsHooks;
+use common::hooked_fs::HookedFs;
 use kv_node::storage::BlockingEmbedded;
 use kv_node::storage::Embedded;
 use kv_node::storage::EmbeddedError;
@@ -163,6 +168,56 @@ fn compaction_by_hand() {
     store.close().unwrap();
     // Restoring the state machine from the snapshot at open does not write it again.
     assert_eq!(snapshot_files(), written);
+}
+
+/// Makes every snapshot file take 300 ms to create (a hook of the real file system).
+#[derive(Debug)]
+struct SlowSnapshots;
+
+impl FsHooks for SlowSnapshots {
+    fn before_open(&self, path: &Path) {
+        if path
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|dir| dir == "snapshots")
+        {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+/// A snapshot asked for while another is being built (openraft then ignores the request, and
+/// the snapshot being built ends before the writes since) still covers every write applied
+/// when it was asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_asked_for_while_another_is_built_covers_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EmbeddedOptions {
+        snapshot_every: None,
+        fs: Arc::new(HookedFs(Arc::new(SlowSnapshots))),
+        ..EmbeddedOptions::default()
+    };
+    let store = Embedded::open(dir.path(), options).await.unwrap();
+    store.put(b"a", b"1").await.unwrap();
+    let later = async {
+        // The first snapshot is being saved by now; it holds `a` but not `b`. (openraft's
+        // metrics, by which `snapshot` knows what is applied, see `b` soon after it is.)
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        store.put(b"b", b"2").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        store.snapshot().await.map(|()| started.elapsed())
+    };
+    let (first, second) = tokio::join!(store.snapshot(), later);
+    first.unwrap();
+    let waited = second.unwrap();
+    assert!(
+        waited >= Duration::from_millis(300),
+        "a second snapshot was built: {waited:?}"
+    );
+    store.close().await.unwrap();
+    let snapshots = std::fs::read_dir(dir.path().join("snapshots")).unwrap().count();
+    assert_eq!(snapshots, 1, "the second snapshot replaced the first");
 }
 
 /// A tiny deterministic generator (xorshift64*), so a failing run can be replayed by seed.

@@ -11,12 +11,12 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 
+use common::hooked_fs::FsHooks;
+use common::hooked_fs::HookedFs;
 use common::*;
 use kv_node::NodeConfig;
 use kv_node::storage::Fs;
-use kv_node::storage::FsFile;
 use kv_node::storage::FsyncPolicy;
-use kv_node::storage::LockGuard;
 use kv_node::storage::LogOptions;
 use kv_node::storage::LogStore;
 use kv_node::storage::OsFs;
@@ -98,65 +98,22 @@ fn entries_behind_the_tail_read_back_after_restart_and_after_more_appends() {
     close(log);
 }
 
-/// The real file system, with a gate that holds every write to a file while it is closed:
-/// lets a test change the log in memory while the writer thread is stuck on a queued write.
-#[derive(Debug, Default, Clone)]
-struct GateFs(Arc<(Mutex<bool>, Condvar)>);
+/// A gate that holds every write to a file while it is closed (a hook of the real file
+/// system): lets a test change the log in memory while the writer thread is stuck on a queued
+/// write.
+#[derive(Debug, Default)]
+struct Gate(Mutex<bool>, Condvar);
 
-impl GateFs {
+impl Gate {
     fn set_closed(&self, closed: bool) {
-        *self.0.0.lock().unwrap() = closed;
-        self.0.1.notify_all();
+        *self.0.lock().unwrap() = closed;
+        self.1.notify_all();
     }
 }
 
-struct GatedFile(GateFs, Box<dyn FsFile>);
-
-impl FsFile for GatedFile {
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        let (closed, changed) = &*(self.0).0;
-        drop(changed.wait_while(closed.lock().unwrap(), |closed| *closed).unwrap());
-        self.1.write_all(buf)
-    }
-
-    fn sync(&mut self) -> std::io::Result<()> {
-        self.1.sync()
-    }
-}
-
-impl Fs for GateFs {
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        OsFs.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        OsFs.list(dir)
-    }
-    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        OsFs.read(path)
-    }
-    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        OsFs.read_at(path, offset, buf)
-    }
-    fn create(&self, path: &Path) -> std::io::Result<Box<dyn FsFile>> {
-        Ok(Box::new(GatedFile(self.clone(), OsFs.create(path)?)))
-    }
-    fn open_append(&self, path: &Path) -> std::io::Result<Box<dyn FsFile>> {
-        Ok(Box::new(GatedFile(self.clone(), OsFs.open_append(path)?)))
-    }
-    fn truncate(&self, path: &Path, len: u64) -> std::io::Result<()> {
-        OsFs.truncate(path, len)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        OsFs.remove(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        OsFs.rename(from, to)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        OsFs.sync_dir(dir)
-    }
-    fn lock(&self, path: &Path) -> std::io::Result<Box<dyn LockGuard>> {
-        OsFs.lock(path)
+impl FsHooks for Gate {
+    fn before_write(&self) {
+        drop(self.1.wait_while(self.0.lock().unwrap(), |closed| *closed).unwrap());
     }
 }
 
@@ -165,8 +122,8 @@ fn entries_rewritten_after_a_truncation_read_back_from_their_new_place() {
     for tail in [0, 2] {
         let dir = tempfile::tempdir().unwrap();
         let rt = runtime();
-        let gate = GateFs::default();
-        let fs: Arc<dyn Fs> = Arc::new(gate.clone());
+        let gate = Arc::new(Gate::default());
+        let fs: Arc<dyn Fs> = Arc::new(HookedFs(gate.clone()));
         let mut log = open(&fs, dir.path(), options(tail)).unwrap();
         rt.block_on(append(&mut log, expected(1..21, |_| 1))).unwrap();
         // Entries 21..=30 are queued but not yet written when 26.. are truncated and

@@ -53,10 +53,12 @@ use crate::storage::FileSnapshotStore;
 use crate::storage::FsyncPolicy;
 use crate::storage::LogOptions;
 use crate::storage::OsFs;
+use crate::storage::SnapshotNowError;
 use crate::storage::StorageError;
 use crate::storage::WriterExit;
 use crate::storage::data_dir;
 use crate::storage::data_dir::DataDirOptions;
+use crate::storage::snapshot_now;
 use crate::tls::NodeTls;
 use crate::tls::TlsOptions;
 use crate::transport::Network;
@@ -449,20 +451,13 @@ impl Node {
         self.0.path.query_local(query)
     }
 
-    /// Triggers a snapshot and waits until it covers everything applied when it was asked.
+    /// Triggers a snapshot and waits until one covers everything applied when it was asked.
     pub async fn snapshot(&self) -> Result<(), OpError> {
-        let raft = self.raft();
-        let applied = raft.metrics().borrow_watched().last_applied;
-        raft.trigger()
-            .snapshot()
-            .await
-            .map_err(|e| OpError::Unavailable(e.to_string()))?;
         let limit = self.0.options.request_timeout * 6;
-        raft.wait(Some(limit))
-            .metrics(|m| m.snapshot >= applied, "the snapshot")
-            .await
-            .map_err(|_| OpError::Timeout(limit))?;
-        Ok(())
+        snapshot_now(self.raft(), limit).await.map(|_| ()).map_err(|e| match e {
+            SnapshotNowError::Stopped(reason) => OpError::Unavailable(reason),
+            SnapshotNowError::TimedOut => OpError::Timeout(limit),
+        })
     }
 
     /// This node's view of the cluster.

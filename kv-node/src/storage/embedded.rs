@@ -47,7 +47,6 @@ use openraft::raft::AppendEntriesResponse;
 use openraft::raft::SnapshotResponse;
 use openraft::raft::VoteRequest;
 use openraft::raft::VoteResponse;
-use openraft::type_config::async_runtime::WatchReceiver;
 
 use kv_core::command::Command;
 use kv_core::command::Expiry;
@@ -76,6 +75,8 @@ use super::log_store::FlushHandle;
 use super::log_store::LogOptions;
 use super::log_store::WriterExit;
 use super::snapshot::FileSnapshotStore;
+use super::snapshot::SnapshotNowError;
+use super::snapshot::snapshot_now;
 use crate::NodeConfig;
 
 /// The id of the only member of an embedded store's cluster.
@@ -334,17 +335,13 @@ impl Embedded {
 
     /// Builds a snapshot of everything applied so far, saves it, and purges the log it covers.
     pub async fn snapshot(&self) -> Result<(), EmbeddedError> {
-        let applied = self.requests.raft().metrics().borrow_watched().last_applied;
-        self.requests
-            .raft()
-            .trigger()
-            .snapshot()
-            .await
-            .map_err(|e| EmbeddedError::Stopped(e.to_string()))?;
-        self.requests
-            .raft()
-            .wait(Some(WAIT))
-            .metrics(|m| m.snapshot >= applied && m.purged >= applied, "the snapshot")
+        let raft = self.requests.raft();
+        let applied = snapshot_now(raft, WAIT).await.map_err(|e| match e {
+            SnapshotNowError::Stopped(reason) => EmbeddedError::Stopped(reason),
+            SnapshotNowError::TimedOut => EmbeddedError::Timeout("the snapshot"),
+        })?;
+        raft.wait(Some(WAIT))
+            .metrics(|m| m.purged >= applied, "the purge")
             .await
             .map_err(|_| EmbeddedError::Timeout("the snapshot"))?;
         // The purge is queued; wait until it is durable and the purged segments are deleted.

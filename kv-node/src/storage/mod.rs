@@ -124,6 +124,8 @@ pub use log_store::LogStore;
 pub use log_store::WriterExit;
 pub use log_store::segment_path;
 pub use snapshot::FileSnapshotStore;
+pub use snapshot::SnapshotNowError;
+pub use snapshot::snapshot_now;
 
 /// When storage calls fsync.
 ///

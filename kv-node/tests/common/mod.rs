@@ -3,6 +3,7 @@
 #![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
 
 pub mod crash_fs;
+pub mod hooked_fs;
 
 use std::path::Path;
 use std::path::PathBuf;
