@@ -481,3 +481,43 @@ fn a_forwarded_write_whose_answer_is_lost_is_sent_again_and_applied_once() {
     assert_eq!(ret(finish(&mut sim, leader, get)), Ret::Get(Some(b"v1".to_vec())));
     assert!(sim.check().is_ok(), "{:?}", sim.check());
 }
+
+/// A follower's forwarded write whose answer is lost (the leader crashed after it arrived),
+/// and which cannot reach a leader again before its time is up (the follower is cut off),
+/// ends as an unknown outcome that says what its resends met.
+#[test]
+fn a_forwarded_write_given_up_on_says_what_its_resends_met() {
+    let put = |value: &[u8]| ClientCall::Put {
+        key: b"k".to_vec(),
+        value: value.to_vec(),
+    };
+    // The crash must fall between the forward's arrival and its answer: try instants 0.25 ms
+    // apart (the runs are deterministic, so the same one is found every time).
+    let unknown = (1..80u64).find_map(|quarter_ms| {
+        let mut sim = Simulation::new(SimOptions {
+            seed: 21,
+            nodes: 3,
+            ..SimOptions::default()
+        })
+        .unwrap();
+        let leader = settle(&mut sim);
+        let follower = (1..=3).find(|&n| n != leader).unwrap();
+        // A first write registers the follower's forwarding session.
+        assert_eq!(ret(finish(&mut sim, follower, put(b"1"))), Ret::Put);
+        let id = sim.submit(follower, put(b"2")).unwrap();
+        sim.run_for(Duration::from_micros(250 * quarter_ms));
+        sim.crash(leader).unwrap();
+        let rest: Vec<u64> = (1..=3).filter(|&n| n != follower).collect();
+        sim.partition(&[vec![follower], rest]).unwrap();
+        sim.run_for(Duration::from_secs(30));
+        match sim.op(id).unwrap().state {
+            OpState::Unknown { reason, .. } => Some(reason),
+            _ => None,
+        }
+    });
+    let reason = unknown.expect("no crash instant lost the answer of an arrived forward");
+    assert!(
+        reason.contains("sent again") && reason.contains("the last attempt"),
+        "{reason}"
+    );
+}

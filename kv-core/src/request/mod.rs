@@ -485,7 +485,8 @@ where
         for t in tagged {
             match &results[t.slot] {
                 Err(OpError::OutcomeUnknown(_)) => {
-                    lost.push(t);
+                    // With what the last resend of it met, once there is one.
+                    lost.push((t, None));
                     continue;
                 }
                 // Not applied: the session was gone before this write reached it.
@@ -501,12 +502,14 @@ where
         }
         let deadline = C::now() + self.timeout;
         let mut pause = Duration::from_millis(20);
+        let mut attempts = 0;
         while !lost.is_empty() && C::now() + pause < deadline {
             C::AsyncRuntime::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(500));
-            let again = self.resend(lost.iter().map(|t| t.op.clone()).collect()).await;
+            attempts += 1;
+            let again = self.resend(lost.iter().map(|(t, _)| t.op.clone()).collect()).await;
             let mut still = Vec::new();
-            for (t, result) in lost.into_iter().zip(again) {
+            for ((t, _), result) in lost.into_iter().zip(again) {
                 match result {
                     Ok(Response::Error(
                         CommandError::SessionExpired { id } | CommandError::SessionStale { id, .. },
@@ -518,8 +521,8 @@ where
                     Ok(response) => results[t.slot] = Ok(response),
                     // This attempt did not run, or its answer was lost too: an earlier one
                     // still may have taken effect.
-                    Err(_) => {
-                        still.push(t);
+                    Err(error) => {
+                        still.push((t, Some(error)));
                         continue;
                     }
                 }
@@ -527,7 +530,14 @@ where
             }
             lost = still;
         }
-        for t in lost {
+        // Out of time: the first loss stays the reason, with what the resends met.
+        for (t, last) in lost {
+            if let (Err(OpError::OutcomeUnknown(first)), Some(last)) = (&results[t.slot], last) {
+                results[t.slot] = Err(OpError::OutcomeUnknown(format!(
+                    "{first}; sent again {attempts} times in {:?}, the last attempt: {last}",
+                    self.timeout
+                )));
+            }
             forwarding.answered(t.seq);
         }
     }
