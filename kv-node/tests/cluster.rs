@@ -47,6 +47,26 @@ async fn any_node_serves_reads_and_writes_and_observability() {
         assert_eq!(a.read_reply().await.unwrap(), Reply::ok());
         assert_eq!(a.read_reply().await.unwrap(), bulk(&i.to_string()));
     }
+    // A write refused in the middle of a pipelined run (one proposal to the Raft core): the
+    // others are applied, and each reply is in its place.
+    let mut l = cluster.client(leader).await;
+    l.queue(&["SET".to_string(), "m1".to_string(), "1".to_string()]);
+    l.queue(&["SET".to_string(), "k".repeat(16 * 1024 + 1), "x".to_string()]);
+    l.queue(&["INCRBY".to_string(), "m2".to_string(), "7".to_string()]);
+    l.queue(&["SET".to_string(), "m3".to_string(), "3".to_string()]);
+    l.flush().await.unwrap();
+    assert_eq!(l.read_reply().await.unwrap(), Reply::ok());
+    let refused = l.read_reply().await.unwrap();
+    assert!(
+        matches!(&refused, Reply::Error(e) if e.contains("key of 16385 bytes exceeds the limit")),
+        "{refused:?}"
+    );
+    assert_eq!(l.read_reply().await.unwrap(), Reply::Integer(7));
+    assert_eq!(l.read_reply().await.unwrap(), Reply::ok());
+    assert_eq!(
+        l.call(&["MGET", "m1", "m2", "m3"]).await.unwrap(),
+        Reply::Array(vec![bulk("1"), bulk("7"), bulk("3")])
+    );
     // Stale reads on a follower eventually see the write too.
     assert_eq!(b.call(&["READONLY"]).await.unwrap(), Reply::ok());
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -42,14 +42,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use openraft::ChangeMembers;
 use openraft::Raft;
 use openraft::ReadPolicy;
 use openraft::alias::LogIdOf;
 use openraft::errors::ClientWriteError;
+use openraft::errors::Fatal;
 use openraft::errors::RaftError;
-use openraft::impls::ProgressResponder;
-use openraft::raft::ClientWriteResult;
+use openraft::raft::WriteResult;
 use openraft::storage::RaftStateMachine;
 use openraft::type_config::TypeConfigExt;
 use openraft::type_config::async_runtime::WatchReceiver;
@@ -160,18 +161,9 @@ enum Outcome {
     Bounced(Op, Option<u64>),
 }
 
-/// A write on its way through Raft.
-enum Pending<C: KvTypeConfig> {
-    Done(Result<Response, OpError>),
-    Proposed(
-        openraft::alias::OneshotReceiverOf<C, openraft::raft::ClientWriteResult<C>>,
-        LogWrite,
-    ),
-}
-
 impl<C, SM, E> RequestPath<C, SM, E>
 where
-    C: KvTypeConfig<Responder<ClientWriteResult<C>> = ProgressResponder<C, ClientWriteResult<C>>>,
+    C: KvTypeConfig,
     SM: RaftStateMachine<C>,
     E: Environment,
 {
@@ -635,60 +627,85 @@ where
     }
 
     async fn writes(&self, writes: Vec<Op>) -> Vec<Outcome> {
-        let mut pending: Vec<Pending<C>> = Vec::with_capacity(writes.len());
-        for op in writes {
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(writes.len());
+        // The writes to propose, by slot; a reference to each is kept in case its proposal
+        // bounces and it must be forwarded.
+        let mut proposed: Vec<(usize, LogWrite)> = Vec::with_capacity(writes.len());
+        for (slot, op) in writes.into_iter().enumerate() {
             let Op::Write { command, ttl_ms } = op else {
                 unreachable!("only writes are batched here")
             };
-            let write = match self.prepare(command, ttl_ms) {
-                Ok(write) => write,
-                Err(e) => {
-                    pending.push(Pending::Done(Err(e)));
-                    continue;
+            match self.prepare(command, ttl_ms) {
+                Ok(write) => {
+                    proposed.push((slot, LogWrite::new(write)));
+                    outcomes.push(None);
                 }
-            };
-            // A reference is kept in case the proposal bounces and must be forwarded.
-            let write = LogWrite::new(write);
-            let (responder, receiver) = ProgressResponder::complete_only();
-            pending.push(match self.raft.client_write_ff(write.clone(), Some(responder)).await {
-                Ok(()) => Pending::Proposed(receiver, write),
-                Err(fatal) => Pending::Done(Err(OpError::Unavailable(fatal.to_string()))),
-            });
+                Err(e) => outcomes.push(Some(Outcome::Done(Err(e)))),
+            }
         }
-        // The runtime's clock: virtual time in the simulator.
-        let deadline = C::now() + self.timeout;
-        let mut outcomes = Vec::with_capacity(pending.len());
-        for write in pending {
-            outcomes.push(match write {
-                Pending::Done(result) => Outcome::Done(result),
-                Pending::Proposed(receiver, write) => {
-                    let answer: Result<Result<ClientWriteResult<C>, _>, _> =
-                        C::AsyncRuntime::timeout_at(deadline, receiver).await;
-                    match answer {
-                        Err(_) => Outcome::Done(Err(OpError::OutcomeUnknown(format!(
-                            "no answer within {:?}",
-                            self.timeout
-                        )))),
-                        Ok(Err(_)) => Outcome::Done(Err(OpError::OutcomeUnknown("the node is stopping".to_string()))),
-                        Ok(Ok(Ok(reply))) => Outcome::Done(Ok(reply.data)),
-                        // Refused before it was appended: it can go to the leader.
-                        // (Its TTL is already absolute: the next leader stamps it again.)
-                        Ok(Ok(Err(ClientWriteError::ForwardToLeader(f)))) => {
-                            let op = Op::Write {
-                                command: write.command.clone(),
-                                ttl_ms: None,
-                            };
-                            Outcome::Bounced(op, f.leader_id)
-                        }
-                        Ok(Ok(Err(ClientWriteError::LogEntryDiscarded(_)))) => Outcome::Done(Err(
-                            OpError::OutcomeUnknown("the leader lost its log entry to a newer leader".to_string()),
-                        )),
-                        Ok(Ok(Err(other))) => Outcome::Done(Err(OpError::Rejected(other.to_string()))),
+        if !proposed.is_empty() {
+            // One message to the Raft core for the whole run, answered in order.
+            let batch: Vec<LogWrite> = proposed.iter().map(|(_, write)| write.clone()).collect();
+            match self.raft.client_write_many(batch).await {
+                Ok(answers) => self.answered(answers, proposed, &mut outcomes).await,
+                Err(fatal) => {
+                    for (slot, _) in proposed {
+                        outcomes[slot] = Some(Outcome::Done(Err(OpError::Unavailable(fatal.to_string()))));
                     }
                 }
-            });
+            }
         }
         outcomes
+            .into_iter()
+            .map(|outcome| outcome.expect("every write is answered"))
+            .collect()
+    }
+
+    /// Fills in the outcomes of `proposed` from `answers`, which come in the order proposed.
+    async fn answered(
+        &self,
+        mut answers: futures_util::stream::BoxStream<'static, Result<WriteResult<C>, Fatal<C>>>,
+        proposed: Vec<(usize, LogWrite)>,
+        outcomes: &mut [Option<Outcome>],
+    ) {
+        // The runtime's clock: virtual time in the simulator.
+        let deadline = C::now() + self.timeout;
+        let mut late = false;
+        for (slot, write) in proposed {
+            // Once one answer is late the stream is still waiting for it: the rest are late
+            // too (they are applied, and answered, after it).
+            let answer = if late {
+                None
+            } else {
+                C::AsyncRuntime::timeout_at(deadline, answers.next()).await.ok()
+            };
+            outcomes[slot] = Some(match answer {
+                None => {
+                    late = true;
+                    Outcome::Done(Err(OpError::OutcomeUnknown(format!(
+                        "no answer within {:?}",
+                        self.timeout
+                    ))))
+                }
+                Some(None | Some(Err(_))) => {
+                    Outcome::Done(Err(OpError::OutcomeUnknown("the node is stopping".to_string())))
+                }
+                Some(Some(Ok(Ok(reply)))) => Outcome::Done(Ok(reply.response)),
+                // Refused before it was appended: it can go to the leader.
+                // (Its TTL is already absolute: the next leader stamps it again.)
+                Some(Some(Ok(Err(ClientWriteError::ForwardToLeader(f))))) => {
+                    let op = Op::Write {
+                        command: write.command.clone(),
+                        ttl_ms: None,
+                    };
+                    Outcome::Bounced(op, f.leader_id)
+                }
+                Some(Some(Ok(Err(ClientWriteError::LogEntryDiscarded(_))))) => Outcome::Done(Err(
+                    OpError::OutcomeUnknown("the leader lost its log entry to a newer leader".to_string()),
+                )),
+                Some(Some(Ok(Err(other)))) => Outcome::Done(Err(OpError::Rejected(other.to_string()))),
+            });
+        }
     }
 
     async fn reads(&self, queries: Vec<Query>) -> Vec<Outcome> {
