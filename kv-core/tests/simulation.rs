@@ -39,6 +39,20 @@ fn settle(sim: &mut Simulation) -> u64 {
     settle_among(sim, &all)
 }
 
+/// A three-node simulation of `seed` once it has a leader: the simulation, the leader and a
+/// follower.
+fn settled_three(seed: u64) -> (Simulation, u64, u64) {
+    let mut sim = Simulation::new(SimOptions {
+        seed,
+        nodes: 3,
+        ..SimOptions::default()
+    })
+    .unwrap();
+    let leader = settle(&mut sim);
+    let follower = (1..=3).find(|&n| n != leader).unwrap();
+    (sim, leader, follower)
+}
+
 fn finish(sim: &mut Simulation, node: u64, call: ClientCall) -> OpState {
     let id = sim.submit(node, call).unwrap();
     for _ in 0..100 {
@@ -379,14 +393,7 @@ fn a_workload_driven_in_steps_has_run_seeds_trace() {
 /// read-index round trip to the leader.
 #[test]
 fn follower_reads_share_one_read_index_round_trip() {
-    let mut sim = Simulation::new(SimOptions {
-        seed: 11,
-        nodes: 3,
-        ..SimOptions::default()
-    })
-    .unwrap();
-    let leader = settle(&mut sim);
-    let follower = (1..=3).find(|&n| n != leader).unwrap();
+    let (mut sim, leader, follower) = settled_three(11);
     let put = ClientCall::Put {
         key: b"k".to_vec(),
         value: b"v".to_vec(),
@@ -414,14 +421,7 @@ fn follower_reads_share_one_read_index_round_trip() {
 
 #[test]
 fn a_forwarded_write_whose_answer_is_lost_is_sent_again_and_applied_once() {
-    let mut sim = Simulation::new(SimOptions {
-        seed: 5,
-        nodes: 3,
-        ..SimOptions::default()
-    })
-    .unwrap();
-    let leader = settle(&mut sim);
-    let follower = (1..=3).find(|&n| n != leader).unwrap();
+    let (mut sim, leader, follower) = settled_three(5);
     let others: Vec<u64> = (1..=3).filter(|&n| n != follower).collect();
     // The first forward registers the follower's session.
     let put = ClientCall::Put {
@@ -494,14 +494,7 @@ fn a_forwarded_write_given_up_on_says_what_its_resends_met() {
     // The crash must fall between the forward's arrival and its answer: try instants 0.25 ms
     // apart (the runs are deterministic, so the same one is found every time).
     let unknown = (1..80u64).find_map(|quarter_ms| {
-        let mut sim = Simulation::new(SimOptions {
-            seed: 21,
-            nodes: 3,
-            ..SimOptions::default()
-        })
-        .unwrap();
-        let leader = settle(&mut sim);
-        let follower = (1..=3).find(|&n| n != leader).unwrap();
+        let (mut sim, leader, follower) = settled_three(21);
         // A first write registers the follower's forwarding session.
         assert_eq!(ret(finish(&mut sim, follower, put(b"1"))), Ret::Put);
         let id = sim.submit(follower, put(b"2")).unwrap();
